@@ -1,0 +1,66 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import type { Database } from './schema.js';
+import { migrationProvider } from './migrations/index.js';
+
+export type Db = Kysely<Database>;
+export type DialectName = 'sqlite' | 'postgres';
+
+export interface OpenedDb {
+  db: Db;
+  dialect: DialectName;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the metadata database named by `url` (`sqlite:<file>` or
+ * `postgres://...`) and brings its schema up to date.
+ *
+ * Durability: SQLite runs in WAL mode with synchronous=NORMAL, so a
+ * committed transaction survives a crash of the process; after a power loss
+ * the last few commits may be lost, never the database. PostgreSQL keeps its
+ * own server settings (synchronous_commit).
+ */
+export async function openDatabase(url: string): Promise<OpenedDb> {
+  let opened: OpenedDb;
+  if (url.startsWith('sqlite:')) {
+    const file = url.slice('sqlite:'.length);
+    if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    const sqlite = new SQLite(file);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    opened = { db, dialect: 'sqlite', close: () => db.destroy() };
+  } else {
+    pg.types.setTypeParser(20, (v) => Number(v));
+    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    opened = { db, dialect: 'postgres', close: () => db.destroy() };
+  }
+  await migrate(opened.db);
+  return opened;
+}
+
+export async function migrate(db: Kysely<any>): Promise<void> {
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error');
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? error}`);
+  }
+}
+
+/** Timestamps are ISO-8601 UTC with milliseconds; they sort as text. */
+export function now(): string {
+  return new Date().toISOString();
+}
+
+/** Glance shows timestamps to the second. */
+export function displayTime(iso: string | null): string | null {
+  return iso === null ? null : iso.slice(0, 19) + 'Z';
+}

@@ -1,0 +1,400 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type Expression, type ExpressionBuilder, type SqlBool, type Transaction } from 'kysely';
+import type { Db } from './database.js';
+import { now } from './database.js';
+import type { Database, ImagesTable } from './schema.js';
+import type { Image, ImageStatus, Location, Visibility } from '../domain/image.js';
+import type { ImageListQuery } from '../domain/list-query.js';
+import type { RequestContext } from '../auth/context.js';
+
+export interface NewImage {
+  id: string;
+  name: string | null;
+  visibility: Visibility;
+  protected: boolean;
+  osHidden: boolean;
+  diskFormat: string | null;
+  containerFormat: string | null;
+  minDisk: number;
+  minRam: number;
+  owner: string | null;
+  tags: string[];
+  properties: Record<string, string>;
+}
+
+/** Base columns a PATCH may change. */
+export type ImageChanges = Partial<Pick<ImagesTable, 'name' | 'visibility' | 'protected' | 'os_hidden' | 'disk_format' | 'container_format' | 'min_disk' | 'min_ram' | 'owner'>>;
+
+export interface DataCommit {
+  size: number;
+  checksum: string;
+  osHashValue: string;
+  virtualSize: number | null;
+  location: { storeId: string; url: string };
+  /** extra properties to set in the same transaction (e.g. import bookkeeping) */
+  properties?: Record<string, string>;
+  removeProperties?: string[];
+  /** the status the image moves to; active unless told otherwise */
+  status?: ImageStatus;
+}
+
+type Row = ImagesTable;
+
+function toImage(r: Row, props: Record<string, string>, tags: string[], locations: Location[]): Image {
+  return {
+    id: r.id,
+    name: r.name,
+    status: r.status as ImageStatus,
+    visibility: r.visibility as Visibility,
+    protected: !!r.protected,
+    osHidden: !!r.os_hidden,
+    diskFormat: r.disk_format,
+    containerFormat: r.container_format,
+    size: r.size,
+    virtualSize: r.virtual_size,
+    checksum: r.checksum,
+    osHashAlgo: r.os_hash_algo,
+    osHashValue: r.os_hash_value,
+    minDisk: r.min_disk,
+    minRam: r.min_ram,
+    owner: r.owner,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    tags,
+    properties: props,
+    locations,
+    writerId: r.writer_id,
+  };
+}
+
+export class ImagesRepo {
+  constructor(private readonly db: Db) {}
+
+  async create(img: NewImage): Promise<Image> {
+    const ts = now();
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('images')
+        .values({
+          id: img.id,
+          name: img.name,
+          status: 'queued',
+          visibility: img.visibility,
+          protected: img.protected ? 1 : 0,
+          os_hidden: img.osHidden ? 1 : 0,
+          disk_format: img.diskFormat,
+          container_format: img.containerFormat,
+          size: null,
+          virtual_size: null,
+          checksum: null,
+          os_hash_algo: null,
+          os_hash_value: null,
+          min_disk: img.minDisk,
+          min_ram: img.minRam,
+          owner: img.owner,
+          created_at: ts,
+          updated_at: ts,
+          writer_id: null,
+          writer_node: null,
+          writer_heartbeat_at: null,
+        })
+        .execute();
+      await this.insertProps(trx, img.id, img.properties);
+      await this.insertTags(trx, img.id, img.tags);
+    });
+    return (await this.get(img.id))!;
+  }
+
+  async exists(id: string): Promise<boolean> {
+    return !!(await this.db.selectFrom('images').select('id').where('id', '=', id).executeTakeFirst());
+  }
+
+  async get(id: string): Promise<Image | undefined> {
+    const row = await this.db.selectFrom('images').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) return undefined;
+    const [images] = await this.hydrate([row]);
+    return images;
+  }
+
+  /** Loads properties, tags and locations for many rows in three queries. */
+  private async hydrate(rows: Row[]): Promise<Image[]> {
+    if (rows.length === 0) return [];
+    const ids = rows.map((r) => r.id);
+    const [props, tags, locs] = await Promise.all([
+      this.db.selectFrom('image_properties').selectAll().where('image_id', 'in', ids).execute(),
+      this.db.selectFrom('image_tags').selectAll().where('image_id', 'in', ids).orderBy('value').execute(),
+      this.db.selectFrom('image_locations').selectAll().where('image_id', 'in', ids).orderBy('created_at').execute(),
+    ]);
+    const propsBy = new Map<string, Record<string, string>>();
+    for (const p of props) (propsBy.get(p.image_id) ?? propsBy.set(p.image_id, {}).get(p.image_id)!)[p.name] = p.value;
+    const tagsBy = new Map<string, string[]>();
+    for (const t of tags) (tagsBy.get(t.image_id) ?? tagsBy.set(t.image_id, []).get(t.image_id)!).push(t.value);
+    const locsBy = new Map<string, Location[]>();
+    for (const l of locs) {
+      (locsBy.get(l.image_id) ?? locsBy.set(l.image_id, []).get(l.image_id)!).push({ id: l.id, storeId: l.store_id, url: l.url, status: l.status });
+    }
+    return rows.map((r) => toImage(r, propsBy.get(r.id) ?? {}, tagsBy.get(r.id) ?? [], locsBy.get(r.id) ?? []));
+  }
+
+  async list(q: ImageListQuery, ctx: RequestContext, markerImage: Image | undefined): Promise<Image[]> {
+    let query = this.db.selectFrom('images').selectAll('images');
+    query = query.where((eb) => this.visibleTo(eb, q, ctx));
+    for (const c of q.conditions) {
+      query = query.where((eb) => {
+        if (c.field.startsWith('prop:')) {
+          const name = c.field.slice(5);
+          const sub = eb.selectFrom('image_properties as p').select('p.image_id').where('p.name', '=', name);
+          return eb('images.id', 'in', c.op === 'in' ? sub.where('p.value', 'in', c.values) : sub.where('p.value', '=', c.values[0]));
+        }
+        const col = sql.ref(`images.${c.field}`);
+        const ops = { eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
+        if (c.op === 'in') return eb(col, 'in', c.values.map((v) => castValue(c.field, v)));
+        return eb(col, ops[c.op], castValue(c.field, c.values[0]));
+      });
+    }
+    for (const tag of q.tags) {
+      query = query.where('images.id', 'in', (eb) => eb.selectFrom('image_tags').select('image_id').where('value', '=', tag));
+    }
+    if (markerImage) query = query.where((eb) => keysetAfter(eb, q.sort, markerImage));
+    // NULLs first ascending and last descending on both dialects, matching keysetAfter().
+    for (const s of q.sort) query = query.orderBy(sql`${sql.ref(`images.${s.key}`)} ${sql.raw(s.dir === 'asc' ? 'asc nulls first' : 'desc nulls last')}`);
+    const rows = await query.limit(q.limit).execute();
+    return this.hydrate(rows as Row[]);
+  }
+
+  private visibleTo(eb: ExpressionBuilder<Database, 'images'>, q: ImageListQuery, ctx: RequestContext): Expression<SqlBool> {
+    const project = ctx.projectId ?? '';
+    const memberOf = (statuses: string[] | 'all') => {
+      let sub = eb.selectFrom('image_members as m').select('m.image_id').where('m.member_id', '=', project);
+      if (statuses !== 'all') sub = sub.where('m.status', 'in', statuses);
+      return eb('images.id', 'in', sub);
+    };
+    const ms = q.memberStatus === 'all' ? 'all' : [q.memberStatus];
+    const v = q.visibility;
+    const hidden = q.conditions.some((c) => c.field === 'os_hidden') ? eb.val(true) : eb('images.os_hidden', '=', 0);
+    if (ctx.isAdmin) {
+      if (v === undefined || v === 'all') return hidden as Expression<SqlBool>;
+      return eb.and([hidden as Expression<SqlBool>, eb('images.visibility', '=', v)]);
+    }
+    let cond: Expression<SqlBool>;
+    switch (v) {
+      case 'public':
+      case 'community':
+        cond = eb('images.visibility', '=', v);
+        break;
+      case 'private':
+        cond = eb.and([eb('images.visibility', '=', 'private'), eb('images.owner', '=', project)]);
+        break;
+      case 'shared':
+        cond = eb.and([eb('images.visibility', '=', 'shared'), eb.or([eb('images.owner', '=', project), memberOf(ms)])]);
+        break;
+      case 'all':
+        cond = eb.or([eb('images.visibility', 'in', ['public', 'community']), eb('images.owner', '=', project), eb.and([eb('images.visibility', '=', 'shared'), memberOf(ms)])]);
+        break;
+      default:
+        cond = eb.or([eb('images.visibility', '=', 'public'), eb('images.owner', '=', project), eb.and([eb('images.visibility', '=', 'shared'), memberOf(ms)])]);
+    }
+    return eb.and([hidden as Expression<SqlBool>, cond]);
+  }
+
+  async update(id: string, changes: ImageChanges, props: { set: Record<string, string>; remove: string[] }, tags?: string[]): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const res = await trx.updateTable('images').set({ ...changes, updated_at: now() }).where('id', '=', id).executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 0) return false;
+      if (props.remove.length) await trx.deleteFrom('image_properties').where('image_id', '=', id).where('name', 'in', props.remove).execute();
+      if (Object.keys(props.set).length) {
+        await trx.deleteFrom('image_properties').where('image_id', '=', id).where('name', 'in', Object.keys(props.set)).execute();
+        await this.insertProps(trx, id, props.set);
+      }
+      if (tags) {
+        await trx.deleteFrom('image_tags').where('image_id', '=', id).execute();
+        await this.insertTags(trx, id, tags);
+      }
+      return true;
+    });
+  }
+
+  async setStatus(id: string, from: ImageStatus[], to: ImageStatus): Promise<boolean> {
+    const res = await this.db.updateTable('images').set({ status: to, updated_at: now() }).where('id', '=', id).where('status', 'in', from).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  async addTag(id: string, tag: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const has = await trx.selectFrom('image_tags').select('value').where('image_id', '=', id).where('value', '=', tag).executeTakeFirst();
+      if (!has) await trx.insertInto('image_tags').values({ image_id: id, value: tag }).execute();
+      await trx.updateTable('images').set({ updated_at: now() }).where('id', '=', id).execute();
+    });
+  }
+
+  async removeTag(id: string, tag: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const res = await trx.deleteFrom('image_tags').where('image_id', '=', id).where('value', '=', tag).executeTakeFirst();
+      if (Number(res.numDeletedRows) === 0) return false;
+      await trx.updateTable('images').set({ updated_at: now() }).where('id', '=', id).execute();
+      return true;
+    });
+  }
+
+  /**
+   * Deletes the image row (and its properties, tags, members) and returns the
+   * locations whose objects the caller must now remove from their stores.
+   * Locations are marked pending_delete in the same transaction, so a crash
+   * before the store delete leaves a record the recovery step finishes.
+   */
+  async delete(id: string): Promise<Location[] | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('images').select('id').where('id', '=', id).executeTakeFirst();
+      if (!row) return undefined;
+      const locs = await trx.selectFrom('image_locations').selectAll().where('image_id', '=', id).execute();
+      await trx.updateTable('image_locations').set({ status: 'pending_delete' }).where('image_id', '=', id).execute();
+      await trx.deleteFrom('image_members').where('image_id', '=', id).execute();
+      await trx.deleteFrom('image_tags').where('image_id', '=', id).execute();
+      await trx.deleteFrom('image_properties').where('image_id', '=', id).execute();
+      await trx.deleteFrom('images').where('id', '=', id).execute();
+      return locs.map((l) => ({ id: l.id, storeId: l.store_id, url: l.url, status: 'pending_delete' }));
+    });
+  }
+
+  async forgetLocation(locationId: string): Promise<void> {
+    await this.db.deleteFrom('image_locations').where('id', '=', locationId).execute();
+  }
+
+  async markLocationDeleting(imageId: string, storeId: string): Promise<Location | undefined> {
+    const loc = await this.db.selectFrom('image_locations').selectAll().where('image_id', '=', imageId).where('store_id', '=', storeId).where('status', '=', 'active').executeTakeFirst();
+    if (!loc) return undefined;
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable('image_locations').set({ status: 'pending_delete' }).where('id', '=', loc.id).execute();
+      await trx.updateTable('images').set({ updated_at: now() }).where('id', '=', imageId).execute();
+    });
+    return { id: loc.id, storeId: loc.store_id, url: loc.url, status: 'pending_delete' };
+  }
+
+  /**
+   * Takes the image for one writer: a compare-and-set on status and on the
+   * writer column, so of two racing writers exactly one wins (invariant 2).
+   */
+  async claimWriter(id: string, from: ImageStatus[], to: ImageStatus, writerId: string, node: string): Promise<boolean> {
+    const ts = now();
+    const res = await this.db
+      .updateTable('images')
+      .set({ status: to, writer_id: writerId, writer_node: node, writer_heartbeat_at: ts, updated_at: ts })
+      .where('id', '=', id)
+      .where('status', 'in', from)
+      .where('writer_id', 'is', null)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Records the data and releases the claim in one transaction; false when the claim was lost (image deleted). */
+  async commitData(id: string, writerId: string, c: DataCommit): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const ts = now();
+      const res = await trx
+        .updateTable('images')
+        .set({
+          status: c.status ?? 'active',
+          size: c.size,
+          checksum: c.checksum,
+          os_hash_algo: 'sha512',
+          os_hash_value: c.osHashValue,
+          virtual_size: c.virtualSize,
+          writer_id: null,
+          writer_node: null,
+          writer_heartbeat_at: null,
+          updated_at: ts,
+        })
+        .where('id', '=', id)
+        .where('writer_id', '=', writerId)
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 0) return false;
+      await trx.insertInto('image_locations').values({ id: randomUUID(), image_id: id, store_id: c.location.storeId, url: c.location.url, status: 'active', created_at: ts }).execute();
+      if (c.removeProperties?.length) await trx.deleteFrom('image_properties').where('image_id', '=', id).where('name', 'in', c.removeProperties).execute();
+      if (c.properties && Object.keys(c.properties).length) {
+        await trx.deleteFrom('image_properties').where('image_id', '=', id).where('name', 'in', Object.keys(c.properties)).execute();
+        await this.insertProps(trx, id, c.properties);
+      }
+      return true;
+    });
+  }
+
+  /** Gives the image back after a failed write: status `to` (queued) and no claim. */
+  async releaseWriter(id: string, writerId: string, to: ImageStatus, reset: Partial<ImagesTable> = {}): Promise<boolean> {
+    const res = await this.db
+      .updateTable('images')
+      .set({ ...reset, status: to, writer_id: null, writer_node: null, writer_heartbeat_at: null, updated_at: now() })
+      .where('id', '=', id)
+      .where('writer_id', '=', writerId)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  async setWriterFields(id: string, writerId: string, fields: Partial<ImagesTable>): Promise<boolean> {
+    const res = await this.db.updateTable('images').set({ ...fields, updated_at: now() }).where('id', '=', id).where('writer_id', '=', writerId).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /** Images whose writer claim belongs to a process other than `liveNodes`. */
+  async orphanedWriters(liveNodes: string[]): Promise<Pick<ImagesTable, 'id' | 'status' | 'writer_id'>[]> {
+    let q = this.db.selectFrom('images').select(['id', 'status', 'writer_id']).where('writer_id', 'is not', null);
+    if (liveNodes.length) q = q.where('writer_node', 'not in', liveNodes);
+    return q.execute();
+  }
+
+  async allLocations(): Promise<{ id: string; imageId: string; storeId: string; url: string; status: string }[]> {
+    const rows = await this.db.selectFrom('image_locations').selectAll().execute();
+    return rows.map((r) => ({ id: r.id, imageId: r.image_id, storeId: r.store_id, url: r.url, status: r.status }));
+  }
+
+  async setProperties(id: string, set: Record<string, string>, remove: string[] = []): Promise<void> {
+    await this.update(id, {}, { set, remove });
+  }
+
+  private async insertProps(trx: Transaction<Database>, id: string, props: Record<string, string>): Promise<void> {
+    const rows = Object.entries(props).map(([name, value]) => ({ image_id: id, name, value }));
+    if (rows.length) await trx.insertInto('image_properties').values(rows).execute();
+  }
+
+  private async insertTags(trx: Transaction<Database>, id: string, tags: string[]): Promise<void> {
+    const rows = [...new Set(tags)].map((value) => ({ image_id: id, value }));
+    if (rows.length) await trx.insertInto('image_tags').values(rows).execute();
+  }
+}
+
+function castValue(field: string, v: string): string | number {
+  return ['size', 'virtual_size', 'min_disk', 'min_ram', 'protected', 'os_hidden'].includes(field) ? Number(v) : v;
+}
+
+/** Rows strictly after the marker in the requested order (keyset pagination). */
+function keysetAfter(eb: ExpressionBuilder<Database, 'images'>, sort: ImageListQuery['sort'], marker: Image): Expression<SqlBool> {
+  const valueOf = (key: string): unknown => {
+    const m: Record<string, unknown> = {
+      name: marker.name, status: marker.status, container_format: marker.containerFormat, disk_format: marker.diskFormat,
+      size: marker.size, id: marker.id, created_at: marker.createdAt, updated_at: marker.updatedAt, min_disk: marker.minDisk,
+      min_ram: marker.minRam, owner: marker.owner, virtual_size: marker.virtualSize, visibility: marker.visibility,
+      protected: marker.protected ? 1 : 0, os_hidden: marker.osHidden ? 1 : 0,
+    };
+    return m[key];
+  };
+  // (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ... with NULLs ordered first ascending, as SQLite and our PG queries do.
+  const ors: Expression<SqlBool>[] = [];
+  for (let i = 0; i < sort.length; i++) {
+    const ands: Expression<SqlBool>[] = [];
+    for (let j = 0; j < i; j++) {
+      const v = valueOf(sort[j].key);
+      const col = sql.ref(`images.${sort[j].key}`);
+      ands.push(v === null ? eb(col, 'is', null) : eb(col, '=', v as never));
+    }
+    const v = valueOf(sort[i].key);
+    const col = sql.ref(`images.${sort[i].key}`);
+    const asc = sort[i].dir === 'asc';
+    if (v === null) {
+      if (!asc) continue; // nothing sorts after NULL descending... except nothing
+      ands.push(eb(col, 'is not', null));
+    } else {
+      ands.push(asc ? eb(col, '>', v as never) : eb.or([eb(col, '<', v as never), eb(col, 'is', null)]));
+    }
+    ors.push(eb.and(ands));
+  }
+  return ors.length ? eb.or(ors) : eb.val(false) as unknown as Expression<SqlBool>;
+}

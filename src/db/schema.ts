@@ -1,0 +1,104 @@
+/**
+ * Table shapes shared by the SQLite and PostgreSQL dialects. Booleans are
+ * stored as 0/1 integers and timestamps as ISO-8601 text with milliseconds,
+ * so one set of queries runs unchanged on both.
+ */
+export interface ImagesTable {
+  id: string;
+  name: string | null;
+  status: string;
+  visibility: string;
+  protected: number;
+  os_hidden: number;
+  disk_format: string | null;
+  container_format: string | null;
+  size: number | null;
+  virtual_size: number | null;
+  checksum: string | null;
+  os_hash_algo: string | null;
+  os_hash_value: string | null;
+  min_disk: number;
+  min_ram: number;
+  owner: string | null;
+  created_at: string;
+  updated_at: string;
+  /** the writer (upload, stage or import) holding the image, if any */
+  writer_id: string | null;
+  /** the process instance that owns the writer claim; used by crash recovery */
+  writer_node: string | null;
+  writer_heartbeat_at: string | null;
+}
+
+export interface ImagePropertiesTable {
+  image_id: string;
+  name: string;
+  value: string;
+}
+
+export interface ImageTagsTable {
+  image_id: string;
+  value: string;
+}
+
+export interface ImageLocationsTable {
+  id: string;
+  image_id: string;
+  store_id: string;
+  url: string;
+  /** active, or pending_delete while the object is being removed */
+  status: string;
+  created_at: string;
+}
+
+export interface ImageStagingTable {
+  image_id: string;
+  url: string;
+  size: number;
+  checksum: string | null;
+  os_hash_value: string | null;
+  created_at: string;
+}
+
+export interface ImageMembersTable {
+  image_id: string;
+  member_id: string;
+  status: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface TasksTable {
+  id: string;
+  type: string;
+  status: string;
+  owner: string | null;
+  user_id: string | null;
+  request_id: string | null;
+  image_id: string | null;
+  input: string;
+  result: string | null;
+  message: string;
+  expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+  /** the process running the task, and when it last showed signs of life */
+  runner_node: string | null;
+  heartbeat_at: string | null;
+}
+
+export interface NodesTable {
+  id: string;
+  started_at: string;
+  heartbeat_at: string;
+}
+
+export interface Database {
+  images: ImagesTable;
+  image_properties: ImagePropertiesTable;
+  image_tags: ImageTagsTable;
+  image_locations: ImageLocationsTable;
+  image_staging: ImageStagingTable;
+  image_members: ImageMembersTable;
+  tasks: TasksTable;
+  nodes: NodesTable;
+}

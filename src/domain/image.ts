@@ -1,0 +1,92 @@
+/** The image as the domain sees it: base attributes, extra properties, tags, locations. */
+export type ImageStatus = 'queued' | 'saving' | 'uploading' | 'importing' | 'active' | 'deactivated' | 'killed' | 'deleted' | 'pending_delete';
+export type Visibility = 'public' | 'community' | 'shared' | 'private';
+
+export const DISK_FORMATS = ['ami', 'ari', 'aki', 'vhd', 'vhdx', 'vmdk', 'raw', 'qcow2', 'vdi', 'iso', 'ploop'] as const;
+export const CONTAINER_FORMATS = ['ami', 'ari', 'aki', 'bare', 'ovf', 'ova', 'docker', 'compressed'] as const;
+export const VISIBILITIES: Visibility[] = ['public', 'community', 'shared', 'private'];
+export const STATUSES: ImageStatus[] = ['queued', 'saving', 'uploading', 'importing', 'active', 'deactivated', 'killed', 'deleted', 'pending_delete'];
+
+export interface Location {
+  id: string;
+  storeId: string;
+  url: string;
+  status: string;
+}
+
+export interface Image {
+  id: string;
+  name: string | null;
+  status: ImageStatus;
+  visibility: Visibility;
+  protected: boolean;
+  osHidden: boolean;
+  diskFormat: string | null;
+  containerFormat: string | null;
+  size: number | null;
+  virtualSize: number | null;
+  checksum: string | null;
+  osHashAlgo: string | null;
+  osHashValue: string | null;
+  minDisk: number;
+  minRam: number;
+  owner: string | null;
+  createdAt: string;
+  updatedAt: string;
+  tags: string[];
+  properties: Record<string, string>;
+  locations: Location[];
+  writerId: string | null;
+}
+
+/** Attributes a client may set on create and change with PATCH. */
+export const MUTABLE_BASE = ['name', 'visibility', 'protected', 'os_hidden', 'disk_format', 'container_format', 'min_disk', 'min_ram', 'tags', 'owner'] as const;
+
+/** Attributes the server computes; a client naming them gets 403. */
+export const READ_ONLY = ['created_at', 'updated_at', 'status', 'checksum', 'os_hash_algo', 'os_hash_value', 'size', 'virtual_size', 'direct_url', 'self', 'file', 'schema', 'stores', 'locations'] as const;
+
+/** Attributes Glance reserves; a client naming them gets 403. */
+export const RESERVED = ['location', 'deleted', 'deleted_at'] as const;
+
+/** Every attribute of the image schema (not an extra property). */
+export const BASE_ATTRIBUTES = new Set<string>(['id', ...MUTABLE_BASE, ...READ_ONLY]);
+
+/** Extra properties with this prefix belong to the server (import bookkeeping). */
+export const RESERVED_PREFIX = 'os_glance_';
+
+export function storesOf(image: Image): string | undefined {
+  const ids = [...new Set(image.locations.filter((l) => l.status === 'active').map((l) => l.storeId))].sort();
+  return ids.length ? ids.join(',') : undefined;
+}
+
+/** The JSON an API client sees, exactly as Glance shapes it. */
+export function representImage(image: Image, displayTime: (iso: string) => string): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...image.properties };
+  Object.assign(out, {
+    name: image.name,
+    disk_format: image.diskFormat,
+    container_format: image.containerFormat,
+    visibility: image.visibility,
+    size: image.size,
+    virtual_size: image.virtualSize,
+    status: image.status,
+    checksum: image.checksum,
+    protected: image.protected,
+    min_ram: image.minRam,
+    min_disk: image.minDisk,
+    owner: image.owner,
+    os_hidden: image.osHidden,
+    os_hash_algo: image.osHashAlgo,
+    os_hash_value: image.osHashValue,
+    id: image.id,
+    created_at: displayTime(image.createdAt),
+    updated_at: displayTime(image.updatedAt),
+    tags: image.tags,
+    self: `/v2/images/${image.id}`,
+    file: `/v2/images/${image.id}/file`,
+    schema: '/v2/schemas/image',
+  });
+  const stores = storesOf(image);
+  if (stores) out.stores = stores;
+  return out;
+}

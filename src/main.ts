@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, loadConfig } from './config.js';
+import { startServer } from './server/start.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`imago: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const server = await startServer(config);
+  const log = server.rt.log;
+  log.info({ url: server.url, dataDir: config.dataDir, database: config.database.url.replace(/\/\/[^@]*@/, '//***@') }, 'Imago is listening');
+  if (config.auth.mode === 'static') {
+    const tokenFile = path.join(config.dataDir, 'admin-token');
+    if (existsSync(tokenFile)) log.info({ adminTokenFile: tokenFile }, `admin token is in ${tokenFile}`);
+  }
+  let signals = 0;
+  const shutdown = (signal: string) => {
+    if (++signals > 1) process.exit(1);
+    log.info({ signal }, 'shutting down');
+    server.stop().then(() => process.exit(0), (err) => {
+      log.error({ err }, 'unclean shutdown');
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((err) => {
+  console.error('imago: failed to start:', err);
+  process.exit(1);
+});

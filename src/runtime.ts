@@ -1,0 +1,84 @@
+import { randomUUID } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import type { Config } from './config.js';
+import { openDatabase, type Db, type DialectName } from './db/database.js';
+import { ImagesRepo } from './db/images-repo.js';
+import { MembersRepo } from './db/members-repo.js';
+import type { Authenticator, RequestContext } from './auth/context.js';
+import { createAuthenticator } from './auth/index.js';
+import { Policy } from './domain/policy.js';
+import type { Image } from './domain/image.js';
+import { HashPool } from './stores/hash-pool.js';
+import { StoreRegistry, createStore } from './stores/registry.js';
+import type { ChunkTap } from './stores/metered-stream.js';
+import { WriterRegistry } from './services/writers.js';
+import { ImageService } from './services/images.js';
+import { DataService } from './services/image-data.js';
+import { StagingService } from './services/staging.js';
+
+/** Per-project limits (issue: quotas); absent when quotas are off. */
+export interface QuotaChecker {
+  checkCreate(ctx: RequestContext, owner: string | null): Promise<void>;
+  remainingBytes(ctx: RequestContext, owner: string | null): Promise<{ bytes: number; error: (n: number) => Error } | undefined>;
+}
+
+/** Format inspection hooked into every write of image data. */
+export interface InspectionPlugin {
+  start(image: Image): { tap: ChunkTap; finish(size: number): number | null };
+}
+
+/**
+ * Everything a running Imago holds, built once at start. Services receive
+ * it whole; tests build one per server.
+ */
+export interface Runtime {
+  config: Config;
+  log: Logger;
+  nodeId: string;
+  db: Db;
+  dialect: DialectName;
+  images: ImagesRepo;
+  members: MembersRepo;
+  stores: StoreRegistry;
+  hashPool: HashPool;
+  auth: Authenticator;
+  policy: Policy;
+  writers: WriterRegistry;
+  imageService: ImageService;
+  data: DataService;
+  staging: StagingService;
+  quotas?: QuotaChecker;
+  inspection?: InspectionPlugin;
+  close(): Promise<void>;
+}
+
+export async function createRuntime(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Runtime> {
+  const { db, dialect, close: closeDb } = await openDatabase(config.database.url);
+  const stores = new StoreRegistry(config.stores.map(createStore), config.defaultStore, createStore(config.staging));
+  const hashPool = new HashPool(config.hashWorkers);
+  const auth = createAuthenticator(config);
+  const rt = {
+    config,
+    log,
+    nodeId: randomUUID(),
+    db,
+    dialect,
+    images: new ImagesRepo(db),
+    members: new MembersRepo(db),
+    stores,
+    hashPool,
+    auth,
+    policy: new Policy(),
+    writers: new WriterRegistry(),
+  } as Partial<Runtime> as Runtime;
+  rt.imageService = new ImageService(rt);
+  rt.data = new DataService(rt);
+  rt.staging = new StagingService(rt);
+  rt.close = async () => {
+    await hashPool.close();
+    await stores.close();
+    await auth.close?.();
+    await closeDb();
+  };
+  return rt;
+}

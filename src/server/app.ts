@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Runtime } from '../runtime.js';
+import { toContext, type RequestContext } from '../auth/context.js';
+import { NotFound } from '../domain/errors.js';
+import { sendError } from './error-mapper.js';
+import { readJsonBody } from './json-body.js';
+import { registerVersions } from './versions.js';
+import { registerImages } from './images.js';
+import { registerImageData } from './image-data.js';
+import { registerTags } from './tags.js';
+import { registerSchemas } from './schemas.js';
+import { registerInfo } from './info.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    ctx: RequestContext;
+    requestId: string;
+  }
+}
+
+export type Registrar = (app: FastifyInstance, rt: Runtime) => void;
+
+/** Extra resources registered by other modules (import, members, tasks, metadefs...). */
+export const registrars: Registrar[] = [registerVersions, registerSchemas, registerInfo, registerImages, registerImageData, registerTags];
+
+export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance {
+  const app = (Fastify as unknown as (o: object) => FastifyInstance)({
+    loggerInstance: rt.log,
+    logController: new LogController({ disableRequestLogging: true }),
+    // Multi-GiB uploads over slow links must never be cut by a timer.
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    keepAliveTimeout: 75_000,
+    bodyLimit: 1024 * 1024,
+    routerOptions: { maxParamLength: 1024 },
+    genReqId: () => `req-${randomUUID()}`,
+    exposeHeadRoutes: false,
+    return503OnClosing: false,
+  });
+
+  app.decorateRequest('ctx', null as unknown as RequestContext);
+  app.decorateRequest('requestId', '');
+
+  // Image data arrives as a stream; every other body is JSON whatever its Content-Type says (as Glance).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (request, payload, done) => {
+    if (request.routeOptions.config?.raw) return done(null, payload);
+    readJsonBody(payload, app.initialConfig.bodyLimit ?? 1024 * 1024).then((b) => done(null, b), (e) => done(e as Error));
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    request.requestId = request.id;
+    reply.header('x-openstack-request-id', request.id);
+    if (request.routeOptions.config?.public) return;
+    const creds = await rt.auth.authenticate(request.headers);
+    const token = request.headers['x-auth-token'];
+    request.ctx = toContext(creds, request.id, Array.isArray(token) ? token[0] : token);
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    if (!request.raw.complete && request.raw.method !== 'GET' && request.raw.method !== 'HEAD') reply.header('connection', 'close');
+    return sendError(request, reply, err, rt.auth.wwwAuthenticate);
+  });
+  app.setNotFoundHandler(async (request: FastifyRequest) => {
+    throw new NotFound(`The resource could not be found: ${request.method} ${request.url.split('?')[0]}`);
+  });
+
+  for (const register of [...registrars, ...extra]) register(app, rt);
+  return app;
+}

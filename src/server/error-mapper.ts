@@ -1,0 +1,50 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ImagoError, InternalError, Unauthorized } from '../domain/errors.js';
+
+/** The JSON error body of our spec. */
+export function errorBody(status: number, message: string, details = ''): string {
+  return JSON.stringify({ error: { code: status, message, details } });
+}
+
+/**
+ * The one place a failure becomes an HTTP response. Typed errors carry their
+ * status; the framework's own client errors (bad JSON, body too large...) keep
+ * theirs; anything else is a bug, logged with the request id, and answered
+ * 500 without internals.
+ */
+export function toImagoError(err: unknown): ImagoError {
+  if (err instanceof ImagoError) return err;
+  const fe = err as FastifyError;
+  const status = fe?.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new ImagoError(status, clientMessage(fe), fe.code ?? '');
+  }
+  return new InternalError();
+}
+
+function clientMessage(fe: FastifyError): string {
+  switch (fe.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return `The request body is not valid JSON: ${fe.message}`;
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'The request body is too large.';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return `The request media type is not supported by this server.`;
+    default:
+      return fe.message || 'The request could not be understood.';
+  }
+}
+
+export function sendError(request: FastifyRequest, reply: FastifyReply, err: unknown, wwwAuthenticate?: string): FastifyReply {
+  const e = toImagoError(err);
+  if (e.status >= 500) request.log.error({ err }, 'request failed');
+  else request.log.info({ status: e.status, reason: e.message }, 'request refused');
+  if (reply.sent || reply.raw.headersSent) {
+    reply.raw.destroy();
+    return reply;
+  }
+  for (const [k, v] of Object.entries(e.headers)) reply.header(k, v);
+  if (e instanceof Unauthorized && wwwAuthenticate) reply.header('www-authenticate', wwwAuthenticate);
+  return reply.code(e.status).type('application/json').send(errorBody(e.status, e.message, e.details));
+}

@@ -1,0 +1,37 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.js';
+import { createRuntime, type Runtime } from '../runtime.js';
+import { buildApp, type Registrar } from './app.js';
+import { recoverAtStart, startHeartbeat } from '../services/recovery.js';
+import { ServiceUnavailable } from '../domain/errors.js';
+import type { Logger } from 'pino';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  rt: Runtime;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Builds the runtime, recovers from any unclean stop, and listens. */
+export async function startServer(config: Config, opts: { log?: Logger; extra?: Registrar[] } = {}): Promise<RunningServer> {
+  const rt = await createRuntime(config, opts.log);
+  await recoverAtStart(rt, { sweepOrphans: rt.dialect === 'sqlite' });
+  const stopHeartbeat = await startHeartbeat(rt);
+  const app = buildApp(rt, opts.extra);
+  await app.listen({ host: config.host, port: config.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      // Stop taking requests, roll back writers still streaming, then close.
+      const closing = app.close();
+      await rt.writers.abortAll(new ServiceUnavailable('The server is shutting down; retry the upload.'));
+      await closing;
+      await stopHeartbeat();
+      await rt.close();
+    })());
+  return { app, rt, url: `http://${host}:${port}`, stop };
+}

@@ -1,0 +1,195 @@
+import { randomUUID } from 'node:crypto';
+import { pipeline } from 'node:stream';
+import type { Readable } from 'node:stream';
+import type { RequestContext } from '../auth/context.js';
+import type { Runtime } from '../runtime.js';
+import { BadRequest, Conflict, Forbidden, Gone, ImagoError, NotFound, PayloadTooLarge } from '../domain/errors.js';
+import type { Image, Location } from '../domain/image.js';
+import { resolveRange, type ResolvedRange } from '../domain/range.js';
+import { MeteredStream, type ChunkTap } from '../stores/metered-stream.js';
+import type { Store } from '../stores/store.js';
+import { StoreReadOnly } from '../stores/errors.js';
+import { targetOf } from './images.js';
+
+export interface WriteOptions {
+  /** most bytes accepted; passing it fails the write with `tooLarge` */
+  cap: number;
+  tooLarge: (cap: number) => Error;
+  signal?: AbortSignal;
+  taps?: ChunkTap[];
+  expectedSize?: number;
+}
+
+export interface Written {
+  location: string;
+  size: number;
+  md5: string;
+  sha512: string;
+}
+
+export interface UploadRequest {
+  imageId: string;
+  ctx: RequestContext;
+  body: Readable;
+  storeId?: string;
+  contentLength?: number;
+  /** x-openstack-image-size: the size the client says it sends */
+  declaredSize?: number;
+}
+
+export interface Download {
+  status: 200 | 204 | 206;
+  headers: Record<string, string>;
+  body?: Readable;
+}
+
+/**
+ * The image data path: bytes from a socket (or another store) into a store,
+ * hashed on the way by the worker pool, with the claim, commit and rollback
+ * rules of docs/ARCHITECTURE.md (invariants 1-4).
+ */
+export class DataService {
+  constructor(private readonly rt: Runtime) {}
+
+  /** Streams `source` into `store` as `key`, measuring and hashing it. Leaves nothing behind on failure. */
+  async write(store: Store, key: string, source: Readable, opts: WriteOptions): Promise<Written> {
+    if (store.info.readOnly) throw new StoreReadOnly(store.info.id);
+    const meter = new MeteredStream(this.rt.hashPool.open(), opts.cap, opts.tooLarge, opts.taps);
+    const metered = pipeline(source, meter, () => {});
+    const put = await store.put(key, metered, { signal: opts.signal, expectedSize: opts.expectedSize });
+    try {
+      const digests = await meter.digests();
+      return { location: put.location, size: put.size, md5: digests.md5, sha512: digests.sha512 };
+    } catch (err) {
+      await store.delete(put.location).catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Runs `work` as the image's one writer; the registry lets DELETE and shutdown stop it. */
+  async asWriter<T>(imageId: string, writerId: string, controller: AbortController, work: () => Promise<T>): Promise<T> {
+    const done = work();
+    this.rt.writers.register(imageId, writerId, controller, done);
+    return done;
+  }
+
+  async upload(req: UploadRequest): Promise<void> {
+    const { imageId, ctx } = req;
+    const { image, membership } = await this.rt.imageService.getVisible(imageId, ctx);
+    this.rt.policy.enforce('upload_image', ctx, targetOf(image, membership), 'You are not permitted to upload data to this image.');
+    const store = this.rt.stores.forUpload(req.storeId);
+    if (store.info.readOnly) throw new StoreReadOnly(store.info.id);
+    if (image.status !== 'queued') throw new Conflict(`Image status transition from ${image.status} to saving is not allowed`);
+    const cap = await this.uploadCap(image, ctx);
+    const known = req.declaredSize ?? req.contentLength;
+    if (known !== undefined && known > cap.bytes) throw cap.error(cap.bytes);
+
+    const writerId = randomUUID();
+    if (!(await this.rt.images.claimWriter(imageId, ['queued'], 'saving', writerId, this.rt.nodeId))) {
+      const now = await this.rt.images.get(imageId);
+      if (!now) throw new NotFound(`No image found with ID ${imageId}`);
+      throw new Conflict(`Image status transition from ${now.status} to saving is not allowed`);
+    }
+    const controller = new AbortController();
+    const onAborted = () => controller.abort(new BadRequest('The client closed the connection before the upload finished.'));
+    req.body.once('aborted', onAborted);
+    try {
+      await this.asWriter(imageId, writerId, controller, () => this.uploadClaimed(image, store, req, writerId, controller.signal, cap));
+    } finally {
+      req.body.off('aborted', onAborted);
+    }
+  }
+
+  private async uploadClaimed(image: Image, store: Store, req: UploadRequest, writerId: string, signal: AbortSignal, cap: { bytes: number; error: (n: number) => Error }): Promise<void> {
+    let written: Written | undefined;
+    try {
+      const inspection = this.rt.inspection?.start(image);
+      written = await this.write(store, image.id, req.body, {
+        cap: cap.bytes,
+        tooLarge: cap.error,
+        signal,
+        taps: inspection ? [inspection.tap] : [],
+        expectedSize: req.declaredSize ?? req.contentLength,
+      });
+      if (req.declaredSize !== undefined && req.declaredSize !== written.size) {
+        throw new BadRequest(`The x-openstack-image-size header said ${req.declaredSize} bytes but ${written.size} were received.`);
+      }
+      const virtualSize = inspection ? inspection.finish(written.size) : defaultVirtualSize(image.diskFormat, written.size);
+      const committed = await this.rt.images.commitData(image.id, writerId, {
+        size: written.size,
+        checksum: written.md5,
+        osHashValue: written.sha512,
+        virtualSize,
+        location: { storeId: store.info.id, url: written.location },
+      });
+      if (!committed) throw new Gone(`Image ${image.id} was deleted while its data was being uploaded.`);
+    } catch (err) {
+      if (written) await store.delete(written.location).catch(() => {});
+      const released = await this.rt.images.releaseWriter(image.id, writerId, 'queued');
+      const reason = signal.aborted ? signal.reason : err;
+      if (!released && !(await this.rt.images.exists(image.id))) {
+        throw new Gone(`Image ${image.id} was deleted while its data was being uploaded.`);
+      }
+      throw reason instanceof ImagoError ? reason : err;
+    }
+  }
+
+  /** The most bytes this upload may carry: the image size cap or the owner's remaining quota, whichever is smaller. */
+  async uploadCap(image: Image, ctx: RequestContext): Promise<{ bytes: number; error: (n: number) => Error }> {
+    const sizeCap = this.rt.config.imageSizeCap;
+    const quota = await this.rt.quotas?.remainingBytes(ctx, image.owner);
+    if (quota !== undefined && quota.bytes < sizeCap) return quota;
+    return {
+      bytes: sizeCap,
+      error: (n) => new PayloadTooLarge(`Image exceeds the storage size limit of ${n} bytes (image_size_cap).`),
+    };
+  }
+
+  async download(id: string, ctx: RequestContext, range: string | undefined, contentRange: string | undefined): Promise<Download> {
+    const { image, membership } = await this.rt.imageService.getVisible(id, ctx);
+    this.rt.policy.enforce('download_image', ctx, targetOf(image, membership), 'You are not permitted to download this image.');
+    if (image.status === 'deactivated' && !ctx.isAdmin) {
+      throw new Forbidden('The requested image has been deactivated. Image data download is forbidden.');
+    }
+    const location = image.locations.find((l) => l.status === 'active' && this.rt.stores.holding(l.storeId));
+    if (!(image.status === 'active' || image.status === 'deactivated') || !location || image.size === null) {
+      return { status: 204, headers: {} };
+    }
+    const size = image.size;
+    const r: ResolvedRange | undefined = resolveRange(size, range, contentRange);
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (image.checksum) headers['content-md5'] = image.checksum;
+    const store = this.rt.stores.holding(location.storeId)!;
+    if (size === 0) {
+      headers['content-length'] = '0';
+      return { status: 200, headers };
+    }
+    const body = await store.get(location.url, r);
+    if (r) {
+      headers['content-range'] = `bytes ${r.start}-${r.end}/${size}`;
+      headers['content-length'] = String(r.end - r.start + 1);
+      return { status: 206, headers, body };
+    }
+    headers['content-length'] = String(size);
+    return { status: 200, headers, body };
+  }
+
+  /** Removes objects whose locations were marked pending_delete, then forgets the locations. */
+  async removeLocations(locations: Location[]): Promise<void> {
+    for (const loc of locations) {
+      const store = this.rt.stores.holding(loc.storeId);
+      try {
+        await store?.delete(loc.url);
+        await this.rt.images.forgetLocation(loc.id);
+      } catch (err) {
+        // The pending_delete record stays; start-up recovery retries it.
+        this.rt.log.warn({ err, location: loc.url }, 'could not remove image data; will retry at next start');
+      }
+    }
+  }
+}
+
+/** Until format inspection knows better, raw and iso images are as large virtually as they are on disk. */
+export function defaultVirtualSize(diskFormat: string | null, size: number): number | null {
+  return diskFormat === 'raw' || diskFormat === 'iso' ? size : null;
+}

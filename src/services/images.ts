@@ -1,0 +1,169 @@
+import { randomUUID } from 'node:crypto';
+import type { RequestContext } from '../auth/context.js';
+import type { Runtime } from '../runtime.js';
+import { BadRequest, Conflict, Forbidden, NotFound } from '../domain/errors.js';
+import type { Image, Visibility } from '../domain/image.js';
+import { checkLimits, checkTag, isUuid, parseCreateBody } from '../domain/image-input.js';
+import { applyPatch, parsePatch, type PatchState } from '../domain/patch.js';
+import { canSee, type MemberStatus } from '../domain/visibility.js';
+import type { PolicyTarget } from '../domain/policy.js';
+import { parseImageListQuery } from '../domain/list-query.js';
+import type { ImageChanges } from '../db/images-repo.js';
+
+export function targetOf(image: Image, membership?: MemberStatus): PolicyTarget {
+  return { owner: image.owner, visibility: image.visibility, member_status: membership, project_id: image.owner };
+}
+
+/** Image metadata operations: every rule check and state change, no HTTP. */
+export class ImageService {
+  constructor(private readonly rt: Runtime) {}
+
+  async membership(image: Image, ctx: RequestContext): Promise<MemberStatus | undefined> {
+    if (image.visibility !== 'shared' || ctx.projectId === null || image.owner === ctx.projectId) return undefined;
+    return this.rt.members.statusOf(image.id, ctx.projectId);
+  }
+
+  /** The image if the caller may see it; 404 otherwise, also for ids that are not UUIDs (clients look names up this way). */
+  async getVisible(id: string, ctx: RequestContext): Promise<{ image: Image; membership?: MemberStatus }> {
+    const image = isUuid(id) ? await this.rt.images.get(id) : undefined;
+    if (!image) throw new NotFound(`No image found with ID ${id}`);
+    const membership = await this.membership(image, ctx);
+    if (!canSee(image, ctx, membership)) throw new NotFound(`No image found with ID ${id}`);
+    return { image, membership };
+  }
+
+  async show(id: string, ctx: RequestContext): Promise<Image> {
+    const { image, membership } = await this.getVisible(id, ctx);
+    this.rt.policy.enforce('get_image', ctx, targetOf(image, membership));
+    return image;
+  }
+
+  async create(body: unknown, ctx: RequestContext): Promise<Image> {
+    const input = parseCreateBody(body, this.limits());
+    const owner = (input.base.owner as string | null | undefined) ?? ctx.projectId;
+    if (input.base.owner !== undefined && input.base.owner !== ctx.projectId && !ctx.isAdmin) {
+      throw new Forbidden('You are not permitted to create images owned by another project.');
+    }
+    const visibility = (input.base.visibility as Visibility | undefined) ?? 'shared';
+    this.rt.policy.enforce('add_image', ctx, { owner, visibility });
+    this.checkVisibilityChange(visibility, ctx, { owner, visibility });
+    const id = input.id ?? randomUUID();
+    if (await this.rt.images.exists(id)) throw new Conflict(`An image with identifier ${id} already exists`);
+    await this.rt.quotas?.checkCreate(ctx, owner);
+    try {
+      return await this.rt.images.create({
+        id,
+        name: (input.base.name as string | null | undefined) ?? null,
+        visibility,
+        protected: (input.base.protected as boolean | undefined) ?? false,
+        osHidden: (input.base.os_hidden as boolean | undefined) ?? false,
+        diskFormat: (input.base.disk_format as string | null | undefined) ?? null,
+        containerFormat: (input.base.container_format as string | null | undefined) ?? null,
+        minDisk: (input.base.min_disk as number | undefined) ?? 0,
+        minRam: (input.base.min_ram as number | undefined) ?? 0,
+        owner,
+        tags: input.tags,
+        properties: input.properties,
+      });
+    } catch (err) {
+      if (/unique|duplicate|constraint/i.test(String((err as Error).message))) throw new Conflict(`An image with identifier ${id} already exists`);
+      throw err;
+    }
+  }
+
+  private checkVisibilityChange(visibility: string, ctx: RequestContext, target: PolicyTarget): void {
+    if (visibility === 'public') this.rt.policy.enforce('publicize_image', ctx, target, 'You are not authorized to set image visibility to public.');
+    if (visibility === 'community') this.rt.policy.enforce('communitize_image', ctx, target, 'You are not authorized to set image visibility to community.');
+  }
+
+  async list(query: Record<string, string | string[] | undefined>, ctx: RequestContext): Promise<Image[]> {
+    this.rt.policy.enforce('get_images', ctx);
+    const q = parseImageListQuery(query);
+    let marker: Image | undefined;
+    if (q.marker !== undefined) {
+      marker = isUuid(q.marker) ? await this.rt.images.get(q.marker) : undefined;
+      const visible = marker && canSee(marker, ctx, await this.membership(marker, ctx));
+      if (!visible) throw new BadRequest(`Invalid marker: no image found with ID ${q.marker}`);
+    }
+    return this.rt.images.list(q, ctx, marker);
+  }
+
+  async update(id: string, body: unknown, draft: 4 | 10, ctx: RequestContext): Promise<Image> {
+    const changes = parsePatch(body, draft);
+    const { image, membership } = await this.getVisible(id, ctx);
+    this.rt.policy.enforce('modify_image', ctx, targetOf(image, membership), "You are not permitted to modify this image.");
+    if (changes.length === 0) return image;
+    const before: PatchState = {
+      base: {
+        name: image.name, visibility: image.visibility, protected: image.protected, os_hidden: image.osHidden,
+        disk_format: image.diskFormat, container_format: image.containerFormat, min_disk: image.minDisk, min_ram: image.minRam, owner: image.owner,
+      },
+      properties: image.properties,
+      tags: image.tags,
+    };
+    const after = applyPatch(before, changes, draft, ctx.isAdmin);
+    const delta: ImageChanges = {};
+    for (const [k, v] of Object.entries(after.base)) {
+      if (v === before.base[k]) continue;
+      if ((k === 'disk_format' || k === 'container_format') && image.status !== 'queued') {
+        throw new Forbidden(`Attribute ${k} can be only replaced for a queued image.`);
+      }
+      if (k === 'visibility') this.checkVisibilityChange(v as string, ctx, targetOf(image, membership));
+      (delta as Record<string, unknown>)[k] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
+    }
+    checkLimits(Object.keys(after.properties).length, after.tags.length, this.limits());
+    const set: Record<string, string> = {};
+    for (const [k, v] of Object.entries(after.properties)) if (before.properties[k] !== v) set[k] = v;
+    const remove = Object.keys(before.properties).filter((k) => !(k in after.properties));
+    const tagsChanged = after.tags.join('\0') !== before.tags.join('\0');
+    const ok = await this.rt.images.update(id, delta, { set, remove }, tagsChanged ? after.tags : undefined);
+    if (!ok) throw new NotFound(`No image found with ID ${id}`);
+    return (await this.rt.images.get(id))!;
+  }
+
+  async delete(id: string, ctx: RequestContext): Promise<void> {
+    const { image, membership } = await this.getVisible(id, ctx);
+    this.rt.policy.enforce('delete_image', ctx, targetOf(image, membership), 'You are not permitted to delete this image.');
+    if (image.protected) throw new Forbidden(`Image ${id} is protected and cannot be deleted.`);
+    const locations = await this.rt.images.delete(id);
+    if (!locations) throw new NotFound(`No image found with ID ${id}`);
+    // A writer still streaming into this image learns now, not at commit (invariant 4).
+    this.rt.writers.abort(id);
+    await this.rt.staging.discard(id);
+    await this.rt.data.removeLocations(locations);
+  }
+
+  async deactivate(id: string, ctx: RequestContext): Promise<void> {
+    const { image, membership } = await this.getVisible(id, ctx);
+    this.rt.policy.enforce('deactivate', ctx, targetOf(image, membership), 'You are not permitted to deactivate this image.');
+    if (image.status === 'deactivated') return;
+    if (image.status !== 'active') throw new BadRequest(`Not allowed to deactivate image in status '${image.status}'`);
+    if (!(await this.rt.images.setStatus(id, ['active'], 'deactivated'))) throw new Conflict('The image changed status meanwhile; try again.');
+  }
+
+  async reactivate(id: string, ctx: RequestContext): Promise<void> {
+    const { image, membership } = await this.getVisible(id, ctx);
+    this.rt.policy.enforce('reactivate', ctx, targetOf(image, membership), 'You are not permitted to reactivate this image.');
+    if (image.status === 'active') return;
+    if (image.status !== 'deactivated') throw new BadRequest(`Not allowed to reactivate image in status '${image.status}'`);
+    if (!(await this.rt.images.setStatus(id, ['deactivated'], 'active'))) throw new Conflict('The image changed status meanwhile; try again.');
+  }
+
+  async addTag(id: string, tag: string, ctx: RequestContext): Promise<void> {
+    checkTag(tag);
+    const { image, membership } = await this.getVisible(id, ctx);
+    this.rt.policy.enforce('modify_image', ctx, targetOf(image, membership), 'You are not permitted to modify this image.');
+    if (!image.tags.includes(tag)) checkLimits(0, image.tags.length + 1, this.limits());
+    await this.rt.images.addTag(id, tag);
+  }
+
+  async removeTag(id: string, tag: string, ctx: RequestContext): Promise<void> {
+    const { image, membership } = await this.getVisible(id, ctx);
+    this.rt.policy.enforce('modify_image', ctx, targetOf(image, membership), 'You are not permitted to modify this image.');
+    if (!(await this.rt.images.removeTag(id, tag))) throw new NotFound(`Tag ${tag} not found on image ${id}.`);
+  }
+
+  private limits() {
+    return { maxProperties: this.rt.config.maxImageProperties, maxTags: this.rt.config.maxImageTags };
+  }
+}

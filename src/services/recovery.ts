@@ -1,0 +1,88 @@
+import type { Runtime } from '../runtime.js';
+import { now } from '../db/database.js';
+
+export interface ConsistencyReport {
+  /** locations recorded in the database whose object is missing from its store */
+  missingObjects: { imageId: string; storeId: string; url: string }[];
+  /** objects in a store that no location or staging entry owns */
+  orphanObjects: { storeId: string; url: string }[];
+}
+
+/** Proves invariant 6: every location has its object and every object has an owner. */
+export async function checkConsistency(rt: Runtime): Promise<ConsistencyReport> {
+  const locations = await rt.images.allLocations();
+  const staged = await rt.db.selectFrom('image_staging').select(['image_id', 'url']).execute();
+  const owned = new Set<string>([...locations.map((l) => l.url), ...staged.map((s) => s.url)]);
+  const report: ConsistencyReport = { missingObjects: [], orphanObjects: [] };
+  for (const loc of locations) {
+    const store = rt.stores.holding(loc.storeId);
+    if (!store || !(await store.exists(loc.url))) report.missingObjects.push({ imageId: loc.imageId, storeId: loc.storeId, url: loc.url });
+  }
+  for (const store of [...rt.stores.stores, rt.stores.staging]) {
+    for await (const url of store.list()) if (!owned.has(url)) report.orphanObjects.push({ storeId: store.info.id, url });
+  }
+  return report;
+}
+
+/**
+ * The start-up step of invariant 5: images whose writer died go back to
+ * queued, temporary and orphaned files go, half-finished deletes finish.
+ * Interrupted imports are resumed or failed by the task runner.
+ *
+ * With SQLite only one process uses the database, so every claim not made
+ * by this process is dead. With PostgreSQL, a claim is dead when its node
+ * stopped sending heartbeats.
+ */
+export async function recoverAtStart(rt: Runtime, opts: { sweepOrphans: boolean }): Promise<{ released: number; temporary: number; orphans: number; deleted: number }> {
+  const live = await liveNodes(rt);
+  const stuck = await rt.images.orphanedWriters(live);
+  let released = 0;
+  for (const img of stuck) {
+    if (img.status === 'importing') continue; // the task runner owns these
+    const reset = img.status === 'uploading' ? { size: null } : {};
+    if (await rt.images.releaseWriter(img.id, img.writer_id!, 'queued', reset)) released++;
+    if (img.status === 'uploading') await rt.staging.discard(img.id);
+  }
+
+  let temporary = 0;
+  if (opts.sweepOrphans) for (const s of [...rt.stores.stores, rt.stores.staging]) temporary += await s.removeTemporary();
+
+  const pending = (await rt.images.allLocations()).filter((l) => l.status === 'pending_delete');
+  await rt.data.removeLocations(pending.map((l) => ({ id: l.id, storeId: l.storeId, url: l.url, status: l.status })));
+
+  let orphans = 0;
+  if (opts.sweepOrphans) {
+    const report = await checkConsistency(rt);
+    for (const o of report.orphanObjects) {
+      await rt.stores.holding(o.storeId)?.delete(o.url);
+      orphans++;
+    }
+  }
+  if (released || temporary || orphans || pending.length) {
+    rt.log.warn({ released, temporary, orphans, deleted: pending.length }, 'recovered from an unclean stop');
+  }
+  return { released, temporary, orphans, deleted: pending.length };
+}
+
+const NODE_TIMEOUT_MS = 30_000;
+
+async function liveNodes(rt: Runtime): Promise<string[]> {
+  if (rt.dialect === 'sqlite') return [rt.nodeId];
+  const cutoff = new Date(Date.now() - NODE_TIMEOUT_MS).toISOString();
+  const rows = await rt.db.selectFrom('nodes').select('id').where('heartbeat_at', '>=', cutoff).execute();
+  return [rt.nodeId, ...rows.map((r) => r.id)];
+}
+
+/** Announces this process and keeps its heartbeat fresh, so other nodes can tell it is alive. */
+export async function startHeartbeat(rt: Runtime): Promise<() => Promise<void>> {
+  const ts = now();
+  await rt.db.insertInto('nodes').values({ id: rt.nodeId, started_at: ts, heartbeat_at: ts }).execute();
+  const timer = setInterval(() => {
+    rt.db.updateTable('nodes').set({ heartbeat_at: now() }).where('id', '=', rt.nodeId).execute().catch((err) => rt.log.warn({ err }, 'heartbeat failed'));
+  }, 10_000);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await rt.db.deleteFrom('nodes').where('id', '=', rt.nodeId).execute().catch(() => {});
+  };
+}

@@ -1,0 +1,188 @@
+import { createReadStream, statSync } from 'node:fs';
+import { FileSink } from './file-sink.js';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { ByteRange, PutOptions, PutResult, Store, StoreInfo } from './store.js';
+import { ObjectNotFound, StoreReadOnly, fsError } from './errors.js';
+import { ImagoError } from '../domain/errors.js';
+
+const TMP_DIR = '.tmp';
+const READ_CHUNK = 1024 * 1024;
+
+/**
+ * Objects are plain files under one directory. A write goes to .tmp/, is
+ * fsynced, then renamed into place, and the directory is fsynced: a partial
+ * file is never visible as image data, and an acknowledged one survives a
+ * power loss.
+ */
+export class FilesystemStore implements Store {
+  readonly info: StoreInfo;
+  private readonly dir: string;
+  private ready: Promise<void> | undefined;
+
+  constructor(opts: { id: string; description: string; readOnly: boolean; path: string }) {
+    this.dir = path.resolve(opts.path);
+    this.info = {
+      id: opts.id,
+      type: 'file',
+      description: opts.description,
+      readOnly: opts.readOnly,
+      properties: { data_dir: this.dir, chunk_size: READ_CHUNK, thin_provisioning: false },
+    };
+  }
+
+  private ensureDirs(): Promise<void> {
+    this.ready ??= mkdir(path.join(this.dir, TMP_DIR), { recursive: true }).then(() => undefined);
+    return this.ready.catch((err) => {
+      this.ready = undefined;
+      throw fsError(this.info.id, err);
+    });
+  }
+
+  async put(key: string, source: Readable, opts: PutOptions = {}): Promise<PutResult> {
+    if (this.info.readOnly) throw new StoreReadOnly(this.info.id);
+    assertKey(key);
+    await this.ensureDirs();
+    const tmp = path.join(this.dir, TMP_DIR, `${key}.${randomUUID()}`);
+    const final = path.join(this.dir, key);
+    let size = 0;
+    try {
+      const handle = await open(tmp, 'wx', 0o640);
+      try {
+        source.on('data', (chunk: Buffer) => { size += chunk.length; });
+        await pipeline(source, new FileSink(handle), { signal: opts.signal });
+      } finally {
+        await handle.close().catch(() => {});
+      }
+      await rename(tmp, final);
+      await syncDir(this.dir);
+      return { location: pathToFileURL(final).href, size };
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      if (opts.signal?.aborted && opts.signal.reason instanceof ImagoError) throw opts.signal.reason;
+      throw fsError(this.info.id, err);
+    }
+  }
+
+  async get(location: string, range?: ByteRange): Promise<Readable> {
+    const file = this.pathOf(location);
+    try {
+      const handle = await open(file, 'r');
+      return createReadStream('', { fd: handle, start: range?.start, end: range?.end, highWaterMark: READ_CHUNK });
+    } catch (err) {
+      throw fsError(this.info.id, err);
+    }
+  }
+
+  async delete(location: string): Promise<void> {
+    try {
+      await unlink(this.pathOf(location));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(this.info.id, err);
+    }
+  }
+
+  async exists(location: string): Promise<boolean> {
+    try {
+      return (await stat(this.pathOf(location))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  async *list(): AsyncIterable<string> {
+    let entries;
+    try {
+      entries = await readdir(this.dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw fsError(this.info.id, err);
+    }
+    for (const e of entries) if (e.isFile()) yield pathToFileURL(path.join(this.dir, e.name)).href;
+  }
+
+  async removeTemporary(): Promise<number> {
+    const tmpDir = path.join(this.dir, TMP_DIR);
+    let names: string[];
+    try {
+      names = await readdir(tmpDir);
+    } catch {
+      return 0;
+    }
+    await Promise.all(names.map((n) => rm(path.join(tmpDir, n), { force: true })));
+    return names.length;
+  }
+
+  canAdopt(other: Store): boolean {
+    return other instanceof FilesystemStore && !this.info.readOnly && sameDevice(this.dir, other.dir);
+  }
+
+  /** A rename within one filesystem: staging to store without copying a byte. */
+  async adopt(other: Store, location: string, key: string): Promise<PutResult> {
+    if (!(other instanceof FilesystemStore)) throw new Error('adopt needs a filesystem store');
+    assertKey(key);
+    await this.ensureDirs();
+    const from = other.pathOf(location);
+    const final = path.join(this.dir, key);
+    try {
+      const { size } = await stat(from);
+      await rename(from, final);
+      await syncDir(this.dir);
+      await syncDir(other.dir);
+      return { location: pathToFileURL(final).href, size };
+    } catch (err) {
+      throw fsError(this.info.id, err);
+    }
+  }
+
+  private pathOf(location: string): string {
+    let file: string;
+    try {
+      file = fileURLToPath(location);
+    } catch {
+      throw new ObjectNotFound(location);
+    }
+    if (path.dirname(file) !== this.dir) throw new ObjectNotFound(location);
+    return file;
+  }
+}
+
+const deviceCache = new Map<string, boolean>();
+
+function sameDevice(a: string, b: string): boolean {
+  const cacheKey = `${a}\0${b}`;
+  let same = deviceCache.get(cacheKey);
+  if (same === undefined) {
+    // Both stores create their directory on first use, so compare the parents that exist.
+    same = deviceOf(a) === deviceOf(b);
+    deviceCache.set(cacheKey, same);
+  }
+  return same;
+}
+
+function deviceOf(dir: string): number | undefined {
+  for (let d = dir; ; d = path.dirname(d)) {
+    try {
+      return statSync(d).dev;
+    } catch {
+      if (path.dirname(d) === d) return undefined;
+    }
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const h = await open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+function assertKey(key: string): void {
+  if (!/^[A-Za-z0-9_.-]+$/.test(key) || key.startsWith('.')) throw new Error(`invalid object key ${key}`);
+}

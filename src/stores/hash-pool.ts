@@ -1,0 +1,176 @@
+import { Worker } from 'node:worker_threads';
+
+/**
+ * md5 and sha512 run on a fixed pool of worker threads so that the event
+ * loop never hashes (invariant 9). Bytes reach the workers through a small
+ * ring of SharedArrayBuffer blocks per session: each block is filled on the
+ * main thread (one memcpy), then hashed by the md5 worker and the sha512
+ * worker in parallel, then reused. A session never has more than
+ * BLOCKS_PER_SESSION blocks in flight; when all are busy, update() returns a
+ * promise and the caller waits, which is how backpressure reaches the socket.
+ */
+const BLOCK_SIZE = 1024 * 1024;
+const BLOCKS_PER_SESSION = 4;
+
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const sessions = new Map();
+parentPort.on('message', (m) => {
+  const key = m.id + '/' + m.algo;
+  if (m.op === 'open') { sessions.set(key, createHash(m.algo)); return; }
+  const h = sessions.get(key);
+  if (m.op === 'update') {
+    if (h) h.update(new Uint8Array(m.buf, 0, m.len));
+    parentPort.postMessage({ op: 'done', id: m.id, block: m.block });
+  } else if (m.op === 'final') {
+    sessions.delete(key);
+    parentPort.postMessage({ op: 'digest', id: m.id, algo: m.algo, hex: h ? h.digest('hex') : null });
+  } else if (m.op === 'abort') {
+    sessions.delete(key);
+  }
+});
+`;
+
+export interface Digests {
+  md5: string;
+  sha512: string;
+}
+
+interface Block {
+  buf: SharedArrayBuffer;
+  view: Uint8Array;
+  pending: number;
+}
+
+type Listener = (m: { op: string; id: number; block?: number; algo?: string; hex?: string }) => void;
+
+export class HashPool {
+  private readonly workers: Worker[] = [];
+  private readonly listeners = new Map<number, Listener>();
+  private nextId = 1;
+  private nextWorker = 0;
+
+  constructor(size: number) {
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(WORKER_SOURCE, { eval: true });
+      w.unref();
+      w.on('message', (m) => this.listeners.get(m.id)?.(m));
+      w.on('error', (err) => {
+        for (const l of this.listeners.values()) l({ op: 'error', id: -1, hex: String(err) });
+      });
+      this.workers.push(w);
+    }
+  }
+
+  /** Starts hashing one stream; md5 and sha512 land on different workers when there are two or more. */
+  open(): HashSession {
+    const id = this.nextId++;
+    const a = this.workers[this.nextWorker++ % this.workers.length];
+    const b = this.workers[this.nextWorker % this.workers.length];
+    return new HashSession(id, a, b, this.listeners);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+export class HashSession {
+  private readonly blocks: Block[] = [];
+  private current: Block | undefined;
+  private fill = 0;
+  private waiter: (() => void) | undefined;
+  private digests: Partial<Digests> = {};
+  private finish: { resolve: (d: Digests) => void; reject: (e: Error) => void } | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly id: number,
+    private readonly md5Worker: Worker,
+    private readonly shaWorker: Worker,
+    private readonly listeners: Map<number, Listener>,
+  ) {
+    listeners.set(id, (m) => this.onMessage(m));
+    md5Worker.postMessage({ op: 'open', id, algo: 'md5' });
+    shaWorker.postMessage({ op: 'open', id, algo: 'sha512' });
+  }
+
+  /** Copies `chunk` into the ring; resolves when it is accepted (immediately unless the ring is full). */
+  async update(chunk: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (!this.current) this.current = await this.freeBlock();
+      const n = Math.min(chunk.length - offset, BLOCK_SIZE - this.fill);
+      this.current.view.set(chunk.subarray(offset, offset + n), this.fill);
+      this.fill += n;
+      offset += n;
+      if (this.fill === BLOCK_SIZE) this.dispatch();
+    }
+  }
+
+  /** Hashes what remains and returns both digests in hex. */
+  digest(): Promise<Digests> {
+    if (this.fill > 0) this.dispatch();
+    this.ended = true;
+    return new Promise<Digests>((resolve, reject) => {
+      this.finish = { resolve, reject };
+      this.md5Worker.postMessage({ op: 'final', id: this.id, algo: 'md5' });
+      this.shaWorker.postMessage({ op: 'final', id: this.id, algo: 'sha512' });
+    });
+  }
+
+  abort(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.md5Worker.postMessage({ op: 'abort', id: this.id, algo: 'md5' });
+    this.shaWorker.postMessage({ op: 'abort', id: this.id, algo: 'sha512' });
+    this.listeners.delete(this.id);
+    this.waiter?.();
+  }
+
+  private dispatch(): void {
+    const block = this.current!;
+    const index = this.blocks.indexOf(block);
+    block.pending = 2;
+    const msg = { op: 'update', id: this.id, block: index, buf: block.buf, len: this.fill };
+    this.md5Worker.postMessage({ ...msg, algo: 'md5' });
+    this.shaWorker.postMessage({ ...msg, algo: 'sha512' });
+    this.current = undefined;
+    this.fill = 0;
+  }
+
+  private async freeBlock(): Promise<Block> {
+    for (;;) {
+      if (this.ended) throw new Error('hash session ended');
+      const free = this.blocks.find((b) => b.pending === 0);
+      if (free) return free;
+      if (this.blocks.length < BLOCKS_PER_SESSION) {
+        const buf = new SharedArrayBuffer(BLOCK_SIZE);
+        const block = { buf, view: new Uint8Array(buf), pending: 0 };
+        this.blocks.push(block);
+        return block;
+      }
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
+  }
+
+  private onMessage(m: { op: string; block?: number; algo?: string; hex?: string }): void {
+    if (m.op === 'done') {
+      this.blocks[m.block!].pending--;
+      const w = this.waiter;
+      this.waiter = undefined;
+      w?.();
+    } else if (m.op === 'digest') {
+      if (m.algo === 'md5') this.digests.md5 = m.hex;
+      else this.digests.sha512 = m.hex;
+      if (this.digests.md5 && this.digests.sha512) {
+        this.listeners.delete(this.id);
+        this.finish?.resolve(this.digests as Digests);
+      }
+    } else if (m.op === 'error') {
+      this.listeners.delete(this.id);
+      this.finish?.reject(new Error(`hash worker failed: ${m.hex}`));
+    }
+  }
+}

@@ -1,0 +1,49 @@
+import { Transform, type TransformCallback } from 'node:stream';
+import type { Digests, HashSession } from './hash-pool.js';
+
+export type ChunkTap = (chunk: Buffer, offset: number) => void;
+
+/**
+ * Sits between the client's bytes and a store: counts them, stops the stream
+ * with `tooLarge()` the moment the cap is passed, lets taps (format
+ * inspection) look at each chunk, and feeds the hash workers. The chunk goes
+ * on to the store only once the hash ring has taken its copy, so a slow
+ * hasher slows the socket instead of growing memory.
+ */
+export class MeteredStream extends Transform {
+  size = 0;
+
+  constructor(
+    private readonly hash: HashSession,
+    private readonly cap: number,
+    private readonly tooLarge: (cap: number) => Error,
+    private readonly taps: ChunkTap[] = [],
+  ) {
+    super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024 });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const offset = this.size;
+    this.size += chunk.length;
+    if (this.size > this.cap) {
+      cb(this.tooLarge(this.cap));
+      return;
+    }
+    try {
+      for (const tap of this.taps) tap(chunk, offset);
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    this.hash.update(chunk).then(() => cb(null, chunk), cb);
+  }
+
+  override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
+    if (err) this.hash.abort();
+    cb(err);
+  }
+
+  digests(): Promise<Digests> {
+    return this.hash.digest();
+  }
+}

@@ -1,0 +1,58 @@
+import type { StoreConfig } from '../config.js';
+import { BadRequest, Conflict } from '../domain/errors.js';
+import { FilesystemStore } from './filesystem.js';
+import type { Store } from './store.js';
+
+export function createStore(cfg: StoreConfig): Store {
+  switch (cfg.type) {
+    case 'filesystem':
+      return new FilesystemStore({ id: cfg.id, description: cfg.description, readOnly: cfg.readOnly, path: cfg.path! });
+    default:
+      throw new Error(`store type ${cfg.type} is not available in this build`);
+  }
+}
+
+/** The configured stores by id, plus the internal staging store. */
+export class StoreRegistry {
+  readonly byId = new Map<string, Store>();
+
+  constructor(
+    readonly stores: Store[],
+    readonly defaultId: string,
+    readonly staging: Store,
+  ) {
+    for (const s of stores) this.byId.set(s.info.id, s);
+  }
+
+  get default(): Store {
+    return this.byId.get(this.defaultId)!;
+  }
+
+  /** For X-Image-Meta-Store: an unknown id is the client's mistake (400). */
+  forUpload(id: string | undefined): Store {
+    if (id === undefined || id === '') return this.default;
+    const s = this.byId.get(id);
+    if (!s) throw new BadRequest(`Store for identifier ${id} not found`);
+    return s;
+  }
+
+  /** For import targets: Glance answers 409 for an unknown store. */
+  forImport(id: string): Store {
+    const s = this.byId.get(id);
+    if (!s) throw new Conflict(`Store for identifier ${id} not found`);
+    return s;
+  }
+
+  /** The store holding a location, staging included. */
+  holding(storeId: string): Store | undefined {
+    return storeId === this.staging.info.id ? this.staging : this.byId.get(storeId);
+  }
+
+  ids(): string[] {
+    return this.stores.map((s) => s.info.id);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.stores, this.staging].map((s) => s.close?.()));
+  }
+}

@@ -1,0 +1,59 @@
+import type { Readable } from 'node:stream';
+
+/** An inclusive byte range, as HTTP ranges are. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface PutResult {
+  /** the URL recorded as the image location, e.g. file:///var/lib/imago/images/<id> */
+  location: string;
+  size: number;
+}
+
+export interface PutOptions {
+  /** aborting rejects put() and removes whatever was written */
+  signal?: AbortSignal;
+  /** bytes expected, when known; lets object stores choose part sizes */
+  expectedSize?: number;
+}
+
+export interface StoreInfo {
+  id: string;
+  type: string;
+  description: string;
+  readOnly: boolean;
+  /** shown to admins by GET /v2/info/stores/detail */
+  properties: Record<string, unknown>;
+}
+
+/**
+ * A place image data lives. Drivers are small on purpose: every policy
+ * (hashing, size caps, status changes) lives above them, so one conformance
+ * suite (test/stores/conformance.ts) can hold every driver to the same rules.
+ *
+ * Rules every driver keeps:
+ * - put() streams with backpressure and never holds the whole object in memory;
+ *   the object becomes visible under its location only once complete and
+ *   durable; on failure or abort nothing is left behind.
+ * - get() reads only the requested range.
+ * - delete() is idempotent.
+ * - errors are the typed errors of ./errors.ts.
+ */
+export interface Store {
+  readonly info: StoreInfo;
+  put(key: string, source: Readable, opts?: PutOptions): Promise<PutResult>;
+  get(location: string, range?: ByteRange): Promise<Readable>;
+  delete(location: string): Promise<void>;
+  exists(location: string): Promise<boolean>;
+  /** every complete object's location, for the consistency check */
+  list(): AsyncIterable<string>;
+  /** removes temporary objects left by writers that died; returns how many */
+  removeTemporary(): Promise<number>;
+  /** true when this store can take over an object from `other` without copying bytes */
+  canAdopt?(other: Store): boolean;
+  /** moves an object of `other` (same medium) into this store as `key` */
+  adopt?(other: Store, location: string, key: string): Promise<PutResult>;
+  close?(): Promise<void>;
+}
