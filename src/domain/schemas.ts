@@ -36,7 +36,8 @@ function imageProperties(): Schema {
     min_disk: { type: 'integer', description: 'Disk (GB) needed to boot the image' },
     self: readOnly('string', 'URL of this image'),
     file: readOnly('string', 'URL of the image data'),
-    stores: readOnly('string', 'Comma-separated ids of the stores holding the image data'),
+    // `stores` is left out although Glance lists it: glanceclient 4.x (Debian 12) adds its own
+    // --stores option and dies on the duplicate; responses still carry `stores` as a string.
     schema: readOnly('string', 'URL of this schema'),
     locations: {
       type: 'array',
@@ -95,6 +96,7 @@ export function collectionSchema(name: string, item: Schema): Schema {
   };
 }
 
+/** Glance serves the member schemas in their "minimal" form: no additionalProperties, no first/next. */
 export function memberSchema(): Schema {
   return {
     name: 'member',
@@ -106,7 +108,14 @@ export function memberSchema(): Schema {
       status: { type: 'string', description: 'Whether the member accepted the image', enum: ['pending', 'accepted', 'rejected'] },
       schema: { readOnly: true, type: 'string' },
     },
-    additionalProperties: false,
+  };
+}
+
+function minimalCollectionSchema(name: string, item: Schema): Schema {
+  return {
+    name,
+    properties: { [name]: { type: 'array', items: item }, schema: { type: 'string' } },
+    links: [{ rel: 'describedby', href: '{schema}' }],
   };
 }
 
@@ -143,7 +152,7 @@ export const SCHEMAS: Record<string, () => Schema> = {
   image: imageSchema,
   images: () => collectionSchema('images', imageSchema()),
   member: memberSchema,
-  members: () => collectionSchema('members', memberSchema()),
+  members: () => minimalCollectionSchema('members', memberSchema()),
   task: taskSchema,
   tasks: () => collectionSchema('tasks', taskSchema()),
 };
