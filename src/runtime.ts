@@ -56,7 +56,7 @@ export async function createRuntime(config: Config, log: Logger = pino({ level: 
   const { db, dialect, close: closeDb } = await openDatabase(config.database.url);
   const stores = new StoreRegistry(config.stores.map(createStore), config.defaultStore, createStore(config.staging));
   const hashPool = new HashPool(config.hashWorkers);
-  const auth = createAuthenticator(config);
+  const auth = createAuthenticator(config, { logger: log });
   const rt = {
     config,
     log,
