@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { loadConfig, type Config } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/server/start.js';
 import type { Registrar } from '../../src/server/app.js';
+import { createTestDatabase } from './postgres.js';
 
 /** Static tokens every test server knows, by name. */
 export const TOKENS = {
@@ -62,7 +63,9 @@ export function testConfig(dataDir: string, overrides: Record<string, unknown> =
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? makeDataDir();
   writeTokens(dataDir);
-  const config = testConfig(dataDir, opts.config, opts.env);
+  // IMAGO_TEST_PG=1 runs every test server on its own fresh PostgreSQL database.
+  const pgdb = process.env.IMAGO_TEST_PG === '1' && !opts.env?.IMAGO_DATABASE_URL ? await createTestDatabase() : undefined;
+  const config = testConfig(dataDir, opts.config, { ...(pgdb ? { IMAGO_DATABASE_URL: pgdb.url } : {}), ...opts.env });
   const server = await startServer(config, { log: pino({ level: config.logLevel }), extra: opts.extra });
   const req: TestServer['req'] = async (method, urlPath, o = {}) => {
     const headers: Record<string, string> = { ...(o.headers ?? {}) };
@@ -83,6 +86,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     req,
     close: async () => {
       await server.stop();
+      await pgdb?.drop();
       if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
