@@ -3,6 +3,8 @@
  * stored as 0/1 integers and timestamps as ISO-8601 text with milliseconds,
  * so one set of queries runs unchanged on both.
  */
+import type { MetadefTables } from '../metadefs/tables.js';
+
 export interface ImagesTable {
   id: string;
   name: string | null;
@@ -92,7 +94,7 @@ export interface NodesTable {
   heartbeat_at: string;
 }
 
-export interface Database {
+export interface Database extends MetadefTables {
   images: ImagesTable;
   image_properties: ImagePropertiesTable;
   image_tags: ImageTagsTable;

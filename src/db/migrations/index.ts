@@ -1,5 +1,6 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial.js';
+import * as m0002 from './0002_metadefs.js';
 
 /**
  * Migrations are listed here rather than discovered on disk, so the compiled
@@ -7,6 +8,7 @@ import * as m0001 from './0001_initial.js';
  */
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
+  '0002_metadefs': m0002,
 };
 
 export const migrationProvider: MigrationProvider = {
