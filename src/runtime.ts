@@ -7,6 +7,7 @@ import { MembersRepo } from './db/members-repo.js';
 import type { Authenticator, RequestContext } from './auth/context.js';
 import { createAuthenticator } from './auth/index.js';
 import { Policy } from './domain/policy.js';
+import { loadPolicy, watchPolicy } from './services/policy-loader.js';
 import type { Image } from './domain/image.js';
 import { HashPool } from './stores/hash-pool.js';
 import { StoreRegistry, createStore } from './stores/registry.js';
@@ -68,13 +69,15 @@ export async function createRuntime(config: Config, log: Logger = pino({ level: 
     stores,
     hashPool,
     auth,
-    policy: new Policy(),
+    policy: loadPolicy(config),
     writers: new WriterRegistry(),
   } as Partial<Runtime> as Runtime;
   rt.imageService = new ImageService(rt);
   rt.data = new DataService(rt);
   rt.staging = new StagingService(rt);
+  const unwatchPolicy = watchPolicy(rt);
   rt.close = async () => {
+    unwatchPolicy();
     await hashPool.close();
     await stores.close();
     await auth.close?.();

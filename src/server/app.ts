@@ -56,6 +56,8 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
     const creds = await rt.auth.authenticate(request.headers);
     const token = request.headers['x-auth-token'];
     request.ctx = toContext(creds, request.id, Array.isArray(token) ? token[0] : token);
+    // is_admin is whatever the policy's context_is_admin rule says (role:admin by default).
+    request.ctx.isAdmin = rt.policy.isAdmin(request.ctx);
   });
 
   app.setErrorHandler((err, request, reply) => {

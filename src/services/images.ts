@@ -11,7 +11,8 @@ import { parseImageListQuery } from '../domain/list-query.js';
 import type { ImageChanges } from '../db/images-repo.js';
 
 export function targetOf(image: Image, membership?: MemberStatus): PolicyTarget {
-  return { owner: image.owner, visibility: image.visibility, member_status: membership, project_id: image.owner };
+  // `id` marks an image target: Policy.enforce answers 404 to callers who may not see it.
+  return { ...image.properties, id: image.id, owner: image.owner, visibility: image.visibility, member_status: membership, project_id: image.owner };
 }
 
 /** Image metadata operations: every rule check and state change, no HTTP. */
@@ -77,7 +78,8 @@ export class ImageService {
   }
 
   async list(query: Record<string, string | string[] | undefined>, ctx: RequestContext): Promise<Image[]> {
-    this.rt.policy.enforce('get_images', ctx);
+    // Glance checks listing against a would-be image of the caller's own project.
+    this.rt.policy.enforce('get_images', ctx, { project_id: ctx.projectId, owner: ctx.projectId, visibility: 'private' });
     const q = parseImageListQuery(query);
     let marker: Image | undefined;
     if (q.marker !== undefined) {
