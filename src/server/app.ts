@@ -5,6 +5,7 @@ import { toContext, type RequestContext } from '../auth/context.js';
 import { NotFound } from '../domain/errors.js';
 import { sendError } from './error-mapper.js';
 import { readJsonBody } from './json-body.js';
+import { discardUnreadBody } from './upload-body.js';
 import { registerVersions } from './versions.js';
 import { registerImages } from './images.js';
 import { registerImageData } from './image-data.js';
@@ -61,7 +62,11 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
   });
 
   app.setErrorHandler((err, request, reply) => {
-    if (!request.raw.complete && request.raw.method !== 'GET' && request.raw.method !== 'HEAD') reply.header('connection', 'close');
+    // A body left unread (refused upload...): discard it so the client reads this answer; close when shutting down.
+    if (!request.raw.complete) {
+      if (rt.writers.isClosing) reply.header('connection', 'close');
+      else discardUnreadBody(request.raw, reply.raw);
+    }
     return sendError(request, reply, err, rt.auth.wwwAuthenticate);
   });
   app.setNotFoundHandler(async (request: FastifyRequest) => {

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { IncomingMessage } from 'node:http';
 import type { Runtime } from '../runtime.js';
 import { BadRequest, UnsupportedMediaType } from '../domain/errors.js';
 import { resource } from './routes.js';
+import { uploadBody } from './upload-body.js';
 
 type IdParams = { Params: { id: string } };
 
@@ -26,12 +26,9 @@ function optionalSize(request: FastifyRequest, header: string): number | undefin
 
 export function registerImageData(app: FastifyInstance, rt: Runtime): void {
   const download = async (request: FastifyRequest<IdParams>, reply: FastifyReply) => {
-    const d = await rt.data.download(request.params.id, request.ctx, one(request.headers.range), one(request.headers['content-range']));
+    const head = request.method === 'HEAD';
+    const d = await rt.data.download(request.params.id, request.ctx, one(request.headers.range), one(request.headers['content-range']), { open: !head });
     reply.code(d.status).headers(d.headers);
-    if (request.method === 'HEAD' || !d.body) {
-      d.body?.destroy();
-      return reply.send();
-    }
     return reply.send(d.body);
   };
 
@@ -46,7 +43,7 @@ export function registerImageData(app: FastifyInstance, rt: Runtime): void {
         await rt.data.upload({
           imageId: request.params.id,
           ctx: request.ctx,
-          body: request.body as IncomingMessage,
+          body: uploadBody(request.raw, reply.raw),
           storeId: one(request.headers['x-image-meta-store']),
           contentLength: optionalSize(request, 'content-length'),
           declaredSize: optionalSize(request, 'x-openstack-image-size'),

@@ -75,15 +75,18 @@ export class DataService {
 
   async upload(req: UploadRequest): Promise<void> {
     const { imageId, ctx } = req;
+    // As Glance: an unknown store is the client's mistake whatever the image (400 before 404).
+    const store = this.rt.stores.forUpload(req.storeId);
     const { image, membership } = await this.rt.imageService.getVisible(imageId, ctx);
     this.rt.policy.enforce('upload_image', ctx, targetOf(image, membership), 'You are not permitted to upload data to this image.');
-    const store = this.rt.stores.forUpload(req.storeId);
-    if (store.info.readOnly) throw new StoreReadOnly(store.info.id);
     if (image.status !== 'queued') throw new Conflict(`Image status transition from ${image.status} to saving is not allowed`);
+    if (store.info.readOnly) throw new StoreReadOnly(store.info.id);
     const cap = await this.uploadCap(image, ctx);
     const known = req.declaredSize ?? req.contentLength;
     if (known !== undefined && known > cap.bytes) throw cap.error(cap.bytes);
+    const limit = req.declaredSize !== undefined && req.declaredSize < cap.bytes ? { bytes: req.declaredSize, error: () => sizeMismatch(req.declaredSize!, 'more') } : cap;
 
+    this.rt.writers.assertOpen();
     const writerId = randomUUID();
     if (!(await this.rt.images.claimWriter(imageId, ['queued'], 'saving', writerId, this.rt.nodeId))) {
       const now = await this.rt.images.get(imageId);
@@ -91,13 +94,7 @@ export class DataService {
       throw new Conflict(`Image status transition from ${now.status} to saving is not allowed`);
     }
     const controller = new AbortController();
-    const onAborted = () => controller.abort(new BadRequest('The client closed the connection before the upload finished.'));
-    req.body.once('aborted', onAborted);
-    try {
-      await this.asWriter(imageId, writerId, controller, () => this.uploadClaimed(image, store, req, writerId, controller.signal, cap));
-    } finally {
-      req.body.off('aborted', onAborted);
-    }
+    await this.asWriter(imageId, writerId, controller, () => this.uploadClaimed(image, store, req, writerId, controller.signal, limit));
   }
 
   private async uploadClaimed(image: Image, store: Store, req: UploadRequest, writerId: string, signal: AbortSignal, cap: { bytes: number; error: (n: number) => Error }): Promise<void> {
@@ -111,9 +108,7 @@ export class DataService {
         taps: inspection ? [inspection.tap] : [],
         expectedSize: req.declaredSize ?? req.contentLength,
       });
-      if (req.declaredSize !== undefined && req.declaredSize !== written.size) {
-        throw new BadRequest(`The x-openstack-image-size header said ${req.declaredSize} bytes but ${written.size} were received.`);
-      }
+      if (req.declaredSize !== undefined && req.declaredSize !== written.size) throw sizeMismatch(req.declaredSize, written.size);
       const virtualSize = inspection ? inspection.finish(written.size) : defaultVirtualSize(image.diskFormat, written.size);
       const committed = await this.rt.images.commitData(image.id, writerId, {
         size: written.size,
@@ -124,12 +119,13 @@ export class DataService {
       });
       if (!committed) throw new Gone(`Image ${image.id} was deleted while its data was being uploaded.`);
     } catch (err) {
-      if (written) await store.delete(written.location).catch(() => {});
+      if (written) await store.delete(written.location).catch((e) => this.rt.log.warn({ err: e, location: written!.location }, 'could not remove the data of a failed upload'));
       const released = await this.rt.images.releaseWriter(image.id, writerId, 'queued');
-      const reason = signal.aborted ? signal.reason : err;
       if (!released && !(await this.rt.images.exists(image.id))) {
         throw new Gone(`Image ${image.id} was deleted while its data was being uploaded.`);
       }
+      // An abort (delete, shutdown) explains the failure better than the stream error it caused.
+      const reason = signal.aborted ? signal.reason : err;
       throw reason instanceof ImagoError ? reason : err;
     }
   }
@@ -145,7 +141,8 @@ export class DataService {
     };
   }
 
-  async download(id: string, ctx: RequestContext, range: string | undefined, contentRange: string | undefined): Promise<Download> {
+  /** The response to GET (or, with `open: false`, HEAD: the same headers, and the store is not touched). */
+  async download(id: string, ctx: RequestContext, range: string | undefined, contentRange: string | undefined, opts: { open?: boolean } = {}): Promise<Download> {
     const { image, membership } = await this.rt.imageService.getVisible(id, ctx);
     this.rt.policy.enforce('download_image', ctx, targetOf(image, membership), 'You are not permitted to download this image.');
     if (image.status === 'deactivated' && !ctx.isAdmin) {
@@ -164,7 +161,7 @@ export class DataService {
       headers['content-length'] = '0';
       return { status: 200, headers };
     }
-    const body = await store.get(location.url, r);
+    const body = opts.open === false ? undefined : await store.get(location.url, r);
     if (r) {
       headers['content-range'] = `bytes ${r.start}-${r.end}/${size}`;
       headers['content-length'] = String(r.end - r.start + 1);
@@ -187,6 +184,10 @@ export class DataService {
       }
     }
   }
+}
+
+function sizeMismatch(declared: number, received: number | 'more'): BadRequest {
+  return new BadRequest(`The x-openstack-image-size header said ${declared} bytes but ${received === 'more' ? 'more' : received} were sent.`);
 }
 
 /** Until format inspection knows better, raw and iso images are as large virtually as they are on disk. */

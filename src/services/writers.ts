@@ -1,4 +1,4 @@
-import { Gone } from '../domain/errors.js';
+import { Gone, ServiceUnavailable } from '../domain/errors.js';
 
 interface Writer {
   writerId: string;
@@ -8,17 +8,28 @@ interface Writer {
 
 /**
  * The writers (upload, stage, import) running in this process, by image id.
- * Lets a DELETE stop a writer at once (invariant 4) and lets shutdown wait
- * for writers to finish or roll back.
+ * Lets a DELETE stop a writer at once (invariant 4) and lets shutdown stop
+ * every writer and wait until each has rolled back (invariant 3).
  */
 export class WriterRegistry {
   private readonly writers = new Map<string, Writer>();
+  private closing: Error | undefined;
+
+  /** Throws once shutdown has begun, so no writer starts that shutdown would not wait for. */
+  assertOpen(): void {
+    if (this.closing) throw this.closing;
+  }
+
+  get isClosing(): boolean {
+    return this.closing !== undefined;
+  }
 
   register(imageId: string, writerId: string, controller: AbortController, done: Promise<unknown>): void {
     this.writers.set(imageId, { writerId, controller, done });
     done.finally(() => {
       if (this.writers.get(imageId)?.writerId === writerId) this.writers.delete(imageId);
     }).catch(() => {});
+    if (this.closing) controller.abort(this.closing);
   }
 
   abort(imageId: string, reason: Error = new Gone(`Image ${imageId} was deleted while its data was being written.`)): void {
@@ -29,11 +40,15 @@ export class WriterRegistry {
     return this.writers.size;
   }
 
-  /** Aborts every writer with `reason` and waits until each has rolled back. */
-  async abortAll(reason: Error): Promise<void> {
-    const all = [...this.writers.values()];
-    for (const w of all) w.controller.abort(reason);
-    await Promise.allSettled(all.map((w) => w.done));
+  /** Refuses new writers, aborts every running one with `reason` and waits until each has rolled back. */
+  async abortAll(reason: Error = new ServiceUnavailable('The server is shutting down; retry later.')): Promise<void> {
+    this.closing ??= reason;
+    // A writer that claimed its image just before shutdown registers late; loop until none is left.
+    while (this.writers.size) {
+      const all = [...this.writers.values()];
+      for (const w of all) w.controller.abort(this.closing);
+      await Promise.allSettled(all.map((w) => w.done));
+    }
   }
 
   async waitAll(): Promise<void> {

@@ -7,15 +7,20 @@ import type { FileHandle } from 'node:fs/promises';
  * which fs.WriteStream does not allow without also skipping 'close'.
  */
 export class FileSink extends Writable {
+  /** bytes handed to the file so far */
+  bytesWritten = 0;
+
   constructor(private readonly handle: FileHandle, highWaterMark = 1024 * 1024) {
     super({ highWaterMark });
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.bytesWritten += chunk.length;
     writeAll(this.handle, [chunk]).then(() => cb(), cb);
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    for (const c of chunks) this.bytesWritten += c.chunk.length;
     writeAll(this.handle, chunks.map((c) => c.chunk)).then(() => cb(), cb);
   }
 

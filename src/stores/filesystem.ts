@@ -1,13 +1,13 @@
 import { createReadStream, statSync } from 'node:fs';
 import { FileSink } from './file-sink.js';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ByteRange, PutOptions, PutResult, Store, StoreInfo } from './store.js';
-import { ObjectNotFound, StoreReadOnly, fsError } from './errors.js';
+import { ObjectNotFound, StoreReadOnly, StoreUnavailable, fsError } from './errors.js';
 import { ImagoError } from '../domain/errors.js';
 
 const TMP_DIR = '.tmp';
@@ -49,23 +49,35 @@ export class FilesystemStore implements Store {
     await this.ensureDirs();
     const tmp = path.join(this.dir, TMP_DIR, `${key}.${randomUUID()}`);
     const final = path.join(this.dir, key);
-    let size = 0;
+    let handle: FileHandle | undefined;
+    let renamed = false;
     try {
-      const handle = await open(tmp, 'wx', 0o640);
-      try {
-        source.on('data', (chunk: Buffer) => { size += chunk.length; });
-        await pipeline(source, new FileSink(handle), { signal: opts.signal });
-      } finally {
-        await handle.close().catch(() => {});
-      }
+      handle = await open(tmp, 'wx', 0o640);
+      const sink = new FileSink(handle);
+      await pipeline(source, sink, { signal: opts.signal });
+      await handle.close();
+      handle = undefined;
       await rename(tmp, final);
+      renamed = true;
       await syncDir(this.dir);
-      return { location: pathToFileURL(final).href, size };
+      return { location: pathToFileURL(final).href, size: sink.bytesWritten };
     } catch (err) {
-      await unlink(tmp).catch(() => {});
+      if (!source.destroyed) source.destroy();
+      await handle?.close().catch(() => {});
+      await unlink(renamed ? final : tmp).catch(() => {});
       if (opts.signal?.aborted && opts.signal.reason instanceof ImagoError) throw opts.signal.reason;
-      throw fsError(this.info.id, err);
+      throw this.writeError(err);
     }
+  }
+
+  /** A write that finds no directory means the store went away (unmounted, removed): unavailable, not "not found". */
+  private writeError(err: unknown): ImagoError {
+    const code = (err as NodeJS.ErrnoException)?.code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      this.ready = undefined;
+      return new StoreUnavailable(this.info.id, (err as Error).message);
+    }
+    return fsError(this.info.id, err);
   }
 
   async get(location: string, range?: ByteRange): Promise<Readable> {
@@ -87,10 +99,13 @@ export class FilesystemStore implements Store {
   }
 
   async exists(location: string): Promise<boolean> {
+    const file = this.pathOf(location);
     try {
-      return (await stat(this.pathOf(location))).isFile();
-    } catch {
-      return false;
+      return (await stat(file)).isFile();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+      throw fsError(this.info.id, err);
     }
   }
 

@@ -170,6 +170,8 @@ export class HashSession {
       }
     } else if (m.op === 'error') {
       this.listeners.delete(this.id);
+      this.ended = true;
+      this.waiter?.();
       this.finish?.reject(new Error(`hash worker failed: ${m.hex}`));
     }
   }

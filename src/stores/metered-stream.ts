@@ -12,6 +12,7 @@ export type ChunkTap = (chunk: Buffer, offset: number) => void;
  */
 export class MeteredStream extends Transform {
   size = 0;
+  private digesting: Promise<Digests> | undefined;
 
   constructor(
     private readonly hash: HashSession,
@@ -38,12 +39,20 @@ export class MeteredStream extends Transform {
     this.hash.update(chunk).then(() => cb(null, chunk), cb);
   }
 
+  override _flush(cb: TransformCallback): void {
+    this.digesting = this.hash.digest();
+    this.digesting.catch(() => {});
+    cb();
+  }
+
+  /** Destroyed before the end (error, abort, or a store that gave up): the workers drop the session. */
   override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
-    if (err) this.hash.abort();
+    if (!this.digesting) this.hash.abort();
     cb(err);
   }
 
+  /** Both digests of every byte that passed; only once the stream has ended. */
   digests(): Promise<Digests> {
-    return this.hash.digest();
+    return this.digesting ?? Promise.reject(new Error('the stream did not end; there is nothing to digest'));
   }
 }
