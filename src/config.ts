@@ -74,6 +74,14 @@ export interface Config {
       injectMetadata: { enabled: boolean; properties: Record<string, string>; ignoreUserRoles: string[] };
     };
     taskTimeToLiveHours: number;
+    /** import tasks one process runs at once; more wait as pending */
+    maxConcurrentTasks: number;
+    /** target stores one import writes to at once */
+    maxParallelStores: number;
+    /** glance-download: property-name prefixes copied from the remote image */
+    glanceDownload: { extraProperties: string[] };
+    /** scratch space for conversion and decompression; emptied at start */
+    workDir: string;
   };
   quotas: { enabled: boolean; defaults: QuotaLimits; projects: Record<string, Partial<QuotaLimits>> };
   hashWorkers: number;
@@ -116,6 +124,10 @@ export function defaultConfig(dataDir: string): Config {
         injectMetadata: { enabled: false, properties: {}, ignoreUserRoles: ['admin'] },
       },
       taskTimeToLiveHours: 48,
+      maxConcurrentTasks: 4,
+      maxParallelStores: 4,
+      glanceDownload: { extraProperties: ['hw_', 'trait:', 'os_distro', 'os_secure_boot', 'os_type'] },
+      workDir: path.join(dataDir, 'import-work'),
     },
     quotas: {
       enabled: false,
@@ -226,6 +238,7 @@ export function validateConfig(cfg: Config): Config {
   if (!Number.isInteger(cfg.hashWorkers) || cfg.hashWorkers < 1 || cfg.hashWorkers > 64) problems.push('hashWorkers must be 1..64');
   const known = ['glance-direct', 'web-download', 'copy-image', 'glance-download'];
   for (const m of cfg.import.methods) if (!known.includes(m)) problems.push(`unknown import method "${m}"`);
+  problems.push(...importProblems(cfg));
   if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return cfg;
 }
@@ -238,4 +251,24 @@ function storeProblems(s: StoreConfig, dataDir: string): string[] {
   }
   if (s.type === 's3') return s.s3?.bucket ? [] : [`s3 store "${s.id}" needs s3.bucket`];
   return [`store "${s.id}" has unknown type "${s.type}"`];
+}
+
+function importProblems(cfg: Config): string[] {
+  const problems: string[] = [];
+  const imp = cfg.import;
+  imp.workDir = path.resolve(cfg.dataDir, imp.workDir);
+  for (const k of ['maxConcurrentTasks', 'maxParallelStores'] as const) {
+    if (!Number.isInteger(imp[k]) || imp[k] < 1 || imp[k] > 64) problems.push(`import.${k} must be 1..64`);
+  }
+  const outputs = ['raw', 'qcow2', 'vmdk', 'vdi', 'vhdx', 'vhd'];
+  if (imp.plugins.conversion.enabled && !outputs.includes(imp.plugins.conversion.outputFormat)) {
+    problems.push(`import.plugins.conversion.outputFormat must be one of ${outputs.join(', ')}`);
+  }
+  for (const p of [...imp.webDownload.allowedPorts, ...imp.webDownload.disallowedPorts]) {
+    if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`import.webDownload ports must be 1..65535, got ${p}`);
+  }
+  for (const [k, v] of Object.entries(imp.plugins.injectMetadata.properties)) {
+    if (typeof v !== 'string') problems.push(`import.plugins.injectMetadata.properties.${k} must be a string`);
+  }
+  return problems;
 }

@@ -59,6 +59,8 @@ export interface ImageStagingTable {
   checksum: string | null;
   os_hash_value: string | null;
   created_at: string;
+  /** JSON of what format inspection found in the staged bytes (migration 0003) */
+  inspection: string | null;
 }
 
 export interface ImageMembersTable {
@@ -86,6 +88,10 @@ export interface TasksTable {
   /** the process running the task, and when it last showed signs of life */
   runner_node: string | null;
   heartbeat_at: string | null;
+  /** times a runner has started this task (migration 0003) */
+  attempts: number;
+  /** JSON private to the runner: stores written so far, resumable progress (migration 0003) */
+  state: string | null;
 }
 
 export interface NodesTable {

@@ -1,8 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { RequestContext } from '../auth/context.js';
 import type { Runtime } from '../runtime.js';
+import { BadRequest, Conflict, Gone, ImagoError, NotFound } from '../domain/errors.js';
+import { now } from '../db/database.js';
+import { FormatInspector, type InspectionResult } from '../import/inspect/inspector.js';
+import type { Written } from './image-data.js';
+import { targetOf } from './images.js';
 
-/** Staged data of images waiting for glance-direct import. */
+/** An image's staged data, as image_staging records it. */
+export interface Staged {
+  imageId: string;
+  url: string;
+  size: number;
+  checksum: string | null;
+  sha512: string | null;
+  inspection: InspectionResult | null;
+}
+
+export interface StageRequest {
+  imageId: string;
+  ctx: RequestContext;
+  body: Readable;
+  contentLength?: number;
+}
+
+/**
+ * The staging area of glance-direct (and of every other import method,
+ * which download into it): bytes are streamed in with the same hashing,
+ * size cap and format inspection as an upload, and the digests are kept so
+ * the import can adopt the object without reading it again.
+ */
 export class StagingService {
   constructor(private readonly rt: Runtime) {}
+
+  /** PUT /v2/images/{id}/stage: queued → uploading with the data staged, or queued again on any failure. */
+  async stage(req: StageRequest): Promise<void> {
+    const { rt } = this;
+    const { image, membership } = await rt.imageService.getVisible(req.imageId, req.ctx);
+    rt.policy.enforce('modify_image', req.ctx, targetOf(image, membership), 'You are not permitted to stage data for this image.');
+    if (image.status !== 'queued') throw new Conflict(`Image status transition from ${image.status} to uploading is not allowed`);
+    const cap = await rt.data.uploadCap(image, req.ctx);
+    if (req.contentLength !== undefined && req.contentLength > cap.bytes) throw cap.error(cap.bytes);
+
+    const writerId = randomUUID();
+    if (!(await rt.images.claimWriter(image.id, ['queued'], 'uploading', writerId, rt.nodeId))) {
+      const current = await rt.images.get(image.id);
+      if (!current) throw new NotFound(`No image found with ID ${image.id}`);
+      throw new Conflict(`Image status transition from ${current.status} to uploading is not allowed`);
+    }
+    const controller = new AbortController();
+    const onAborted = () => controller.abort(new BadRequest('The client closed the connection before the data was staged.'));
+    req.body.once('aborted', onAborted);
+    try {
+      await rt.data.asWriter(image.id, writerId, controller, () => this.stageClaimed(image.id, writerId, req, controller.signal, cap));
+    } finally {
+      req.body.off('aborted', onAborted);
+    }
+  }
+
+  private async stageClaimed(imageId: string, writerId: string, req: StageRequest, signal: AbortSignal, cap: { bytes: number; error: (n: number) => Error }): Promise<void> {
+    const { rt } = this;
+    let written: Written | undefined;
+    try {
+      await this.discard(imageId);
+      const inspector = rt.config.import.plugins.formatInspection ? new FormatInspector() : undefined;
+      written = await rt.data.write(rt.stores.staging, imageId, req.body, {
+        cap: cap.bytes,
+        tooLarge: cap.error,
+        signal,
+        taps: inspector ? [(chunk, offset) => inspector.push(chunk, offset)] : [],
+        expectedSize: req.contentLength,
+      });
+      const inspection = inspector?.finish(written.size) ?? null;
+      await this.record(imageId, written, inspection);
+      // Glance shows the staged size at once; checksums wait for the import.
+      if (!(await rt.images.setWriterFields(imageId, writerId, { size: written.size, writer_id: null, writer_node: null, writer_heartbeat_at: null }))) {
+        throw new Gone(`Image ${imageId} was deleted while its data was being staged.`);
+      }
+    } catch (err) {
+      if (written) {
+        await rt.db.deleteFrom('image_staging').where('image_id', '=', imageId).where('url', '=', written.location).execute().catch(() => {});
+        await rt.stores.staging.delete(written.location).catch(() => {});
+      }
+      const released = await rt.images.releaseWriter(imageId, writerId, 'queued', { size: null });
+      const reason = signal.aborted ? signal.reason : err;
+      if (!released && !(await rt.images.exists(imageId))) throw new Gone(`Image ${imageId} was deleted while its data was being staged.`);
+      throw reason instanceof ImagoError ? reason : err;
+    }
+  }
+
+  /** Records (or replaces) what is staged for the image. */
+  async record(imageId: string, w: Written, inspection: InspectionResult | null): Promise<void> {
+    await this.rt.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('image_staging').where('image_id', '=', imageId).execute();
+      await trx
+        .insertInto('image_staging')
+        .values({
+          image_id: imageId,
+          url: w.location,
+          size: w.size,
+          checksum: w.md5,
+          os_hash_value: w.sha512,
+          created_at: now(),
+          inspection: inspection ? JSON.stringify(inspection) : null,
+        })
+        .execute();
+    });
+  }
+
+  async get(imageId: string): Promise<Staged | undefined> {
+    const row = await this.rt.db.selectFrom('image_staging').selectAll().where('image_id', '=', imageId).executeTakeFirst();
+    if (!row) return undefined;
+    return {
+      imageId: row.image_id,
+      url: row.url,
+      size: row.size,
+      checksum: row.checksum,
+      sha512: row.os_hash_value,
+      inspection: row.inspection ? (JSON.parse(row.inspection) as InspectionResult) : null,
+    };
+  }
+
+  /** Forgets the staging record once its object has moved into a store (adopted). */
+  async forget(imageId: string, url: string): Promise<void> {
+    await this.rt.db.deleteFrom('image_staging').where('image_id', '=', imageId).where('url', '=', url).execute();
+  }
 
   /** Forgets and removes whatever is staged for the image. */
   async discard(imageId: string): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_metadefs.js';
+import * as m0003 from './0003_import.js';
 
 /**
  * Migrations are listed here rather than discovered on disk, so the compiled
@@ -9,6 +10,7 @@ import * as m0002 from './0002_metadefs.js';
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_metadefs': m0002,
+  '0003_import': m0003,
 };
 
 export const migrationProvider: MigrationProvider = {
