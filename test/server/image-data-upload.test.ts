@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import path from 'node:path';
 import { createImage, data1k, startTestServer, type TestServer } from '../support/server.js';
 import { ManualUpload, assertErrorBody, filesUnder, imageOf, md5, pattern, put, sha512, waitFor } from './image-data-helpers.js';
@@ -265,5 +266,38 @@ describe('PUT /v2/images/{id}/file', () => {
     assert.deepEqual(filesUnder(imagesDir).filter((f) => f.includes(img.id)), []);
     assert.equal(s.rt.writers.size, 0);
     assert.equal((await put(s, img.id, data1k())).status, 204);
+  });
+
+  test('refused uploads keep the connection: 409, 415, 413 and 400 answers, then a 204, on one socket', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    let connections = 0;
+    const count = () => connections++;
+    try {
+      const active = await createImage(s);
+      assert.equal((await put(s, active.id, data1k())).status, 204);
+      const fresh = await createImage(s);
+      s.app.server.on('connection', count);
+      const send = async (id: string, data: Buffer, headers: Record<string, string> = {}, chunked = false) => {
+        const up = new ManualUpload(s.url, id, { agent, headers, contentLength: chunked ? undefined : data.length });
+        for (let i = 0; i < data.length; i += 64 * 1024) await up.write(data.subarray(i, i + 64 * 1024));
+        const r = await up.end();
+        return { status: r.status, socket: up.req.socket };
+      };
+      const results = [
+        await send(active.id, pattern(2 * 1024 * 1024)), // 409 before reading: the body is discarded
+        await send(fresh.id, data1k(), { 'content-type': 'text/plain' }), // 415
+        await send(fresh.id, pattern(CAP + 300_000), {}, true), // 413 while streaming
+        await send(fresh.id, data1k(), { 'x-openstack-image-size': '10' }), // 400
+        await send(fresh.id, data1k()), // 204
+      ];
+      assert.deepEqual(results.map((r) => r.status), [409, 415, 413, 400, 204]);
+      for (const r of results) assert.equal(r.socket, results[0].socket, 'a new connection was opened');
+      assert.equal(connections, 1);
+      s.app.server.off('connection', count);
+      assert.equal((await imageOf(s, fresh.id)).checksum, md5(data1k()));
+    } finally {
+      s.app.server.off('connection', count);
+      agent.destroy();
+    }
   });
 });
