@@ -3,8 +3,8 @@ import { sql, type Expression, type ExpressionBuilder, type SqlBool, type Transa
 import type { Db } from './database.js';
 import { now } from './database.js';
 import type { Database, ImagesTable } from './schema.js';
-import type { Image, ImageStatus, Location, Visibility } from '../domain/image.js';
-import type { ImageListQuery } from '../domain/list-query.js';
+import { propertyMap, type Image, type ImageStatus, type Location, type Visibility } from '../domain/image.js';
+import { TIME_FIELDS, type Condition, type ImageListQuery } from '../domain/list-query.js';
 import type { RequestContext } from '../auth/context.js';
 
 export interface NewImage {
@@ -126,32 +126,26 @@ export class ImagesRepo {
       this.db.selectFrom('image_locations').selectAll().where('image_id', 'in', ids).orderBy('created_at').execute(),
     ]);
     const propsBy = new Map<string, Record<string, string>>();
-    for (const p of props) (propsBy.get(p.image_id) ?? propsBy.set(p.image_id, {}).get(p.image_id)!)[p.name] = p.value;
+    for (const p of props) (propsBy.get(p.image_id) ?? propsBy.set(p.image_id, propertyMap()).get(p.image_id)!)[p.name] = p.value;
     const tagsBy = new Map<string, string[]>();
     for (const t of tags) (tagsBy.get(t.image_id) ?? tagsBy.set(t.image_id, []).get(t.image_id)!).push(t.value);
     const locsBy = new Map<string, Location[]>();
     for (const l of locs) {
       (locsBy.get(l.image_id) ?? locsBy.set(l.image_id, []).get(l.image_id)!).push({ id: l.id, storeId: l.store_id, url: l.url, status: l.status });
     }
-    return rows.map((r) => toImage(r, propsBy.get(r.id) ?? {}, tagsBy.get(r.id) ?? [], locsBy.get(r.id) ?? []));
+    return rows.map((r) => toImage(r, propsBy.get(r.id) ?? propertyMap(), tagsBy.get(r.id) ?? [], locsBy.get(r.id) ?? []));
   }
 
+  /**
+   * One page of the images `ctx` may list, filtered and ordered as Glance's
+   * image_get_all does: keyset pagination after `markerImage`, killed images
+   * left out, hidden images only when asked for.
+   */
   async list(q: ImageListQuery, ctx: RequestContext, markerImage: Image | undefined): Promise<Image[]> {
     let query = this.db.selectFrom('images').selectAll('images');
     query = query.where((eb) => this.visibleTo(eb, q, ctx));
-    for (const c of q.conditions) {
-      query = query.where((eb) => {
-        if (c.field.startsWith('prop:')) {
-          const name = c.field.slice(5);
-          const sub = eb.selectFrom('image_properties as p').select('p.image_id').where('p.name', '=', name);
-          return eb('images.id', 'in', c.op === 'in' ? sub.where('p.value', 'in', c.values) : sub.where('p.value', '=', c.values[0]));
-        }
-        const col = sql.ref(`images.${c.field}`);
-        const ops = { eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
-        if (c.op === 'in') return eb(col, 'in', c.values.map((v) => castValue(c.field, v)));
-        return eb(col, ops[c.op], castValue(c.field, c.values[0]));
-      });
-    }
+    query = query.where('images.status', '<>', 'killed').where('images.os_hidden', '=', q.osHidden ? 1 : 0);
+    for (const c of q.conditions) query = query.where((eb) => conditionSql(eb, c));
     for (const tag of q.tags) {
       query = query.where('images.id', 'in', (eb) => eb.selectFrom('image_tags').select('image_id').where('value', '=', tag));
     }
@@ -162,39 +156,33 @@ export class ImagesRepo {
     return this.hydrate(rows as Row[]);
   }
 
+  /**
+   * Glance's _select_images_query and visibility rules. Users see public and
+   * community images, their project's images, and shared images they are a
+   * member of (with the requested member status); admins see everything.
+   * Without a visibility filter, community images are listed only to their
+   * owner; with one, only images of that visibility are listed.
+   */
   private visibleTo(eb: ExpressionBuilder<Database, 'images'>, q: ImageListQuery, ctx: RequestContext): Expression<SqlBool> {
-    const project = ctx.projectId ?? '';
-    const memberOf = (statuses: string[] | 'all') => {
-      let sub = eb.selectFrom('image_members as m').select('m.image_id').where('m.member_id', '=', project);
-      if (statuses !== 'all') sub = sub.where('m.status', 'in', statuses);
-      return eb('images.id', 'in', sub);
-    };
-    const ms = q.memberStatus === 'all' ? 'all' : [q.memberStatus];
-    const v = q.visibility;
-    const hidden = q.conditions.some((c) => c.field === 'os_hidden') ? eb.val(true) : eb('images.os_hidden', '=', 0);
-    if (ctx.isAdmin) {
-      if (v === undefined || v === 'all') return hidden as Expression<SqlBool>;
-      return eb.and([hidden as Expression<SqlBool>, eb('images.visibility', '=', v)]);
+    const conds: Expression<SqlBool>[] = [];
+    if (!ctx.isAdmin) {
+      let members = eb.selectFrom('image_members as m').select('m.image_id').where('m.member_id', '=', ctx.projectId ?? '');
+      if (q.memberStatus !== 'all') members = members.where('m.status', '=', q.memberStatus);
+      const visible = [
+        eb('images.visibility', 'in', ['public', 'community']),
+        eb.and([eb('images.visibility', '=', 'shared'), eb('images.id', 'in', members)]),
+      ];
+      if (ctx.projectId !== null) visible.push(eb('images.owner', '=', ctx.projectId));
+      conds.push(eb.or(visible));
     }
-    let cond: Expression<SqlBool>;
-    switch (v) {
-      case 'public':
-      case 'community':
-        cond = eb('images.visibility', '=', v);
-        break;
-      case 'private':
-        cond = eb.and([eb('images.visibility', '=', 'private'), eb('images.owner', '=', project)]);
-        break;
-      case 'shared':
-        cond = eb.and([eb('images.visibility', '=', 'shared'), eb.or([eb('images.owner', '=', project), memberOf(ms)])]);
-        break;
-      case 'all':
-        cond = eb.or([eb('images.visibility', 'in', ['public', 'community']), eb('images.owner', '=', project), eb.and([eb('images.visibility', '=', 'shared'), memberOf(ms)])]);
-        break;
-      default:
-        cond = eb.or([eb('images.visibility', '=', 'public'), eb('images.owner', '=', project), eb.and([eb('images.visibility', '=', 'shared'), memberOf(ms)])]);
+    if (q.visibility === undefined) {
+      const community = [eb('images.visibility', '<>', 'community')];
+      if (ctx.projectId !== null) community.push(eb('images.owner', '=', ctx.projectId));
+      conds.push(eb.or(community));
+    } else if (q.visibility !== 'all') {
+      conds.push(eb('images.visibility', '=', q.visibility));
     }
-    return eb.and([hidden as Expression<SqlBool>, cond]);
+    return eb.and(conds);
   }
 
   async update(id: string, changes: ImageChanges, props: { set: Record<string, string>; remove: string[] }, tags?: string[]): Promise<boolean> {
@@ -363,6 +351,20 @@ export class ImagesRepo {
 
 function castValue(field: string, v: string): string | number {
   return ['size', 'virtual_size', 'min_disk', 'min_ram', 'protected', 'os_hidden'].includes(field) ? Number(v) : v;
+}
+
+const SQL_OPS = { eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' } as const;
+
+/** One list filter as SQL. Times compare to the second, the precision clients see. */
+function conditionSql(eb: ExpressionBuilder<Database, 'images'>, c: Condition): Expression<SqlBool> {
+  if (c.op === 'in' && c.values.length === 0) return sql<SqlBool>`1 = 0`;
+  if (c.field.startsWith('prop:')) {
+    const sub = eb.selectFrom('image_properties as p').select('p.image_id').where('p.name', '=', c.field.slice(5));
+    return eb('images.id', 'in', c.op === 'in' ? sub.where('p.value', 'in', c.values) : sub.where('p.value', '=', c.values[0]));
+  }
+  const col = TIME_FIELDS.includes(c.field) ? sql`substr(${sql.ref(`images.${c.field}`)}, 1, 19)` : sql.ref(`images.${c.field}`);
+  if (c.op === 'in') return eb(col, 'in', c.values.map((v) => castValue(c.field, v)));
+  return eb(col, SQL_OPS[c.op], castValue(c.field, c.values[0]));
 }
 
 /** Rows strictly after the marker in the requested order (keyset pagination). */

@@ -1,8 +1,10 @@
 import { BadRequest, Forbidden, PayloadTooLarge } from './errors.js';
-import { BASE_ATTRIBUTES, CONTAINER_FORMATS, DISK_FORMATS, READ_ONLY, RESERVED, RESERVED_PREFIX, VISIBILITIES } from './image.js';
+import { propertyMap, RESERVED, RESERVED_PREFIX } from './image.js';
+import { codePoints, imageBaseProperties, imageCustomProperties, schemaProblem, type PropSpec } from './schemas.js';
 
 const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
+/** Whether `s` can be an image id at all; anything else is simply not found. */
 export function isUuid(s: string): boolean {
   return UUID.test(s);
 }
@@ -12,101 +14,118 @@ export interface Limits {
   maxTags: number;
 }
 
-/** Validates one base attribute's value against the image schema; returns the normalised value. */
-export function checkBaseValue(key: string, value: unknown): unknown {
-  const fail = (why: string): never => {
-    throw new BadRequest(`Invalid value for ${key}: ${JSON.stringify(value)} ${why}.`);
-  };
-  switch (key) {
-    case 'name':
-      if (value !== null && typeof value !== 'string') fail('is not a string or null');
-      if (typeof value === 'string' && value.length > 255) fail('is longer than 255 characters');
-      return value;
-    case 'visibility':
-      if (!(VISIBILITIES as unknown[]).includes(value)) fail(`is not one of ${VISIBILITIES.join(', ')}`);
-      return value;
-    case 'protected':
-    case 'os_hidden':
-      if (typeof value !== 'boolean') fail('is not a boolean');
-      return value;
-    case 'disk_format':
-      if (value !== null && !(DISK_FORMATS as readonly unknown[]).includes(value)) fail(`is not one of ${DISK_FORMATS.join(', ')}`);
-      return value;
-    case 'container_format':
-      if (value !== null && !(CONTAINER_FORMATS as readonly unknown[]).includes(value)) fail(`is not one of ${CONTAINER_FORMATS.join(', ')}`);
-      return value;
-    case 'min_disk':
-    case 'min_ram':
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 2 ** 31 - 1) fail('is not a non-negative integer');
-      return value;
-    case 'owner':
-      if (value !== null && (typeof value !== 'string' || value.length > 255)) fail('is not a string of at most 255 characters');
-      return value;
-    case 'tags':
-      if (!Array.isArray(value)) fail('is not an array');
-      for (const t of value as unknown[]) checkTag(t);
-      if (new Set(value as string[]).size !== (value as string[]).length) fail('has duplicate items');
-      return value;
-    case 'id':
-      if (typeof value !== 'string' || !isUuid(value)) fail('is not a UUID');
-      return value;
-    default:
-      return value;
+const BASE_SPECS = imageBaseProperties();
+const CUSTOM_SPECS = imageCustomProperties();
+const EXTRA_SPEC: PropSpec = { type: 'string' };
+/** Largest value an integer column takes (Glance's _validate_db_int). */
+const DB_INT_MAX = 2 ** 31 - 1;
+/** Longest extra property value we store (Glance's MySQL TEXT column). */
+const MAX_PROPERTY_VALUE = 65535;
+
+/** Keys a create body may not name: the server's links and store list (checked before anything else, as Glance). */
+export const CREATE_DISALLOWED = ['direct_url', 'self', 'file', 'schema', 'stores'];
+/** Attributes the server computes; naming them on create is 403. */
+export const CREATE_READ_ONLY = ['created_at', 'updated_at', 'status', 'checksum', 'os_hash_algo', 'os_hash_value', 'size', 'virtual_size'];
+/** Base attributes a create body may set. */
+const CREATE_BASE = ['id', 'name', 'visibility', 'protected', 'os_hidden', 'disk_format', 'container_format', 'min_disk', 'min_ram', 'owner', 'tags'];
+
+export function specOf(key: string): PropSpec {
+  if (Object.hasOwn(BASE_SPECS, key)) return BASE_SPECS[key];
+  if (Object.hasOwn(CUSTOM_SPECS, key)) return CUSTOM_SPECS[key];
+  return EXTRA_SPEC;
+}
+
+export function isCustomProperty(key: string): boolean {
+  return Object.hasOwn(CUSTOM_SPECS, key);
+}
+
+/**
+ * Validates one attribute's value against the image schema (base, custom or
+ * extra property) plus the domain's own bounds; returns the normalised value.
+ */
+export function checkValue(key: string, value: unknown): unknown {
+  const problem = schemaProblem(specOf(key), value);
+  if (problem) throw new BadRequest(`Invalid value for '${key}': ${problem}.`);
+  if ((key === 'min_disk' || key === 'min_ram') && ((value as number) < 0 || (value as number) > DB_INT_MAX)) {
+    throw new BadRequest(`Invalid value for '${key}': ${value} must be between 0 and ${DB_INT_MAX}.`);
   }
-}
-
-export function checkTag(t: unknown): string {
-  if (typeof t !== 'string') throw new BadRequest(`Invalid tag ${JSON.stringify(t)}: tags must be strings.`);
-  if (t.length > 255) throw new BadRequest('Invalid tag: a tag is at most 255 characters long.');
-  return t;
-}
-
-/** 403 for attributes no client may set. `allowId` on create. */
-export function checkSettable(key: string, allowId: boolean): void {
-  if (key === 'id' && allowId) return;
-  if ((READ_ONLY as readonly string[]).includes(key) || key === 'id') throw new Forbidden(`Attribute '${key}' is read-only.`);
-  if ((RESERVED as readonly string[]).includes(key)) throw new Forbidden(`Attribute '${key}' is reserved.`);
-  if (key.startsWith(RESERVED_PREFIX)) throw new Forbidden(`Attribute '${key}' is reserved.`);
-}
-
-export function checkExtraProperty(key: string, value: unknown): string {
-  if (key.length === 0 || key.length > 255) throw new BadRequest(`Invalid property name ${JSON.stringify(key)}: names are 1 to 255 characters.`);
-  if (typeof value !== 'string') {
-    throw new BadRequest(`Invalid value for property '${key}': ${JSON.stringify(value)} is not a string (extra properties are strings).`);
+  if (typeof value === 'string' && !Object.hasOwn(BASE_SPECS, key) && value.length > MAX_PROPERTY_VALUE) {
+    throw new BadRequest(`Invalid value for property '${key}': at most ${MAX_PROPERTY_VALUE} characters are stored.`);
   }
-  if (value.length > 65535) throw new BadRequest(`Invalid value for property '${key}': at most 65535 characters.`);
+  if (key === 'tags') return [...new Set(value as string[])];
   return value;
 }
 
+/** Kept for callers that validate a single base attribute. */
+export const checkBaseValue = checkValue;
+
+export function checkTag(t: unknown): string {
+  if (typeof t !== 'string') throw new BadRequest(`Invalid tag ${JSON.stringify(t)}: tags are strings.`);
+  if (codePoints(t) > 255) throw new BadRequest('Invalid tag: a tag is at most 255 characters long.');
+  return t;
+}
+
+export function checkPropertyName(key: string): void {
+  if (key.length === 0) throw new BadRequest('Property names cannot be empty.');
+  if (codePoints(key) > 255) throw new BadRequest('Property names are at most 255 characters long.');
+}
+
+/** 403 for names reserved to the server. */
+export function checkNotReserved(key: string): void {
+  if ((RESERVED as readonly string[]).includes(key) || key.startsWith(RESERVED_PREFIX)) {
+    throw new Forbidden(`Attribute '${key}' is reserved.`);
+  }
+}
+
 export function checkLimits(props: number, tags: number, limits: Limits): void {
-  if (props > limits.maxProperties) throw new PayloadTooLarge(`Maximum number of image properties exceeded: at most ${limits.maxProperties} are allowed.`);
-  if (tags > limits.maxTags) throw new PayloadTooLarge(`Maximum number of tags exceeded: at most ${limits.maxTags} are allowed per image.`);
+  if (props > limits.maxProperties) {
+    throw new PayloadTooLarge(`Maximum number of image properties exceeded: an image may have at most ${limits.maxProperties} extra properties, this request would give it ${props}.`);
+  }
+  if (tags > limits.maxTags) {
+    throw new PayloadTooLarge(`Maximum number of tags exceeded: an image may have at most ${limits.maxTags} tags, this request would give it ${tags}.`);
+  }
 }
 
 export interface CreateInput {
   id?: string;
+  /** base attributes given in the body (owner may be null) */
   base: Record<string, unknown>;
   properties: Record<string, string>;
   tags: string[];
 }
 
-/** Splits and validates a POST /v2/images body. */
-export function parseCreateBody(body: unknown, limits: Limits): CreateInput {
-  if (body === undefined || body === null) body = {};
-  if (typeof body !== 'object' || Array.isArray(body)) throw new BadRequest('The request body must be a JSON object.');
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Splits and validates a POST /v2/images body in Glance's order: server-owned
+ * links (403), the image schema (400), property names (400), reserved names
+ * (403), read-only attributes (403).
+ */
+export function parseCreateBody(body: unknown): CreateInput {
+  if (body === undefined) throw new BadRequest('Body expected in request: send the new image as a JSON object.');
+  if (!isObject(body)) throw new BadRequest('The request body must be a JSON object describing the image.');
+  const keys = Object.keys(body);
+  for (const key of CREATE_DISALLOWED) if (Object.hasOwn(body, key)) throw new Forbidden(`Attribute '${key}' is read-only.`);
+  for (const key of keys) checkValue(key, body[key]);
   const base: Record<string, unknown> = {};
-  const properties: Record<string, string> = {};
+  const properties = propertyMap();
   let tags: string[] = [];
-  for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
-    checkSettable(key, true);
-    if (BASE_ATTRIBUTES.has(key)) {
-      const v = checkBaseValue(key, value);
-      if (key === 'tags') tags = v as string[];
-      else base[key] = v;
-    } else {
-      properties[key] = checkExtraProperty(key, value);
+  for (const key of keys) {
+    const value = body[key];
+    if (CREATE_BASE.includes(key)) {
+      if (key === 'tags') tags = checkValue(key, value) as string[];
+      else base[key] = value;
+      continue;
     }
+    checkPropertyName(key);
+    checkNotReserved(key);
+    if (CREATE_READ_ONLY.includes(key)) throw new Forbidden(`Attribute '${key}' is read-only.`);
+    if (key === 'locations') throw new Forbidden("Attribute 'locations' is reserved.");
+    // A custom property given as null (kernel_id, ramdisk_id) is simply not set.
+    if (value === null) continue;
+    properties[key] = value as string;
   }
-  checkLimits(Object.keys(properties).length, tags.length, limits);
   return { id: base.id as string | undefined, base, properties, tags };
 }

@@ -54,6 +54,21 @@ export const BASE_ATTRIBUTES = new Set<string>(['id', ...MUTABLE_BASE, ...READ_O
 /** Extra properties with this prefix belong to the server (import bookkeeping). */
 export const RESERVED_PREFIX = 'os_glance_';
 
+/** Server bookkeeping never shown to clients (which node holds staged data or runs a hash). */
+export const HIDDEN_PROPERTIES = new Set(['os_glance_stage_host', 'os_glance_hash_op_host']);
+
+/** Sets a key as an own property even when it is `__proto__` (property names come from clients). */
+export function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** A property map without a prototype: `constructor` or `__proto__` are names like any other. */
+export function propertyMap(entries: Iterable<[string, string]> = []): Record<string, string> {
+  const out = Object.create(null) as Record<string, string>;
+  for (const [k, v] of entries) out[k] = v;
+  return out;
+}
+
 export function storesOf(image: Image): string | undefined {
   const ids = [...new Set(image.locations.filter((l) => l.status === 'active').map((l) => l.storeId))].sort();
   return ids.length ? ids.join(',') : undefined;
@@ -61,7 +76,8 @@ export function storesOf(image: Image): string | undefined {
 
 /** The JSON an API client sees, exactly as Glance shapes it. */
 export function representImage(image: Image, displayTime: (iso: string) => string): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...image.properties };
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(image.properties)) if (!HIDDEN_PROPERTIES.has(k)) setOwn(out, k, v);
   Object.assign(out, {
     name: image.name,
     disk_format: image.diskFormat,

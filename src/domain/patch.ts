@@ -1,6 +1,6 @@
-import { BadRequest, Conflict, Forbidden, UnsupportedMediaType } from './errors.js';
-import { BASE_ATTRIBUTES, RESERVED, RESERVED_PREFIX } from './image.js';
-import { checkBaseValue, checkExtraProperty } from './image-input.js';
+import { BadRequest, Conflict, Forbidden, ImagoError } from './errors.js';
+import { BASE_ATTRIBUTES, propertyMap } from './image.js';
+import { checkNotReserved, checkPropertyName, checkValue } from './image-input.js';
 
 /**
  * Glance's JSON-patch subset for images, written out exactly rather than
@@ -21,57 +21,64 @@ export interface Change {
 }
 
 const OPS: PatchOp[] = ['add', 'remove', 'replace'];
+/** Attributes no PATCH may touch (Glance's list, plus `stores`, which only the server sets). */
 const READ_ONLY = ['created_at', 'updated_at', 'status', 'checksum', 'size', 'virtual_size', 'direct_url', 'self', 'file', 'schema', 'id', 'os_hash_algo', 'os_hash_value', 'stores'];
+/** Attributes that only change while the image has no data. */
+const FORMAT_ATTRIBUTES = ['disk_format', 'container_format'];
 
-export function patchDraft(contentType: string | undefined): 4 | 10 {
-  const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
-  const draft = PATCH_MEDIA_TYPES[type];
+export function patchDraft(contentType: string | string[] | undefined): 4 | 10 {
+  const raw = Array.isArray(contentType) ? contentType[0] : contentType;
+  const type = (raw ?? '').split(';')[0].trim().toLowerCase();
+  const draft = Object.hasOwn(PATCH_MEDIA_TYPES, type) ? PATCH_MEDIA_TYPES[type] : undefined;
   if (!draft) {
-    throw new UnsupportedMediaType(`Image PATCH expects Content-Type one of: ${Object.keys(PATCH_MEDIA_TYPES).sort().join(', ')}`);
+    const allowed = Object.keys(PATCH_MEDIA_TYPES).sort().join(', ');
+    throw new ImagoError(415, `Image PATCH expects Content-Type one of: ${allowed} (got ${type || 'none'}).`, '', { 'accept-patch': allowed });
   }
   return draft;
 }
 
 function decodePointer(pointer: unknown): string[] {
-  if (typeof pointer !== 'string') throw new BadRequest('The path of a change must be a string.');
+  if (typeof pointer !== 'string') throw new BadRequest(`The path of a change must be a JSON pointer string such as "/name", not ${JSON.stringify(pointer)}.`);
   if (!pointer.startsWith('/')) throw new BadRequest(`Pointer \`${pointer}\` does not start with "/".`);
   if (/\/\s*?\//.test(pointer.slice(1))) throw new BadRequest(`Pointer \`${pointer}\` contains adjacent "/".`);
-  if (pointer.length > 1 && pointer.endsWith('/')) throw new BadRequest(`Pointer \`${pointer}\` end with "/".`);
-  if (/~[^01]/.test(pointer) || pointer.endsWith('~')) throw new BadRequest(`Pointer \`${pointer}\` contains "~" not part of a recognized escape sequence.`);
+  if (pointer.length > 1 && pointer.endsWith('/')) throw new BadRequest(`Pointer \`${pointer}\` ends with "/".`);
+  if (/~[^01]/.test(pointer) || pointer.endsWith('~')) throw new BadRequest(`Pointer \`${pointer}\` contains "~" not part of a recognized escape sequence (~0 or ~1).`);
   return pointer.replace(/^\/+/, '').split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~').trim());
 }
 
-/** Parses and validates a PATCH body (syntax and per-attribute rules that need no image). */
+function opOf(r: Record<string, unknown>, draft: 4 | 10): { op: PatchOp; pointer: unknown } {
+  if (draft === 10) {
+    if (r.op === undefined) throw new BadRequest(`Unable to find \`op\` in JSON Schema change. It must be one of the following: ${OPS.join(', ')}.`);
+    if (!OPS.includes(r.op as PatchOp)) throw new BadRequest(`Invalid operation: \`${String(r.op)}\`. It must be one of the following: ${OPS.join(', ')}.`);
+    if (!Object.hasOwn(r, 'path')) throw new BadRequest("Unable to find 'path' in JSON Schema change.");
+    return { op: r.op as PatchOp, pointer: r.path };
+  }
+  const present = OPS.filter((k) => Object.hasOwn(r, k));
+  if (present.length > 1) throw new BadRequest('Operation objects must contain only one member named "add", "remove", or "replace".');
+  if (present.length === 0) throw new BadRequest('Operation objects must contain exactly one member named "add", "remove", or "replace".');
+  return { op: present[0], pointer: r[present[0]] };
+}
+
+/** Parses and validates a PATCH body: syntax and per-attribute rules that need no image. */
 export function parsePatch(body: unknown, draft: 4 | 10): Change[] {
+  if (body === undefined) throw new BadRequest('Body expected in request: send a JSON array of changes.');
   if (!Array.isArray(body)) throw new BadRequest('Request body must be a JSON array of operation objects.');
   return body.map((raw) => {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequest('Operations must be JSON objects.');
     const r = raw as Record<string, unknown>;
-    let op: PatchOp;
-    let pointer: unknown;
-    if (draft === 10) {
-      if (r.op === undefined) throw new BadRequest(`Unable to find \`op\` in JSON Schema change. It must be one of the following: ${OPS.join(', ')}.`);
-      if (!OPS.includes(r.op as PatchOp)) throw new BadRequest(`Invalid operation: \`${String(r.op)}\`. It must be one of the following: ${OPS.join(', ')}.`);
-      op = r.op as PatchOp;
-      if (!('path' in r)) throw new BadRequest("Unable to find 'path' in JSON Schema change");
-      pointer = r.path;
-    } else {
-      const present = OPS.filter((k) => k in r);
-      if (present.length !== 1) throw new BadRequest('Operation objects must contain exactly one member named "add", "remove", or "replace".');
-      op = present[0];
-      pointer = r[op];
-    }
+    const { op, pointer } = opOf(r, draft);
     const path = decodePointer(pointer);
     const root = path[0];
     const depth = root === 'locations' ? (op === 'replace' ? 1 : 2) : 1;
     if (path.length !== depth) throw new BadRequest(`Invalid JSON pointer for this resource: '/${path.join('/')}'`);
+    if (op !== 'remove' && !Object.hasOwn(r, 'value')) throw new BadRequest(`Operation "${op}" requires a member named "value".`);
     if (READ_ONLY.includes(root)) throw new Forbidden(`Attribute '${root}' is read-only.`);
-    if ((RESERVED as readonly string[]).includes(root) || root.startsWith(RESERVED_PREFIX)) throw new Forbidden(`Attribute '${root}' is reserved.`);
-    if (root === 'locations') throw new Forbidden('Changing image locations is not allowed: locations are not exposed by this service.');
+    checkNotReserved(root);
+    if (root === 'locations') throw new Forbidden('Image locations cannot be changed: this service does not expose them.');
     const change: Change = { op, path: root };
     if (op !== 'remove') {
-      if (!('value' in r)) throw new BadRequest(`Operation "${op}" requires a member named "value".`);
-      change.value = BASE_ATTRIBUTES.has(root) ? checkBaseValue(root, r.value) : checkExtraProperty(root, r.value);
+      if (!BASE_ATTRIBUTES.has(root)) checkPropertyName(root);
+      change.value = checkValue(root, r.value);
     }
     return change;
   });
@@ -83,31 +90,43 @@ export interface PatchState {
   tags: string[];
 }
 
-/** Applies changes to a copy of the image's state, as Glance's controller does. */
-export function applyPatch(state: PatchState, changes: Change[], draft: 4 | 10, isAdmin: boolean): PatchState {
-  const next: PatchState = { base: { ...state.base }, properties: { ...state.properties }, tags: [...state.tags] };
+export interface PatchRules {
+  draft: 4 | 10;
+  isAdmin: boolean;
+  /** the image's status: disk and container formats only change while queued or importing */
+  status: string;
+  /** called with each requested visibility (publicize/communitize policy) */
+  checkVisibility(visibility: string): void;
+}
+
+/** Applies changes to a copy of the image's state, as Glance's controller does, in order. */
+export function applyPatch(state: PatchState, changes: Change[], rules: PatchRules): PatchState {
+  const next: PatchState = { base: { ...state.base }, properties: propertyMap(Object.entries(state.properties)), tags: [...state.tags] };
+  const has = (k: string) => Object.hasOwn(next.properties, k);
   for (const c of changes) {
     const isBase = BASE_ATTRIBUTES.has(c.path);
-    if (c.op === 'replace') {
-      if (c.path === 'owner' && !isAdmin) throw new Forbidden("Owner can't be updated by non admin.");
-      if (isBase) setBase(next, c.path, c.value);
-      else if (c.path in next.properties) next.properties[c.path] = c.value as string;
-      else throw new Conflict(`Property ${c.path} does not exist.`);
-    } else if (c.op === 'add') {
-      if (c.path === 'owner' && !isAdmin) throw new Forbidden("Owner can't be updated by non admin.");
-      if (draft === 4 && (isBase || c.path in next.properties)) throw new Conflict(`Property ${c.path} already present.`);
-      if (isBase) setBase(next, c.path, c.value);
-      else next.properties[c.path] = c.value as string;
-    } else {
+    if (c.op === 'remove') {
       if (isBase) throw new Forbidden(`Property ${c.path} may not be removed.`);
-      if (!(c.path in next.properties)) throw new Conflict(`Property ${c.path} does not exist.`);
+      if (!has(c.path)) throw new Conflict(`Property ${c.path} does not exist.`);
       delete next.properties[c.path];
+      continue;
+    }
+    if (c.path === 'owner' && !rules.isAdmin) throw new Forbidden("Owner can't be updated by non admin.");
+    if (c.path === 'visibility') rules.checkVisibility(c.value as string);
+    if (FORMAT_ATTRIBUTES.includes(c.path) && rules.status !== 'queued' && rules.status !== 'importing') {
+      throw new Forbidden(`Attribute ${c.path} can be only replaced for a queued image (this image is ${rules.status}).`);
+    }
+    if (c.op === 'replace' && !isBase && !has(c.path)) throw new Conflict(`Property ${c.path} does not exist.`);
+    if (c.op === 'add' && rules.draft === 4 && (isBase || has(c.path))) throw new Conflict(`Property ${c.path} already present.`);
+    if (isBase) {
+      if (c.path === 'tags') next.tags = c.value as string[];
+      else next.base[c.path] = c.value;
+    } else if (c.value === null) {
+      // kernel_id / ramdisk_id may be set to null: the property goes away
+      delete next.properties[c.path];
+    } else {
+      next.properties[c.path] = c.value as string;
     }
   }
   return next;
-}
-
-function setBase(state: PatchState, key: string, value: unknown): void {
-  if (key === 'tags') state.tags = value as string[];
-  else state.base[key] = value;
 }

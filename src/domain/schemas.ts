@@ -1,54 +1,66 @@
 import { CONTAINER_FORMATS, DISK_FORMATS } from './image.js';
 
 /**
- * JSON schemas served under /v2/schemas. Their structure follows Glance's
- * (clients such as glanceclient validate every response against them and
- * build their command-line options from them); descriptions are our own.
+ * JSON schemas served under /v2/schemas. Their structure follows Glance
+ * 2024.x exactly (clients such as glanceclient validate every response
+ * against them and build their command-line options from them); the
+ * descriptions are our own. The same property specs drive input validation
+ * (src/domain/image-input.ts), so what we serve is what we enforce.
  */
-const UUID_PATTERN = '^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$';
+export const UUID_PATTERN = '^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$';
 
-type Schema = Record<string, unknown>;
+export type Schema = Record<string, unknown>;
 
-function imageProperties(): Schema {
-  const readOnly = (type: unknown, description: string, extra: Schema = {}) => ({ type, readOnly: true, description, ...extra });
+export interface PropSpec {
+  type?: string | string[];
+  enum?: unknown[];
+  pattern?: string;
+  maxLength?: number;
+  minLength?: number;
+  readOnly?: boolean;
+  items?: PropSpec;
+  [k: string]: unknown;
+}
+
+const readOnly = (type: string | string[], description: string, extra: PropSpec = {}): PropSpec => ({ type, readOnly: true, description, ...extra });
+
+export function imageBaseProperties(): Record<string, PropSpec> {
   return {
-    id: { type: 'string', description: 'Image identifier (UUID)', pattern: UUID_PATTERN },
+    id: { type: 'string', description: 'Image identifier (a UUID)', pattern: UUID_PATTERN },
     name: { type: ['null', 'string'], description: 'Human-readable image name', maxLength: 255 },
     status: readOnly('string', 'Where the image is in its life cycle', {
       enum: ['queued', 'saving', 'active', 'killed', 'deleted', 'uploading', 'importing', 'pending_delete', 'deactivated'],
     }),
     visibility: { type: 'string', description: 'Who can see the image', enum: ['community', 'public', 'private', 'shared'] },
-    protected: { type: 'boolean', description: 'A protected image cannot be deleted' },
-    os_hidden: { type: 'boolean', description: 'Hidden images are left out of default listings' },
-    checksum: readOnly(['null', 'string'], 'MD5 of the image data', { maxLength: 32 }),
-    os_hash_algo: readOnly(['null', 'string'], 'Algorithm of os_hash_value', { maxLength: 64 }),
-    os_hash_value: readOnly(['null', 'string'], 'Secure hash of the image data', { maxLength: 128 }),
-    owner: { type: ['null', 'string'], description: 'Project owning the image', maxLength: 255 },
-    size: readOnly(['null', 'integer'], 'Image data size in bytes'),
+    protected: { type: 'boolean', description: 'When true the image cannot be deleted' },
+    os_hidden: { type: 'boolean', description: 'When true the image is left out of default image lists' },
+    checksum: readOnly(['null', 'string'], 'MD5 digest of the image data', { maxLength: 32 }),
+    os_hash_algo: readOnly(['null', 'string'], 'Algorithm that produced os_hash_value', { maxLength: 64 }),
+    os_hash_value: readOnly(['null', 'string'], 'Hex digest of the image data made with os_hash_algo', { maxLength: 128 }),
+    owner: { type: ['null', 'string'], description: 'Project that owns the image', maxLength: 255 },
+    size: readOnly(['null', 'integer'], 'Size of the image data in bytes'),
     virtual_size: readOnly(['null', 'integer'], 'Size of the virtual disk in bytes'),
     container_format: { type: ['null', 'string'], description: 'Container format of the image data', enum: [null, ...CONTAINER_FORMATS] },
     disk_format: { type: ['null', 'string'], description: 'Disk format of the image data', enum: [null, ...DISK_FORMATS] },
-    created_at: readOnly('string', 'When the image was created'),
-    updated_at: readOnly('string', 'When the image last changed'),
-    tags: { type: 'array', description: 'Free-form labels', items: { type: 'string', maxLength: 255 } },
-    direct_url: readOnly('string', 'Direct URL of the image data in its store'),
-    min_ram: { type: 'integer', description: 'RAM (MB) needed to boot the image' },
-    min_disk: { type: 'integer', description: 'Disk (GB) needed to boot the image' },
-    self: readOnly('string', 'URL of this image'),
-    file: readOnly('string', 'URL of the image data'),
-    // `stores` is left out although Glance lists it: glanceclient 4.x (Debian 12) adds its own
-    // --stores option and dies on the duplicate; responses still carry `stores` as a string.
-    schema: readOnly('string', 'URL of this schema'),
+    created_at: readOnly('string', 'When the image record was created'),
+    updated_at: readOnly('string', 'When the image record last changed'),
+    tags: { type: 'array', description: 'Free-form labels attached to the image', items: { type: 'string', maxLength: 255 } },
+    direct_url: readOnly('string', 'Location of the image data inside its store'),
+    min_ram: { type: 'integer', description: 'Memory (MiB) an instance needs to boot the image' },
+    min_disk: { type: 'integer', description: 'Disk (GiB) an instance needs to boot the image' },
+    self: readOnly('string', 'Path of this image'),
+    file: readOnly('string', 'Path of the image data'),
+    stores: readOnly('string', 'Comma-separated identifiers of the stores that hold the image data'),
+    schema: readOnly('string', 'Path of the image schema'),
     locations: {
       type: 'array',
-      description: 'Where the image data is kept',
       items: {
         type: 'object',
         properties: {
           url: { type: 'string', maxLength: 255 },
           metadata: { type: 'object' },
           validation_data: {
-            description: 'Checksums the location data must match',
+            description: 'Digests the data at the location must match',
             type: 'object',
             writeOnly: true,
             additionalProperties: false,
@@ -62,6 +74,34 @@ function imageProperties(): Schema {
         },
         required: ['url', 'metadata'],
       },
+      description: 'Where the image data is kept',
+    },
+  };
+}
+
+/**
+ * The properties of the schema-image.json file Glance installs by default
+ * (Debian, devstack, kolla). They are extra properties (`is_base: false`):
+ * glanceclient sends "add" rather than "replace" for them when they are not
+ * set yet, and offers them as command-line options.
+ */
+export function imageCustomProperties(): Record<string, PropSpec> {
+  const uuidRef = (what: string): PropSpec => ({ type: ['null', 'string'], pattern: UUID_PATTERN, description: `ID of the image to use as the ${what} when booting an AMI-style image`, is_base: false });
+  const text = (description: string): PropSpec => ({ description, type: 'string', is_base: false });
+  return {
+    kernel_id: uuidRef('kernel'),
+    ramdisk_id: uuidRef('ramdisk'),
+    instance_uuid: { type: 'string', description: 'Instance this image was made from (informational only)', is_base: false },
+    architecture: text('CPU architecture the image needs, e.g. x86_64, aarch64'),
+    os_distro: text('Operating system distribution, e.g. ubuntu, fedora, windows'),
+    os_version: text('Operating system version, as the distribution numbers it'),
+    description: text('Free-form description of the image'),
+    cinder_encryption_key_id: text('Key-manager identifier of the key the block storage service uses for volumes made from this image'),
+    cinder_encryption_key_deletion_policy: {
+      description: 'When the image service deletes the key named by cinder_encryption_key_id',
+      type: 'string',
+      enum: ['on_image_deletion', 'do_not_delete'],
+      is_base: false,
     },
   };
 }
@@ -69,7 +109,7 @@ function imageProperties(): Schema {
 export function imageSchema(): Schema {
   return {
     name: 'image',
-    properties: imageProperties(),
+    properties: { ...imageBaseProperties(), ...imageCustomProperties() },
     additionalProperties: { type: 'string' },
     links: [
       { rel: 'self', href: '{self}' },
@@ -79,6 +119,7 @@ export function imageSchema(): Schema {
   };
 }
 
+/** Glance's CollectionSchema.raw(): items are the full item schema. */
 export function collectionSchema(name: string, item: Schema): Schema {
   return {
     name,
@@ -96,12 +137,23 @@ export function collectionSchema(name: string, item: Schema): Schema {
   };
 }
 
-/** Glance serves the member schemas in their "minimal" form: no additionalProperties, no first/next. */
+/** Glance's CollectionSchema.minimal(), served for members and tasks. */
+export function minimalCollectionSchema(name: string, item: Schema): Schema {
+  return {
+    name,
+    properties: {
+      [name]: { type: 'array', items: item },
+      schema: { type: 'string' },
+    },
+    links: [{ rel: 'describedby', href: '{schema}' }],
+  };
+}
+
 export function memberSchema(): Schema {
   return {
     name: 'member',
     properties: {
-      member_id: { type: 'string', description: 'Project the image is shared with' },
+      member_id: { type: 'string', description: 'Project (tenant) the image is shared with' },
       image_id: { type: 'string', description: 'Image identifier', pattern: UUID_PATTERN },
       created_at: { type: 'string', description: 'When the membership was created' },
       updated_at: { type: 'string', description: 'When the membership last changed' },
@@ -111,41 +163,34 @@ export function memberSchema(): Schema {
   };
 }
 
-function minimalCollectionSchema(name: string, item: Schema): Schema {
+function taskProperties(): Record<string, PropSpec> {
   return {
-    name,
-    properties: { [name]: { type: 'array', items: item }, schema: { type: 'string' } },
-    links: [{ rel: 'describedby', href: '{schema}' }],
+    id: { description: 'Task identifier', pattern: UUID_PATTERN, type: 'string' },
+    type: { description: 'Kind of task', enum: ['import', 'api_image_import', 'location_import'], type: 'string' },
+    status: { description: 'Where the task is in its life cycle', enum: ['pending', 'processing', 'success', 'failure'], type: 'string' },
+    input: { description: 'Parameters of the task (JSON object)', type: ['null', 'object'] },
+    result: { description: 'Outcome of the task (JSON object)', type: ['null', 'object'] },
+    owner: { description: 'Project owning the task', type: 'string' },
+    message: { description: 'Progress or failure reason, readable by people', type: 'string' },
+    image_id: { description: 'Image the task works on', type: 'string' },
+    request_id: { description: 'Request that started the task', type: 'string' },
+    user_id: { description: 'User that started the task', type: 'string' },
+    expires_at: { description: 'When the task record may be removed', type: ['null', 'string'] },
+    created_at: { description: 'When the task was created', type: 'string' },
+    updated_at: { description: 'When the task last changed', type: 'string' },
+    self: { readOnly: true, type: 'string' },
+    schema: { readOnly: true, type: 'string' },
   };
 }
 
 export function taskSchema(): Schema {
-  return {
-    name: 'task',
-    properties: {
-      id: { type: 'string', description: 'Task identifier', pattern: UUID_PATTERN },
-      type: { type: 'string', description: 'Kind of task', enum: ['import', 'api_image_import', 'location_import'] },
-      status: { type: 'string', description: 'Where the task is in its life cycle', enum: ['pending', 'processing', 'success', 'failure'] },
-      input: { type: ['null', 'object'], description: 'Parameters of the task' },
-      result: { type: ['null', 'object'], description: 'Outcome of the task' },
-      owner: { type: 'string', description: 'Project owning the task' },
-      message: { type: 'string', description: 'Progress or failure reason, readable by people' },
-      image_id: { type: 'string', description: 'Image the task works on' },
-      request_id: { type: 'string', description: 'Request that started the task' },
-      user_id: { type: 'string', description: 'User that started the task' },
-      expires_at: { type: ['null', 'string'], description: 'When the task record will be removed' },
-      created_at: { type: 'string', description: 'When the task was created' },
-      updated_at: { type: 'string', description: 'When the task last changed' },
-      self: { type: 'string' },
-      schema: { type: 'string' },
-    },
-    additionalProperties: false,
-    required: ['type', 'input'],
-    links: [
-      { rel: 'self', href: '{self}' },
-      { rel: 'describedby', href: '{schema}' },
-    ],
-  };
+  return { name: 'task', properties: taskProperties() };
+}
+
+/** The task list shows tasks without their input, result and message. */
+function partialTaskSchema(): Schema {
+  const { input: _i, result: _r, message: _m, ...rest } = taskProperties();
+  return { name: 'task', properties: rest };
 }
 
 export const SCHEMAS: Record<string, () => Schema> = {
@@ -154,5 +199,68 @@ export const SCHEMAS: Record<string, () => Schema> = {
   member: memberSchema,
   members: () => minimalCollectionSchema('members', memberSchema()),
   task: taskSchema,
-  tasks: () => collectionSchema('tasks', taskSchema()),
+  tasks: () => minimalCollectionSchema('tasks', partialTaskSchema()),
 };
+
+/** Code points, as JSON Schema's maxLength counts them (not UTF-16 units). */
+export function codePoints(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+function typeOk(t: string, v: unknown): boolean {
+  switch (t) {
+    case 'null': return v === null;
+    case 'string': return typeof v === 'string';
+    case 'integer': return typeof v === 'number' && Number.isInteger(v);
+    case 'number': return typeof v === 'number' && Number.isFinite(v);
+    case 'boolean': return typeof v === 'boolean';
+    case 'array': return Array.isArray(v);
+    case 'object': return typeof v === 'object' && v !== null && !Array.isArray(v);
+    default: return true;
+  }
+}
+
+function describe(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/**
+ * Checks `value` against one property spec (the subset of JSON Schema our
+ * schemas use: type, enum, pattern, minLength/maxLength, array items, object
+ * required/additionalProperties). Returns why it fails, or undefined.
+ */
+export function schemaProblem(spec: PropSpec, value: unknown): string | undefined {
+  if (spec.type !== undefined) {
+    const types = Array.isArray(spec.type) ? spec.type : [spec.type];
+    if (!types.some((t) => typeOk(t, value))) return `${describe(value)} is not of type ${types.map((t) => `'${t}'`).join(', ')}`;
+  }
+  if (spec.enum && !spec.enum.some((e) => e === value)) return `${describe(value)} is not one of ${spec.enum.map((e) => JSON.stringify(e)).join(', ')}`;
+  if (typeof value === 'string') {
+    if (spec.maxLength !== undefined && codePoints(value) > spec.maxLength) return `${describe(value)} is longer than ${spec.maxLength} characters`;
+    if (spec.minLength !== undefined && codePoints(value) < spec.minLength) return `${describe(value)} is shorter than ${spec.minLength} characters`;
+    if (spec.pattern !== undefined && !new RegExp(spec.pattern).test(value)) return `${describe(value)} does not match '${spec.pattern}'`;
+  }
+  if (Array.isArray(value) && spec.items) {
+    for (const item of value) {
+      const p = schemaProblem(spec.items, item);
+      if (p) return p;
+    }
+  }
+  if (typeOk('object', value)) {
+    const obj = value as Record<string, unknown>;
+    const props = (spec.properties ?? {}) as Record<string, PropSpec>;
+    for (const r of (spec.required as string[] | undefined) ?? []) if (!Object.hasOwn(obj, r)) return `'${r}' is a required property`;
+    for (const [k, v] of Object.entries(obj)) {
+      if (Object.hasOwn(props, k)) {
+        const p = schemaProblem(props[k], v);
+        if (p) return p;
+      } else if (spec.additionalProperties === false) {
+        return `additional property '${k}' is not allowed`;
+      }
+    }
+  }
+  return undefined;
+}

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import { toContext, type RequestContext } from '../auth/context.js';
 import { NotFound } from '../domain/errors.js';
@@ -39,6 +39,8 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
     genReqId: () => `req-${randomUUID()}`,
     exposeHeadRoutes: false,
     return503OnClosing: false,
+    // The router's own 400 (a URL that is not valid percent-encoding) gets the spec's JSON body too.
+    frameworkErrors: (err: Error, request: FastifyRequest, reply: FastifyReply) => sendError(request, reply, err, rt.auth.wwwAuthenticate),
   });
 
   app.decorateRequest('ctx', null as unknown as RequestContext);

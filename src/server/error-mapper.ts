@@ -29,6 +29,8 @@ function clientMessage(fe: FastifyError): string {
       return `The request body is not valid JSON: ${fe.message}`;
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return 'The request body is too large.';
+    case 'FST_ERR_BAD_URL':
+      return `The URL is not valid: ${fe.message}`;
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return `The request media type is not supported by this server.`;
     default:
@@ -44,6 +46,8 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: unk
     reply.raw.destroy();
     return reply;
   }
+  // Errors raised before the onRequest hook (the router's own) still carry the request id.
+  if (!reply.hasHeader('x-openstack-request-id')) reply.header('x-openstack-request-id', request.id);
   for (const [k, v] of Object.entries(e.headers)) reply.header(k, v);
   if (e instanceof Unauthorized && wwwAuthenticate) reply.header('www-authenticate', wwwAuthenticate);
   return reply.code(e.status).type('application/json').send(errorBody(e.status, e.message, e.details));

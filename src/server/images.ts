@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import { representImage, type Image } from '../domain/image.js';
 import { patchDraft } from '../domain/patch.js';
+import type { Query } from '../domain/list-query.js';
 import { displayTime } from '../db/database.js';
 import { resource } from './routes.js';
 
@@ -11,15 +12,26 @@ export function imageJson(image: Image): Record<string, unknown> {
   return representImage(image, (iso) => displayTime(iso)!);
 }
 
-/** `next` keeps every query parameter but the marker, as Glance does. */
-function nextLink(request: FastifyRequest, lastId: string): string {
+/** The request's query string without `marker` (every repeated value kept), form-encoded. */
+function queryWithout(query: Query, drop: string): URLSearchParams {
   const params = new URLSearchParams();
-  for (const [k, v] of Object.entries(request.query as Record<string, string | string[]>)) {
-    if (k === 'marker') continue;
+  for (const [k, v] of Object.entries(query)) {
+    if (k === drop || v === undefined) continue;
     for (const one of Array.isArray(v) ? v : [v]) params.append(k, one);
   }
-  params.append('marker', lastId);
-  return `/v2/images?${params.toString()}`;
+  return params;
+}
+
+/** `first` and `next` keep every query parameter but the marker, as Glance's do. */
+export function pageLinks(query: Query, lastId: string | undefined): { first: string; next?: string } {
+  const params = queryWithout(query, 'marker');
+  const rest = params.toString();
+  const links: { first: string; next?: string } = { first: rest ? `/v2/images?${rest}` : '/v2/images' };
+  if (lastId !== undefined) {
+    params.append('marker', lastId);
+    links.next = `/v2/images?${params.toString()}`;
+  }
+  return links;
 }
 
 export function registerImages(app: FastifyInstance, rt: Runtime): void {
@@ -27,11 +39,11 @@ export function registerImages(app: FastifyInstance, rt: Runtime): void {
 
   resource(app, '/v2/images', {
     GET: async (request) => {
-      const query = request.query as Record<string, string | string[]>;
-      const images = await svc.list(query, request.ctx);
-      const limit = query.limit === undefined ? 25 : Math.min(Number(query.limit), 1000);
-      const body: Record<string, unknown> = { images: images.map(imageJson), first: '/v2/images', schema: '/v2/schemas/images' };
-      if (images.length > 0 && images.length === limit) body.next = nextLink(request, images[images.length - 1].id);
+      const query = request.query as Query;
+      const { images, more } = await svc.list(query, request.ctx);
+      const { first, next } = pageLinks(query, more ? images[images.length - 1].id : undefined);
+      const body: Record<string, unknown> = { images: images.map(imageJson), first, schema: '/v2/schemas/images' };
+      if (next) body.next = next;
       return body;
     },
     POST: async (request, reply) => {

@@ -28,12 +28,11 @@ export function registerVersions(app: FastifyInstance, rt: Runtime): void {
   resource(app, '/', { GET: async (req, reply) => reply.code(300).send(versionsDocument(baseUrl(rt, req))) }, { public: true });
   resource(app, '/versions', { GET: async (req) => versionsDocument(baseUrl(rt, req)) }, { public: true });
   // Glance routes nothing at the v2 root: an authenticated request there finds no resource.
+  const noResource = async () => {
+    throw new NotFound('The resource could not be found. The API root is /; resources live under /v2/images, /v2/schemas, ...');
+  };
   for (const url of ['/v2', '/v2/']) {
-    resource(app, url, {
-      GET: async () => {
-        throw new NotFound('The resource could not be found. The API root is /; resources live under /v2/images, /v2/schemas, ...');
-      },
-    });
+    resource(app, url, { GET: noResource, HEAD: noResource, POST: noResource, PUT: noResource, PATCH: noResource, DELETE: noResource }, { raw: true });
   }
   resource(app, '/healthcheck', { GET: async (_req, reply) => reply.type('text/plain').send('OK') }, { public: true });
 }

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import type { RequestContext } from '../auth/context.js';
 import type { Runtime } from '../runtime.js';
 import { BadRequest, Conflict, Forbidden, NotFound } from '../domain/errors.js';
-import type { Image, Visibility } from '../domain/image.js';
+import { setOwn, type Image, type Visibility } from '../domain/image.js';
 import { checkLimits, checkTag, isUuid, parseCreateBody } from '../domain/image-input.js';
 import { applyPatch, parsePatch, type PatchState } from '../domain/patch.js';
 import { canSee, type MemberStatus } from '../domain/visibility.js';
 import type { PolicyTarget } from '../domain/policy.js';
-import { parseImageListQuery } from '../domain/list-query.js';
+import { parseImageListQuery, type Query } from '../domain/list-query.js';
 import type { ImageChanges } from '../db/images-repo.js';
 
 export function targetOf(image: Image, membership?: MemberStatus): PolicyTarget {
@@ -40,16 +40,17 @@ export class ImageService {
   }
 
   async create(body: unknown, ctx: RequestContext): Promise<Image> {
-    const input = parseCreateBody(body, this.limits());
-    const owner = (input.base.owner as string | null | undefined) ?? ctx.projectId;
-    if (input.base.owner !== undefined && input.base.owner !== ctx.projectId && !ctx.isAdmin) {
+    const input = parseCreateBody(body);
+    const owner = Object.hasOwn(input.base, 'owner') ? (input.base.owner as string | null) : ctx.projectId;
+    if (owner !== ctx.projectId && !ctx.isAdmin) {
       throw new Forbidden('You are not permitted to create images owned by another project.');
     }
     const visibility = (input.base.visibility as Visibility | undefined) ?? 'shared';
-    this.rt.policy.enforce('add_image', ctx, { owner, visibility });
+    this.rt.policy.enforce('add_image', ctx, { owner, visibility }, 'You are not permitted to create images.');
     this.checkVisibilityChange(visibility, ctx, { owner, visibility });
+    checkLimits(Object.keys(input.properties).length, input.tags.length, this.limits());
     const id = input.id ?? randomUUID();
-    if (await this.rt.images.exists(id)) throw new Conflict(`An image with identifier ${id} already exists`);
+    if (await this.rt.images.exists(id)) throw new Conflict(`An image with identifier ${id} already exists.`);
     await this.rt.quotas?.checkCreate(ctx, owner);
     try {
       return await this.rt.images.create({
@@ -67,7 +68,7 @@ export class ImageService {
         properties: input.properties,
       });
     } catch (err) {
-      if (/unique|duplicate|constraint/i.test(String((err as Error).message))) throw new Conflict(`An image with identifier ${id} already exists`);
+      if (/unique|duplicate|constraint/i.test(String((err as Error).message))) throw new Conflict(`An image with identifier ${id} already exists.`);
       throw err;
     }
   }
@@ -77,24 +78,26 @@ export class ImageService {
     if (visibility === 'community') this.rt.policy.enforce('communitize_image', ctx, target, 'You are not authorized to set image visibility to community.');
   }
 
-  async list(query: Record<string, string | string[] | undefined>, ctx: RequestContext): Promise<Image[]> {
-    // Glance checks listing against a would-be image of the caller's own project.
-    this.rt.policy.enforce('get_images', ctx, { project_id: ctx.projectId, owner: ctx.projectId, visibility: 'private' });
+  /** One page of images; `more` when the page is full (the client should follow `next`). */
+  async list(query: Query, ctx: RequestContext): Promise<{ images: Image[]; more: boolean }> {
+    this.rt.policy.enforce('get_images', ctx, { project_id: ctx.projectId }, 'You are not permitted to list images.');
     const q = parseImageListQuery(query);
     let marker: Image | undefined;
     if (q.marker !== undefined) {
       marker = isUuid(q.marker) ? await this.rt.images.get(q.marker) : undefined;
       const visible = marker && canSee(marker, ctx, await this.membership(marker, ctx));
-      if (!visible) throw new BadRequest(`Invalid marker: no image found with ID ${q.marker}`);
+      if (!visible) throw new BadRequest(`Invalid marker: no image found with ID ${q.marker}.`);
     }
-    return this.rt.images.list(q, ctx, marker);
+    const images = await this.rt.images.list(q, ctx, marker);
+    return { images, more: images.length > 0 && images.length === q.limit };
   }
 
   async update(id: string, body: unknown, draft: 4 | 10, ctx: RequestContext): Promise<Image> {
     const changes = parsePatch(body, draft);
     const { image, membership } = await this.getVisible(id, ctx);
-    this.rt.policy.enforce('modify_image', ctx, targetOf(image, membership), "You are not permitted to modify this image.");
     if (changes.length === 0) return image;
+    const target = targetOf(image, membership);
+    this.rt.policy.enforce('modify_image', ctx, target, 'You are not permitted to modify this image.');
     const before: PatchState = {
       base: {
         name: image.name, visibility: image.visibility, protected: image.protected, os_hidden: image.osHidden,
@@ -103,21 +106,21 @@ export class ImageService {
       properties: image.properties,
       tags: image.tags,
     };
-    const after = applyPatch(before, changes, draft, ctx.isAdmin);
+    const after = applyPatch(before, changes, {
+      draft,
+      isAdmin: ctx.isAdmin,
+      status: image.status,
+      checkVisibility: (v) => this.checkVisibilityChange(v, ctx, target),
+    });
     const delta: ImageChanges = {};
     for (const [k, v] of Object.entries(after.base)) {
-      if (v === before.base[k]) continue;
-      if ((k === 'disk_format' || k === 'container_format') && image.status !== 'queued') {
-        throw new Forbidden(`Attribute ${k} can be only replaced for a queued image.`);
-      }
-      if (k === 'visibility') this.checkVisibilityChange(v as string, ctx, targetOf(image, membership));
-      (delta as Record<string, unknown>)[k] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
+      if (v !== before.base[k]) (delta as Record<string, unknown>)[k] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
     }
     checkLimits(Object.keys(after.properties).length, after.tags.length, this.limits());
     const set: Record<string, string> = {};
-    for (const [k, v] of Object.entries(after.properties)) if (before.properties[k] !== v) set[k] = v;
-    const remove = Object.keys(before.properties).filter((k) => !(k in after.properties));
-    const tagsChanged = after.tags.join('\0') !== before.tags.join('\0');
+    for (const [k, v] of Object.entries(after.properties)) if (before.properties[k] !== v) setOwn(set, k, v);
+    const remove = Object.keys(before.properties).filter((k) => !Object.hasOwn(after.properties, k));
+    const tagsChanged = [...after.tags].sort().join('\0') !== [...before.tags].sort().join('\0');
     const ok = await this.rt.images.update(id, delta, { set, remove }, tagsChanged ? after.tags : undefined);
     if (!ok) throw new NotFound(`No image found with ID ${id}`);
     return (await this.rt.images.get(id))!;
@@ -139,7 +142,7 @@ export class ImageService {
     const { image, membership } = await this.getVisible(id, ctx);
     this.rt.policy.enforce('deactivate', ctx, targetOf(image, membership), 'You are not permitted to deactivate this image.');
     if (image.status === 'deactivated') return;
-    if (image.status !== 'active') throw new BadRequest(`Not allowed to deactivate image in status '${image.status}'`);
+    if (image.status !== 'active') throw new BadRequest(`Not allowed to deactivate image in status '${image.status}': only active images can be deactivated.`);
     if (!(await this.rt.images.setStatus(id, ['active'], 'deactivated'))) throw new Conflict('The image changed status meanwhile; try again.');
   }
 
@@ -147,21 +150,21 @@ export class ImageService {
     const { image, membership } = await this.getVisible(id, ctx);
     this.rt.policy.enforce('reactivate', ctx, targetOf(image, membership), 'You are not permitted to reactivate this image.');
     if (image.status === 'active') return;
-    if (image.status !== 'deactivated') throw new BadRequest(`Not allowed to reactivate image in status '${image.status}'`);
+    if (image.status !== 'deactivated') throw new BadRequest(`Not allowed to reactivate image in status '${image.status}': only deactivated images can be reactivated.`);
     if (!(await this.rt.images.setStatus(id, ['deactivated'], 'active'))) throw new Conflict('The image changed status meanwhile; try again.');
   }
 
   async addTag(id: string, tag: string, ctx: RequestContext): Promise<void> {
     checkTag(tag);
     const { image, membership } = await this.getVisible(id, ctx);
-    this.rt.policy.enforce('modify_image', ctx, targetOf(image, membership), 'You are not permitted to modify this image.');
+    this.rt.policy.enforce('modify_image', ctx, targetOf(image, membership), `Not allowed to update tags for image ${id}.`);
     if (!image.tags.includes(tag)) checkLimits(0, image.tags.length + 1, this.limits());
     await this.rt.images.addTag(id, tag);
   }
 
   async removeTag(id: string, tag: string, ctx: RequestContext): Promise<void> {
     const { image, membership } = await this.getVisible(id, ctx);
-    this.rt.policy.enforce('modify_image', ctx, targetOf(image, membership), 'You are not permitted to modify this image.');
+    this.rt.policy.enforce('modify_image', ctx, targetOf(image, membership), `Not allowed to delete tags for image ${id}.`);
     if (!(await this.rt.images.removeTag(id, tag))) throw new NotFound(`Tag ${tag} not found on image ${id}.`);
   }
 
