@@ -16,6 +16,8 @@ import { WriterRegistry } from './services/writers.js';
 import { ImageService } from './services/images.js';
 import { DataService } from './services/image-data.js';
 import { StagingService } from './services/staging.js';
+import { MetadefsRepo } from './metadefs/repo.js';
+import { MetadefService } from './metadefs/service.js';
 
 /** Per-project limits (issue: quotas); absent when quotas are off. */
 export interface QuotaChecker {
@@ -48,6 +50,7 @@ export interface Runtime {
   imageService: ImageService;
   data: DataService;
   staging: StagingService;
+  metadefs: MetadefService;
   quotas?: QuotaChecker;
   inspection?: InspectionPlugin;
   close(): Promise<void>;
@@ -75,6 +78,7 @@ export async function createRuntime(config: Config, log: Logger = pino({ level: 
   rt.imageService = new ImageService(rt);
   rt.data = new DataService(rt);
   rt.staging = new StagingService(rt);
+  rt.metadefs = new MetadefService(new MetadefsRepo(db), rt.policy);
   const unwatchPolicy = watchPolicy(rt);
   rt.close = async () => {
     unwatchPolicy();

@@ -13,6 +13,7 @@ import { registerTags } from './tags.js';
 import { registerSchemas } from './schemas.js';
 import { registerInfo } from './info.js';
 import { registerMembers } from './members.js';
+import { registerMetadefs } from './metadefs.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -24,7 +25,7 @@ declare module 'fastify' {
 export type Registrar = (app: FastifyInstance, rt: Runtime) => void;
 
 /** Extra resources registered by other modules (import, members, tasks, metadefs...). */
-export const registrars: Registrar[] = [registerVersions, registerSchemas, registerInfo, registerImages, registerImageData, registerTags, registerMembers];
+export const registrars: Registrar[] = [registerVersions, registerSchemas, registerInfo, registerImages, registerImageData, registerTags, registerMembers, registerMetadefs];
 
 export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance {
   const app = (Fastify as unknown as (o: object) => FastifyInstance)({
