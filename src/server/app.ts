@@ -22,6 +22,8 @@ declare module 'fastify' {
   }
 }
 
+const MEDIA_TYPE = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*(;.*)?$/s;
+
 export type Registrar = (app: FastifyInstance, rt: Runtime) => void;
 
 /** Extra resources registered by other modules (import, members, tasks, metadefs...). */
@@ -57,6 +59,9 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
   app.addHook('onRequest', async (request, reply) => {
     request.requestId = request.id;
     reply.header('x-openstack-request-id', request.id);
+    // Fastify itself answers 415 to a Content-Type that is no media type ("", "json"); Glance reads such a body as JSON too.
+    const type = request.headers['content-type'];
+    if (type !== undefined && !request.routeOptions.config?.raw && !MEDIA_TYPE.test(type)) delete request.headers['content-type'];
     if (request.routeOptions.config?.public) return;
     const creds = await rt.auth.authenticate(request.headers);
     const token = request.headers['x-auth-token'];
