@@ -1,0 +1,144 @@
+import { GiB, MiB } from './stats.js';
+
+export const SCENARIOS = ['references', 'transfer', 'ranges', 'import', 'concurrent', 'metadata', 'metadata-during-upload'] as const;
+export type ScenarioId = (typeof SCENARIOS)[number];
+
+export interface Sizes {
+  /** single upload/download sizes; the first also feeds ranges, import and the references */
+  single: number[];
+  /** the upload that metadata latency is measured against */
+  busyUpload: number;
+  concurrent: { count: number; size: number };
+  ranges: number;
+  rangeSize: number;
+  metadataImages: number;
+  /** no scenario may run longer than this */
+  scenarioTimeoutMs: number;
+}
+
+export interface KeystoneAuth {
+  authUrl: string;
+  username: string;
+  password: string;
+  projectName: string;
+  userDomainName: string;
+  projectDomainName: string;
+}
+
+export interface Options {
+  quick: boolean;
+  sizes: Sizes;
+  /** remote Glance-compatible endpoint; absent = start a local Imago */
+  target?: string;
+  token?: string;
+  keystone?: KeystoneAuth;
+  only: Set<ScenarioId>;
+  workDir?: string;
+  /** extra node flags for the local server (e.g. --cpu-prof) */
+  serverNodeArgs: string[];
+  cpuProf: boolean;
+  keep: boolean;
+}
+
+export const QUICK: Sizes = {
+  single: [128 * MiB, 512 * MiB],
+  busyUpload: 512 * MiB,
+  concurrent: { count: 8, size: 64 * MiB },
+  ranges: 2000,
+  rangeSize: MiB,
+  metadataImages: 2000,
+  scenarioTimeoutMs: 60_000,
+};
+
+export const FULL: Sizes = {
+  single: [1 * GiB, 4 * GiB],
+  busyUpload: 4 * GiB,
+  concurrent: { count: 8, size: 512 * MiB },
+  ranges: 5000,
+  rangeSize: MiB,
+  metadataImages: 10_000,
+  scenarioTimeoutMs: 15 * 60_000,
+};
+
+export const USAGE = `Usage: npm run bench -- [options]
+
+  --quick                     small sizes and fewer operations (under two minutes)
+  --only a,b                  run only these scenarios: ${SCENARIOS.join(', ')}
+  --target URL                benchmark a running Glance-compatible endpoint instead of a local Imago
+  --token T                   token for --target (X-Auth-Token)
+  --os-auth-url URL           Keystone password auth for --target (with the options below; OS_* env vars also work)
+  --os-username NAME
+  --os-password PASS
+  --os-project-name NAME
+  --os-user-domain-name NAME      (default: Default)
+  --os-project-domain-name NAME   (default: Default)
+  --cpu-prof                  run the local server under node --cpu-prof; profiles land in the results folder
+  --server-node-arg ARG       extra node flag for the local server (repeatable)
+  --work-dir DIR              where temporary files go (default: the OS temp dir)
+  --keep                      keep the work dir (server data, log, generated files)
+`;
+
+export class UsageError extends Error {}
+
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): Options {
+  const opts: Options = { quick: false, sizes: FULL, only: new Set(SCENARIOS), serverNodeArgs: [], cpuProf: false, keep: false };
+  const ks: Partial<KeystoneAuth> = {
+    authUrl: env.OS_AUTH_URL,
+    username: env.OS_USERNAME,
+    password: env.OS_PASSWORD,
+    projectName: env.OS_PROJECT_NAME,
+    userDomainName: env.OS_USER_DOMAIN_NAME ?? 'Default',
+    projectDomainName: env.OS_PROJECT_DOMAIN_NAME ?? 'Default',
+  };
+  let explicitKeystone = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined || (inline === undefined && v.startsWith('--'))) throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--quick': opts.quick = true; opts.sizes = QUICK; break;
+      case '--only': {
+        const names = value().split(',').map((s) => s.trim()).filter(Boolean);
+        for (const n of names) if (!(SCENARIOS as readonly string[]).includes(n)) throw new UsageError(`unknown scenario "${n}"; known: ${SCENARIOS.join(', ')}`);
+        opts.only = new Set(names as ScenarioId[]);
+        break;
+      }
+      case '--target': opts.target = value().replace(/\/+$/, ''); break;
+      case '--token': opts.token = value(); break;
+      case '--os-auth-url': ks.authUrl = value(); explicitKeystone = true; break;
+      case '--os-username': ks.username = value(); explicitKeystone = true; break;
+      case '--os-password': ks.password = value(); explicitKeystone = true; break;
+      case '--os-project-name': ks.projectName = value(); explicitKeystone = true; break;
+      case '--os-user-domain-name': ks.userDomainName = value(); break;
+      case '--os-project-domain-name': ks.projectDomainName = value(); break;
+      case '--cpu-prof': opts.cpuProf = true; break;
+      case '--server-node-arg': opts.serverNodeArgs.push(value()); break;
+      case '--work-dir': opts.workDir = value(); break;
+      case '--keep': opts.keep = true; break;
+      case '--help': case '-h': throw new UsageError('');
+      default: throw new UsageError(`unknown option ${arg}`);
+    }
+  }
+  if (opts.target) {
+    let url: URL;
+    try {
+      url = new URL(opts.target);
+    } catch {
+      throw new UsageError(`--target must be an http(s) URL, got "${opts.target}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--target must be an http(s) URL');
+    if (!opts.token) {
+      if (!ks.authUrl || !ks.username || !ks.password || !ks.projectName) {
+        throw new UsageError('--target needs --token, or --os-auth-url, --os-username, --os-password and --os-project-name');
+      }
+      opts.keystone = ks as KeystoneAuth;
+    }
+  } else if (opts.token || explicitKeystone) {
+    throw new UsageError('--token and --os-* options only make sense with --target');
+  }
+  return opts;
+}

@@ -1,0 +1,35 @@
+/**
+ * The trivial HTTP server the bench measures Imago against: PUT discards the
+ * body, GET streams one file with 1 MiB reads (the chunk size of Imago's
+ * filesystem store). Nothing else, so it shows what HTTP in user-space Node
+ * costs on this machine. Usage: node ref-server.js <file>; prints its port.
+ */
+import { createReadStream, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+
+const file = process.argv[2];
+const size = statSync(file).size;
+
+const server = createServer((req, res) => {
+  if (req.method === 'PUT' || req.method === 'POST') {
+    let received = 0;
+    req.on('data', (chunk: Buffer) => (received += chunk.length));
+    req.on('end', () => {
+      res.writeHead(204, { 'x-received': String(received) });
+      res.end();
+    });
+    return;
+  }
+  if (req.method === 'GET') {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
+    createReadStream(file, { highWaterMark: 1024 * 1024 }).pipe(res);
+    return;
+  }
+  res.writeHead(405).end();
+});
+server.keepAliveTimeout = 75_000;
+server.listen(0, '127.0.0.1', () => {
+  const addr = server.address();
+  process.stdout.write(JSON.stringify({ port: typeof addr === 'object' && addr ? addr.port : 0 }) + '\n');
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -1,0 +1,109 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { curl } from './curl.js';
+import type { DataFile } from './files.js';
+import type { Recorder } from './scenario.js';
+import { MiB, mibPerSec, now } from './stats.js';
+
+/** Throughputs in MiB/s measured on this machine, on the bytes the scenarios send. */
+export interface References {
+  md5?: number;
+  sha512?: number;
+  ddFsync?: number;
+  cp?: number;
+  cpFsync?: number;
+  httpPut?: number;
+  httpGet?: number;
+}
+
+/** One core: the bench's main thread hashes the file (read from page cache in 1 MiB reads). */
+function hashThroughput(file: DataFile, algo: 'md5' | 'sha512'): { mibs: number; hex: string } {
+  const buf = Buffer.allocUnsafe(MiB);
+  const fd = openSync(file.path, 'r');
+  const h = createHash(algo);
+  const start = now();
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(n === buf.length ? buf : buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const hex = h.digest('hex');
+  return { mibs: mibPerSec(file.size, (now() - start) / 1000), hex };
+}
+
+function run(cmd: string, args: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const start = now();
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve((now() - start) / 1000) : reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.trim()}`))));
+  });
+}
+
+async function startRefServer(file: string): Promise<{ port: number; stop(): void }> {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'ref-server.js');
+  const child = spawn(process.execPath, [script, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`reference server exited (${code})`)));
+    createInterface({ input: child.stdout! }).once('line', resolve);
+  });
+  child.removeAllListeners('exit');
+  return { port: JSON.parse(line).port, stop: () => child.kill('SIGTERM') };
+}
+
+/** Measures the ceilings the targets are relative to; every figure is checked for the size it moved. */
+export async function measureReferences(r: Recorder, file: DataFile, scratchDir: string): Promise<References> {
+  const refs: References = {};
+  for (const algo of ['md5', 'sha512'] as const) {
+    const { mibs, hex } = hashThroughput(file, algo);
+    r.equal(`${algo} of the file`, hex, algo === 'md5' ? file.md5 : file.sha512);
+    refs[algo] = mibs;
+    r.metric(`${algo}MiBps`, mibs);
+  }
+
+  const ddOut = path.join(scratchDir, 'dd.out');
+  try {
+    const secs = await run('dd', [`if=${file.path}`, `of=${ddOut}`, 'bs=1M', 'conv=fsync', 'status=none']);
+    refs.ddFsync = mibPerSec(file.size, secs);
+  } finally {
+    rmSync(ddOut, { force: true });
+  }
+  const cpOut = path.join(scratchDir, 'cp.out');
+  try {
+    const cpSecs = await run('cp', [file.path, cpOut]);
+    const syncSecs = await run('sync', [cpOut]);
+    refs.cp = mibPerSec(file.size, cpSecs);
+    refs.cpFsync = mibPerSec(file.size, cpSecs + syncSecs);
+  } finally {
+    rmSync(cpOut, { force: true });
+  }
+
+  const server = await startRefServer(file.path);
+  try {
+    const url = `http://127.0.0.1:${server.port}/file`;
+    const put = await curl({ url, uploadFile: file.path, headers: { 'content-type': 'application/octet-stream' }, maxSeconds: r.secondsLeft() });
+    r.equal('reference PUT status', put.httpCode, 204);
+    r.equal('reference PUT bytes', put.sizeUpload, file.size);
+    refs.httpPut = mibPerSec(file.size, put.seconds);
+    const get = await curl({ url, output: '/dev/null', maxSeconds: r.secondsLeft() });
+    r.equal('reference GET status', get.httpCode, 200);
+    r.equal('reference GET bytes', get.sizeDownload, file.size);
+    refs.httpGet = mibPerSec(file.size, get.seconds);
+  } finally {
+    server.stop();
+  }
+  for (const [k, v] of Object.entries(refs)) if (k !== 'md5' && k !== 'sha512') r.metric(`${k}MiBps`, v as number);
+  r.figure(Math.min(refs.md5!, refs.sha512!), 'MiB/s min(md5, sha512)');
+  return refs;
+}

@@ -1,0 +1,50 @@
+import type { References } from './references.js';
+import type { ScenarioResult } from './scenario.js';
+import type { TargetRow } from './targets.js';
+
+/** A Markdown table, aligned for the terminal and pasteable into docs/benchmarks.md. */
+export function table(head: string[], rows: (string | number)[][]): string {
+  const cells = [head, ...rows.map((r) => r.map(String))];
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
+}
+
+const DETAIL_KEYS = ['seconds', 'p50Ms', 'p99Ms', 'p50MsDuring', 'p99MsIdle', 'slowestMiBps', 'stageSeconds', 'importSeconds', 'pages', 'uploadMiBps', 'rangesPerSecWithChecks'];
+
+function details(r: ScenarioResult): string {
+  if (r.note) return r.note;
+  return DETAIL_KEYS.filter((k) => r.metrics[k] !== undefined).map((k) => `${k}=${r.metrics[k]}`).join(' ');
+}
+
+export function scenarioTable(results: ScenarioResult[]): string {
+  return table(
+    ['scenario', 'result', 'figure', 'details', 'peak RSS', 'checks', 'load'],
+    results.map((r) => [
+      r.title,
+      r.status,
+      r.figure ? `${r.figure.value} ${r.figure.unit}` : '',
+      details(r),
+      r.rss ? `${r.rss.peakMB} MB` : 'n/a',
+      `${r.checks.filter((c) => c.ok).length}/${r.checks.length}`,
+      `${r.load[0].toFixed(1)}→${r.load[1].toFixed(1)}`,
+    ]),
+  );
+}
+
+export function referenceTable(refs: References): string {
+  const names: [keyof References, string][] = [
+    ['md5', 'node md5, one core'],
+    ['sha512', 'node sha512, one core'],
+    ['ddFsync', 'dd bs=1M conv=fsync'],
+    ['cp', 'cp'],
+    ['cpFsync', 'cp + sync of the copy'],
+    ['httpPut', 'curl PUT → trivial Node sink'],
+    ['httpGet', 'curl GET ← trivial Node file server (1 MiB reads)'],
+  ];
+  return table(['reference', 'MiB/s'], names.filter(([k]) => refs[k] !== undefined).map(([k, label]) => [label, refs[k]!]));
+}
+
+export function targetTable(rows: TargetRow[]): string {
+  return table(['target', 'goal', 'measured', 'ratio', 'verdict'], rows.map((t) => [t.target, t.goal, t.measured, t.ratio ?? '', t.verdict]));
+}

@@ -1,0 +1,102 @@
+import { loadavg } from 'node:os';
+import type { Api, Target } from './api.js';
+import type { Options } from './options.js';
+import { RssSampler, type RssPeak } from './rss.js';
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail?: string;
+}
+
+export interface ScenarioResult {
+  id: string;
+  title: string;
+  status: 'ok' | 'failed' | 'skipped';
+  note?: string;
+  /** the headline number of the scenario */
+  figure?: { value: number; unit: string };
+  metrics: Record<string, number | string>;
+  checks: Check[];
+  rss?: RssPeak;
+  /** 1-minute load average before and after: other work on the machine skews figures */
+  load: [number, number];
+  seconds: number;
+}
+
+export class Skip extends Error {}
+
+export interface BenchContext {
+  api: Api;
+  target: Target;
+  opts: Options;
+  workDir: string;
+  /** a unique tag for names created by this run */
+  runId: string;
+}
+
+/** What a scenario body uses to report: a figure, metrics, and checks (a failed check fails the scenario). */
+export class Recorder {
+  constructor(readonly result: ScenarioResult, readonly deadline: number) {}
+
+  figure(value: number, unit: string): void {
+    this.result.figure = { value, unit };
+  }
+
+  metric(name: string, value: number | string): void {
+    this.result.metrics[name] = value;
+  }
+
+  check(name: string, ok: boolean, detail?: string): boolean {
+    this.result.checks.push(detail === undefined || ok ? { name, ok } : { name, ok, detail });
+    return ok;
+  }
+
+  /** Checks `actual === expected` and says both when they differ. */
+  equal(name: string, actual: unknown, expected: unknown): boolean {
+    return this.check(name, actual === expected, `got ${String(actual)}, expected ${String(expected)}`);
+  }
+
+  secondsLeft(): number {
+    return Math.max(1, (this.deadline - performance.now()) / 1000);
+  }
+}
+
+/**
+ * Runs one scenario with its own RSS sampling and a hard deadline. Errors
+ * become a failed result (with the message), never a crash of the bench.
+ */
+export async function runScenario(ctx: BenchContext, id: string, title: string, body: (r: Recorder) => Promise<void>): Promise<ScenarioResult> {
+  const result: ScenarioResult = { id, title, status: 'ok', metrics: {}, checks: [], load: [loadavg()[0], 0], seconds: 0 };
+  const timeoutMs = ctx.opts.sizes.scenarioTimeoutMs;
+  const started = performance.now();
+  const rec = new Recorder(result, started + timeoutMs);
+  const sampler = ctx.target.pid ? new RssSampler(ctx.target.pid) : undefined;
+  sampler?.start();
+  let timer: NodeJS.Timeout | undefined;
+  process.stdout.write(`  ${title} ... `);
+  try {
+    await Promise.race([
+      body(rec),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`did not finish within ${timeoutMs / 1000} s`)), timeoutMs))),
+    ]);
+    if (result.checks.some((c) => !c.ok)) result.status = 'failed';
+  } catch (err) {
+    if (err instanceof Skip) {
+      result.status = 'skipped';
+      result.note = err.message;
+    } else {
+      result.status = 'failed';
+      result.note = (err as Error).message;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  if (sampler) result.rss = sampler.stop();
+  result.load[1] = loadavg()[0];
+  result.seconds = Math.round((performance.now() - started) / 100) / 10;
+  const failed = result.checks.filter((c) => !c.ok);
+  const fig = result.figure ? `${result.figure.value} ${result.figure.unit}` : '';
+  process.stdout.write(`${result.status}${fig ? ` ${fig}` : ''}${result.note ? ` (${result.note})` : ''}${failed.length ? ` [failed checks: ${failed.map((c) => `${c.name}: ${c.detail}`).join('; ')}]` : ''}\n`);
+  return result;
+}

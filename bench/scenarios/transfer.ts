@@ -1,0 +1,64 @@
+import type { Api } from '../api.js';
+import { curl, type CurlResult } from '../curl.js';
+import type { DataFile } from '../files.js';
+import type { Recorder } from '../scenario.js';
+import { mibPerSec } from '../stats.js';
+
+export function uploadWithCurl(api: Api, imageId: string, file: DataFile, maxSeconds: number, what = 'file'): Promise<CurlResult> {
+  return curl({
+    url: api.url(`/v2/images/${imageId}/${what}`),
+    uploadFile: file.path,
+    headers: api.authHeaders({ 'content-type': 'application/octet-stream' }),
+    maxSeconds,
+  });
+}
+
+export function downloadWithCurl(api: Api, imageId: string, maxSeconds: number): Promise<CurlResult> {
+  return curl({ url: api.url(`/v2/images/${imageId}/file`), headers: api.authHeaders(), output: '/dev/null', maxSeconds });
+}
+
+/** The image says it holds exactly the file: active, size, checksum (md5), os_hash_algo/value (sha512). */
+export async function checkImageMatches(r: Recorder, api: Api, imageId: string, file: DataFile, label = ''): Promise<void> {
+  const image = await api.getImage(imageId);
+  const p = label ? `${label} ` : '';
+  if (!r.check(`${p}image exists`, !!image, 'GET answered 404')) return;
+  r.equal(`${p}status`, image!.status, 'active');
+  r.equal(`${p}size`, image!.size, file.size);
+  r.equal(`${p}checksum`, image!.checksum, file.md5);
+  r.equal(`${p}os_hash_algo`, image!.os_hash_algo, 'sha512');
+  r.equal(`${p}os_hash_value`, image!.os_hash_value, file.sha512);
+}
+
+/** Downloads the data again (untimed) and checks it hashes to what was uploaded. */
+export async function checkDownloadMatches(r: Recorder, api: Api, imageId: string, file: DataFile, label = ''): Promise<void> {
+  const p = label ? `${label} ` : '';
+  const got = await api.hashDownload(imageId);
+  r.equal(`${p}download status`, got.status, 200);
+  r.equal(`${p}downloaded bytes`, got.size, file.size);
+  r.equal(`${p}downloaded md5`, got.md5, file.md5);
+  r.equal(`${p}downloaded sha512`, got.sha512, file.sha512);
+}
+
+/** Creates an image and PUTs the file with curl, timed; returns the image id. */
+export async function timedUpload(r: Recorder, api: Api, file: DataFile, name: string): Promise<string> {
+  const image = await api.createImage(name);
+  const res = await uploadWithCurl(api, image.id, file, r.secondsLeft());
+  r.equal('upload status', res.httpCode, 204);
+  r.equal('bytes sent', res.sizeUpload, file.size);
+  const mibs = mibPerSec(file.size, res.seconds);
+  r.figure(mibs, 'MiB/s');
+  r.metric('seconds', res.seconds);
+  r.metric('bytes', file.size);
+  await checkImageMatches(r, api, image.id, file);
+  return image.id;
+}
+
+export async function timedDownload(r: Recorder, api: Api, imageId: string, file: DataFile): Promise<void> {
+  const res = await downloadWithCurl(api, imageId, r.secondsLeft());
+  r.equal('download status', res.httpCode, 200);
+  r.equal('bytes received', res.sizeDownload, file.size);
+  r.figure(mibPerSec(file.size, res.seconds), 'MiB/s');
+  r.metric('seconds', res.seconds);
+  r.metric('bytes', file.size);
+  await checkDownloadMatches(r, api, imageId, file);
+}
