@@ -4,14 +4,17 @@
  * tests on) against a real Keystone and an Imago found through its catalog.
  *
  *   npx tsx scripts/tempest.ts [--regex RE] [--exclude-list FILE | --no-exclude]
- *                              [--keep] [--build] [--timeout SECONDS] [-- extra tempest run args]
+ *                              [--commit REF] [--keep] [--build] [--timeout SECONDS] [-- extra tempest run args]
+ *
+ * --commit REF runs Imago from a `git archive` of REF instead of the working
+ * tree (other people's half-finished edits do not break the run).
  *
  * Exit code: 0 when tempest reports no failure, 1 otherwise, 2 when the
  * environment is missing something. See docs/tempest.md.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,13 +33,14 @@ interface Options {
   excludeList?: string;
   keep: boolean;
   build: boolean;
+  commit?: string;
   timeoutSeconds: number;
   extra: string[];
 }
 
 function usage(msg?: string): never {
   if (msg) console.error(`tempest.ts: ${msg}`);
-  console.error('usage: npx tsx scripts/tempest.ts [--regex RE] [--exclude-list FILE | --no-exclude] [--keep] [--build] [--timeout SECONDS] [-- tempest run args]');
+  console.error('usage: npx tsx scripts/tempest.ts [--regex RE] [--exclude-list FILE | --no-exclude] [--commit REF] [--keep] [--build] [--timeout SECONDS] [-- tempest run args]');
   process.exit(2);
 }
 
@@ -51,6 +55,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--no-exclude') o.excludeList = undefined;
     else if (a === '--keep') o.keep = true;
     else if (a === '--build') o.build = true;
+    else if (a === '--commit') o.commit = value();
     else if (a === '--timeout') o.timeoutSeconds = Number(value());
     else if (a === '-h' || a === '--help') usage();
     else usage(`unknown argument ${a}`);
@@ -126,7 +131,18 @@ function imagoConfig(dataDir: string, ks: Keystone, imagePort: number): Record<s
 
 interface Imago { url: string; proc: ChildProcess; logFile: string; stop(): Promise<void> }
 
-async function startImago(ws: string, ks: Keystone, imagePort: number, build: boolean): Promise<Imago> {
+/** A copy of the repository at `ref`, sharing this checkout's node_modules. */
+function exportCommit(ref: string, dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const r = spawnSync('/bin/sh', ['-c', 'git -C "$0" archive --format=tar "$1" | tar -x -C "$2"', REPO, ref, dir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`cannot export ${ref}: ${r.stderr}`);
+  symlinkSync(path.join(REPO, 'node_modules'), path.join(dir, 'node_modules'));
+  const rev = spawnSync('git', ['-C', REPO, 'rev-parse', '--short', ref], { encoding: 'utf8' }).stdout.trim();
+  console.log(`imago source: ${ref} (${rev}) exported to ${dir}`);
+  return dir;
+}
+
+async function startImago(ws: string, ks: Keystone, imagePort: number, build: boolean, root: string): Promise<Imago> {
   const dataDir = path.join(ws, 'imago');
   mkdirSync(dataDir, { recursive: true });
   const configFile = path.join(ws, 'imago-config.json');
@@ -135,9 +151,9 @@ async function startImago(ws: string, ks: Keystone, imagePort: number, build: bo
   const url = `http://127.0.0.1:${port}`;
   const logFile = path.join(ws, 'imago.log');
   const log = createWriteStream(logFile);
-  const cmd = build ? [process.execPath, path.join(REPO, 'dist', 'src', 'main.js')] : [path.join(REPO, 'node_modules', '.bin', 'tsx'), path.join(REPO, 'src', 'main.ts')];
+  const cmd = build ? [process.execPath, path.join(root, 'dist', 'src', 'main.js')] : [path.join(REPO, 'node_modules', '.bin', 'tsx'), path.join(root, 'src', 'main.ts')];
   const proc = spawn(cmd[0], cmd.slice(1), {
-    cwd: REPO,
+    cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, IMAGO_CONFIG: configFile, IMAGO_DATA_DIR: dataDir, IMAGO_PORT: String(port), IMAGO_PUBLIC_ENDPOINT: url },
   });
@@ -179,8 +195,7 @@ function tail(file: string, lines: number): string {
 function tempestConf(ws: string, ks: Keystone, httpImage: string): string {
   const admin = ks.users.admin;
   return `[DEFAULT]
-log_dir = ${path.join(ws, 'logs')}
-log_file = tempest.log
+log_file = ${path.join(ws, 'tempest.log')}
 debug = true
 
 [oslo_concurrency]
@@ -253,7 +268,7 @@ function summarize(ws: string): Summary {
     const status = row[iStatus];
     if (status === 'success') s.passed.push(test);
     else if (status === 'skip') s.skipped.push({ test, reason: '' });
-    else if (status === 'fail' || status === 'uxsuccess') s.failed.push(test);
+    else if (status === 'fail' || status === 'failure' || status === 'uxsuccess') s.failed.push(test);
   }
   // skip reasons are only in the trace output
   const trace = spawnSync('/bin/sh', ['-c', 'stestr last --subunit | subunit-trace --no-summary'], { cwd: ws, encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -310,7 +325,7 @@ async function main(): Promise<void> {
   const reason = unavailableReason();
   if (reason) { console.error(`tempest.ts: cannot run: ${reason}`); process.exit(2); }
   if (o.excludeList && !existsSync(o.excludeList)) usage(`exclude list ${o.excludeList} does not exist`);
-  if (o.build && !existsSync(path.join(REPO, 'dist', 'src', 'main.js'))) usage('--build needs `npm run build` first');
+  if (o.build && !o.commit && !existsSync(path.join(REPO, 'dist', 'src', 'main.js'))) usage('--build needs `npm run build` first');
 
   const ws = mkdtempSync(path.join(tmpdir(), 'imago-tempest-'));
   const wsName = path.basename(ws);
@@ -334,7 +349,12 @@ async function main(): Promise<void> {
     const img = await startImageServer();
     imageServer = img.server;
     const imagePort = Number(new URL(img.url).port);
-    imago = await startImago(ws, ks, imagePort, o.build);
+    const root = o.commit ? exportCommit(o.commit, path.join(ws, 'imago-src')) : REPO;
+    if (o.build && o.commit) {
+      const b = spawnSync(path.join(REPO, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], { cwd: root, encoding: 'utf8' });
+      if (!existsSync(path.join(root, 'dist', 'src', 'main.js'))) throw new Error(`build of ${o.commit} failed:\n${b.stdout}${b.stderr}`);
+    }
+    imago = await startImago(ws, ks, imagePort, o.build, root);
     await ks.registerImageEndpoint(imago.url);
     console.log(`imago:     ${imago.url} (log: ${imago.logFile})`);
     writeFileSync(path.join(ws, 'etc', 'tempest.conf'), tempestConf(ws, ks, img.url));
