@@ -23,6 +23,14 @@ import type { MetadefNamespacesTable, MetadefObjectsTable, MetadefPropertiesTabl
 
 type Exec = Kysely<Database>;
 
+export interface LoadMode {
+  merge: boolean;
+  preferNew: boolean;
+  overwrite: boolean;
+}
+
+export type LoadOutcome = 'created' | 'replaced' | 'merged' | 'skipped';
+
 export interface FillOptions {
   keepExisting?: boolean;
   replaceExisting?: boolean;
@@ -487,8 +495,79 @@ export class MetadefsRepo {
     return true;
   }
 
-  /** Runs `work` in one transaction (definition file loading). */
-  transaction<T>(work: (trx: Exec) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute(work);
+  // ---- definition files (imago-manage)
+
+  /**
+   * Loads one namespace from a definition file, in one transaction, as
+   * glance-manage does: a new namespace is created; an existing one is left
+   * alone, unless `merge` (add what is missing; with `preferNew` also replace
+   * what differs) or `overwrite` (drop it and load afresh).
+   */
+  async loadDefinition(fields: NamespaceFields, contents: NamespaceContents, mode: LoadMode): Promise<LoadOutcome> {
+    return this.db.transaction().execute(async (trx) => {
+      let existing = await trx.selectFrom('metadef_namespaces').selectAll().where('namespace', '=', fields.namespace).executeTakeFirst();
+      let outcome: LoadOutcome = 'created';
+      if (existing && mode.overwrite) {
+        await this.clear(trx, existing.id);
+        await trx.deleteFrom('metadef_namespaces').where('id', '=', existing.id).execute();
+        existing = undefined;
+        outcome = 'replaced';
+      }
+      if (!existing) {
+        const ts = now();
+        const id = orderedId();
+        await trx
+          .insertInto('metadef_namespaces')
+          .values({
+            id,
+            namespace: fields.namespace,
+            display_name: fields.displayName,
+            description: fields.description,
+            visibility: fields.visibility,
+            protected: fields.protected ? 1 : 0,
+            owner: fields.owner,
+            created_at: ts,
+            updated_at: ts,
+          })
+          .execute();
+        await this.fill(trx, id, fields.namespace, contents, { seeded: true });
+        return outcome;
+      }
+      if (!mode.merge) return 'skipped';
+      if (mode.preferNew) {
+        await trx
+          .updateTable('metadef_namespaces')
+          .set({
+            display_name: fields.displayName,
+            description: fields.description,
+            visibility: fields.visibility,
+            protected: fields.protected ? 1 : 0,
+            owner: fields.owner,
+            updated_at: now(),
+          })
+          .where('id', '=', existing.id)
+          .execute();
+      }
+      await this.fill(trx, existing.id, fields.namespace, contents, { keepExisting: true, replaceExisting: mode.preferNew, seeded: true });
+      return 'merged';
+    });
+  }
+
+  /** Everything in the catalog, for export. */
+  async allNamespaces(): Promise<Namespace[]> {
+    return (await this.db.selectFrom('metadef_namespaces').selectAll().orderBy('namespace').execute()).map(toNamespace);
+  }
+
+  /** Empties the catalog; the resource types in `keepTypes` stay. */
+  async unload(keepTypes: string[]): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      const all = await trx.selectFrom('metadef_namespaces').select('id').execute();
+      for (const { id } of all) await this.clear(trx, id);
+      await trx.deleteFrom('metadef_namespaces').execute();
+      let types = trx.deleteFrom('metadef_resource_types');
+      if (keepTypes.length) types = types.where('name', 'not in', keepTypes);
+      await types.execute();
+      return all.length;
+    });
   }
 }
