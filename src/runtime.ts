@@ -16,6 +16,9 @@ import { WriterRegistry } from './services/writers.js';
 import { ImageService } from './services/images.js';
 import { DataService } from './services/image-data.js';
 import { StagingService } from './services/staging.js';
+import { ImportService } from './services/import.js';
+import { TaskService } from './services/tasks.js';
+import { UploadInspection } from './import/inspection.js';
 import { MetadefsRepo } from './metadefs/repo.js';
 import { MetadefService } from './metadefs/service.js';
 
@@ -50,6 +53,8 @@ export interface Runtime {
   imageService: ImageService;
   data: DataService;
   staging: StagingService;
+  importService: ImportService;
+  tasks: TaskService;
   metadefs: MetadefService;
   quotas?: QuotaChecker;
   inspection?: InspectionPlugin;
@@ -78,9 +83,13 @@ export async function createRuntime(config: Config, log: Logger = pino({ level: 
   rt.imageService = new ImageService(rt);
   rt.data = new DataService(rt);
   rt.staging = new StagingService(rt);
+  rt.importService = new ImportService(rt);
+  rt.tasks = new TaskService(rt);
+  if (config.import.plugins.formatInspection) rt.inspection = new UploadInspection();
   rt.metadefs = new MetadefService(new MetadefsRepo(db), rt.policy);
   const unwatchPolicy = watchPolicy(rt);
   rt.close = async () => {
+    await rt.tasks.stop();
     unwatchPolicy();
     await hashPool.close();
     await stores.close();

@@ -13,6 +13,9 @@ import { registerTags } from './tags.js';
 import { registerSchemas } from './schemas.js';
 import { registerInfo } from './info.js';
 import { registerMembers } from './members.js';
+import { registerImport } from './import.js';
+import { registerTasks } from './tasks.js';
+import { registerStores } from './stores.js';
 import { registerMetadefs } from './metadefs.js';
 
 declare module 'fastify' {
@@ -27,7 +30,7 @@ const MEDIA_TYPE = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+
 export type Registrar = (app: FastifyInstance, rt: Runtime) => void;
 
 /** Extra resources registered by other modules (import, members, tasks, metadefs...). */
-export const registrars: Registrar[] = [registerVersions, registerSchemas, registerInfo, registerImages, registerImageData, registerTags, registerMembers, registerMetadefs];
+export const registrars: Registrar[] = [registerVersions, registerSchemas, registerInfo, registerImages, registerImageData, registerTags, registerMembers, registerMetadefs, registerImport, registerTasks, registerStores];
 
 export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance {
   const app = (Fastify as unknown as (o: object) => FastifyInstance)({

@@ -43,6 +43,8 @@ export async function recoverAtStart(rt: Runtime, opts: { sweepOrphans: boolean 
     if (await rt.images.releaseWriter(img.id, img.writer_id!, 'queued', reset)) released++;
     if (img.status === 'uploading') await rt.staging.discard(img.id);
   }
+  // Interrupted imports: resumed, or rolled back with a task message saying so (services/tasks.ts).
+  await rt.tasks.recoverAtStart();
 
   let temporary = 0;
   if (opts.sweepOrphans) for (const s of [...rt.stores.stores, rt.stores.staging]) temporary += await s.removeTemporary();
@@ -66,7 +68,7 @@ export async function recoverAtStart(rt: Runtime, opts: { sweepOrphans: boolean 
 
 const NODE_TIMEOUT_MS = 30_000;
 
-async function liveNodes(rt: Runtime): Promise<string[]> {
+export async function liveNodes(rt: Runtime): Promise<string[]> {
   if (rt.dialect === 'sqlite') return [rt.nodeId];
   const cutoff = new Date(Date.now() - NODE_TIMEOUT_MS).toISOString();
   const rows = await rt.db.selectFrom('nodes').select('id').where('heartbeat_at', '>=', cutoff).execute();

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { RequestContext } from '../auth/context.js';
 import type { Runtime } from '../runtime.js';
-import { BadRequest, Conflict, Gone, ImagoError, NotFound } from '../domain/errors.js';
+import { Conflict, Gone, ImagoError, NotFound, PayloadTooLarge } from '../domain/errors.js';
 import { now } from '../db/database.js';
 import { FormatInspector, type InspectionResult } from '../import/inspect/inspector.js';
+import type { QuotaLease } from '../domain/quota.js';
 import type { Written } from './image-data.js';
 import { targetOf } from './images.js';
 
@@ -40,9 +41,11 @@ export class StagingService {
     const { image, membership } = await rt.imageService.getVisible(req.imageId, req.ctx);
     rt.policy.enforce('modify_image', req.ctx, targetOf(image, membership), 'You are not permitted to stage data for this image.');
     if (image.status !== 'queued') throw new Conflict(`Image status transition from ${image.status} to uploading is not allowed`);
-    const cap = await rt.data.uploadCap(image, req.ctx);
+    // The staging quota (image_stage_total) is charged while streaming; the size cap bounds every image.
+    const cap = { bytes: rt.config.imageSizeCap, error: (n: number) => new PayloadTooLarge(`The incoming image is too large: the limit is ${n} bytes (image_size_cap).`) };
     if (req.contentLength !== undefined && req.contentLength > cap.bytes) throw cap.error(cap.bytes);
 
+    rt.writers.assertOpen();
     const writerId = randomUUID();
     if (!(await rt.images.claimWriter(image.id, ['queued'], 'uploading', writerId, rt.nodeId))) {
       const current = await rt.images.get(image.id);
@@ -50,25 +53,22 @@ export class StagingService {
       throw new Conflict(`Image status transition from ${current.status} to uploading is not allowed`);
     }
     const controller = new AbortController();
-    const onAborted = () => controller.abort(new BadRequest('The client closed the connection before the data was staged.'));
-    req.body.once('aborted', onAborted);
-    try {
-      await rt.data.asWriter(image.id, writerId, controller, () => this.stageClaimed(image.id, writerId, req, controller.signal, cap));
-    } finally {
-      req.body.off('aborted', onAborted);
-    }
+    await rt.data.asWriter(image.id, writerId, controller, () => this.stageClaimed(image.id, writerId, { ...req, owner: image.owner }, controller.signal, cap));
   }
 
-  private async stageClaimed(imageId: string, writerId: string, req: StageRequest, signal: AbortSignal, cap: { bytes: number; error: (n: number) => Error }): Promise<void> {
+  private async stageClaimed(imageId: string, writerId: string, req: StageRequest & { owner: string | null }, signal: AbortSignal, cap: { bytes: number; error: (n: number) => Error }): Promise<void> {
     const { rt } = this;
     let written: Written | undefined;
+    let quota: QuotaLease | undefined;
     try {
       await this.discard(imageId);
+      quota = await rt.quotas?.admitWriter({ owner: req.owner, imageId, writerId, resource: 'image_stage_total', bytes: req.contentLength, what: 'this stage' });
       const inspector = rt.config.import.plugins.formatInspection ? new FormatInspector() : undefined;
       written = await rt.data.write(rt.stores.staging, imageId, req.body, {
         cap: cap.bytes,
         tooLarge: cap.error,
         signal,
+        quota,
         taps: inspector ? [(chunk, offset) => inspector.push(chunk, offset)] : [],
         expectedSize: req.contentLength,
       });
@@ -87,6 +87,8 @@ export class StagingService {
       const reason = signal.aborted ? signal.reason : err;
       if (!released && !(await rt.images.exists(imageId))) throw new Gone(`Image ${imageId} was deleted while its data was being staged.`);
       throw reason instanceof ImagoError ? reason : err;
+    } finally {
+      await quota?.release().catch(() => {});
     }
   }
 
@@ -106,6 +108,22 @@ export class StagingService {
           inspection: inspection ? JSON.stringify(inspection) : null,
         })
         .execute();
+    });
+  }
+
+  /**
+   * Swaps the staged object for a rewritten one (decompressed, converted)
+   * and updates the image's attributes in the same transaction, so a crash
+   * leaves the record and the image agreeing on what is staged.
+   */
+  async replace(imageId: string, w: Written, inspection: InspectionResult | null, imageAttrs: Record<string, string | number | null>): Promise<void> {
+    await this.rt.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('image_staging')
+        .set({ url: w.location, size: w.size, checksum: w.md5, os_hash_value: w.sha512, inspection: inspection ? JSON.stringify(inspection) : null })
+        .where('image_id', '=', imageId)
+        .execute();
+      await trx.updateTable('images').set({ ...imageAttrs, updated_at: now() }).where('id', '=', imageId).execute();
     });
   }
 

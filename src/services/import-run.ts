@@ -1,0 +1,444 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { RequestContext } from '../auth/context.js';
+import type { Runtime } from '../runtime.js';
+import { Gone, ImagoError, ServiceUnavailable } from '../domain/errors.js';
+import type { Image } from '../domain/image.js';
+import type { Store } from '../stores/store.js';
+import { FormatInspector, type InspectionResult } from '../import/inspect/inspector.js';
+import { inspectionVerdict } from '../import/inspection.js';
+import { openHttpSource, type Resolver } from '../import/http-source.js';
+import { glanceEndpoint, propertiesToCopy, remoteImage } from '../import/glance-download.js';
+import { decompressor, detectCompression, readHead } from '../import/plugins/decompress.js';
+import { qemuConvert, qemuFormat, qemuInfo, qemuSafetyProblems } from '../import/plugins/qemu-img.js';
+import { propertiesToInject } from '../import/plugins/inject.js';
+import { copiedMessage, type ImportRequest, type ImportTaskInput, type Task, type TaskState } from '../import/task.js';
+import { defaultVirtualSize, type Written } from './image-data.js';
+import type { Staged } from './staging.js';
+import type { QuotaLease } from '../domain/quota.js';
+
+/** A reason an import cannot complete; the message is what the task tells the user. */
+export class ImportFailure extends Error {}
+
+/** Where the bytes for the target stores come from. */
+interface Source {
+  store: Store;
+  url: string;
+  size: number;
+  md5: string | null;
+  sha512: string | null;
+  /** a staged object may be moved into a store instead of copied */
+  staged: boolean;
+  /** what format inspection found, when it ran */
+  virtualSize: number | null;
+}
+
+export interface RunOptions {
+  token?: string;
+  signal: AbortSignal;
+  /** called with a byte count as data moves; the runner turns it into "Copied N MiB" */
+  progress: (bytes: number) => void;
+  resolve?: Resolver;
+}
+
+/**
+ * One execution of an api_image_import task: gets the data (staging,
+ * web-download, glance-download, or the image's own store for copy-image),
+ * runs the plugins, writes every target store, and records each copy only
+ * once verified. Resumable: stores already recorded by an earlier attempt
+ * (task state) are skipped.
+ */
+export class ImportRun {
+  private readonly input: ImportTaskInput;
+  private readonly req: ImportRequest;
+  private readonly imageId: string;
+  private readonly state: TaskState;
+  private readonly allMustSucceed: boolean;
+  private readonly ctx: RequestContext;
+
+  constructor(
+    private readonly rt: Runtime,
+    private readonly task: Task,
+    private readonly opts: RunOptions,
+  ) {
+    this.input = task.input as unknown as ImportTaskInput;
+    this.req = this.input.import_req;
+    this.imageId = this.input.image_id;
+    this.state = task.state;
+    this.state.committed ??= [];
+    this.state.failed ??= {};
+    this.allMustSucceed = this.req.all_stores_must_succeed ?? true;
+    this.ctx = {
+      userId: task.userId ?? '',
+      projectId: task.owner,
+      roles: this.state.roles ?? [],
+      requestId: task.requestId ?? task.id,
+      isAdmin: (this.state.roles ?? []).includes('admin'),
+      token: opts.token,
+    };
+  }
+
+  get method(): string {
+    return this.req.method.name;
+  }
+
+  get stores(): string[] {
+    return this.input.backend;
+  }
+
+  get failedStores(): Record<string, string> {
+    return this.state.failed!;
+  }
+
+  /** Runs the import; resolves with the final task message or throws ImportFailure / the abort reason. */
+  async run(): Promise<string> {
+    const image = await this.image();
+    if (this.method === 'copy-image') return this.copyImage(image);
+    let staged = await this.rt.staging.get(this.imageId);
+    if (staged && !(await this.rt.stores.staging.exists(staged.url))) {
+      await this.rt.staging.forget(this.imageId, staged.url);
+      staged = undefined;
+    }
+    const remaining = this.stores.filter((s) => !this.state.committed!.includes(s));
+    let source: Source;
+    let current = image;
+    if (staged || remaining.length === 0) {
+      if (staged) ({ staged, image: current } = await this.plugins(current, staged));
+      source = staged ? this.stagedSource(staged) : this.committedSource(current);
+    } else if (this.state.committed!.length > 0) {
+      source = this.committedSource(current);
+    } else {
+      staged = await this.fetch(current);
+      ({ staged, image: current } = await this.plugins(await this.image(), staged));
+      source = this.stagedSource(staged);
+    }
+    await this.toStores(current, source, remaining);
+    const after = await this.image();
+    if (after.status !== 'active') {
+      const why = Object.entries(this.failedStores).map(([s, r]) => `${s}: ${r}`).join('; ');
+      throw new ImportFailure(`None of the uploads finished${why ? ` (${why})` : ''}.`);
+    }
+    await this.rt.staging.discard(this.imageId);
+    return copiedMessage(source.size);
+  }
+
+  private async image(): Promise<Image> {
+    const image = await this.rt.images.get(this.imageId);
+    if (!image) throw new Gone(`Image ${this.imageId} was deleted while it was being imported.`);
+    if (!(await this.rt.tasks.repo.holdsLock(this.imageId, this.task.id))) {
+      throw new ImportFailure('Another operation took over the image (its import lock was released); this import stopped.');
+    }
+    return image;
+  }
+
+  private stagedSource(s: Staged): Source {
+    return { store: this.rt.stores.staging, url: s.url, size: s.size, md5: s.checksum, sha512: s.sha512, staged: true, virtualSize: s.inspection?.virtualSize ?? null };
+  }
+
+  /** After a restart, a store this task already wrote is the source for the rest. */
+  private committedSource(image: Image): Source {
+    const loc = image.locations.find((l) => l.status === 'active' && this.rt.stores.holding(l.storeId));
+    if (!loc || image.size === null) throw new ImportFailure('The staged data is gone and no store holds a copy to continue from; stage the data again and retry the import.');
+    return { store: this.rt.stores.holding(loc.storeId)!, url: loc.url, size: image.size, md5: image.checksum, sha512: image.osHashValue, staged: false, virtualSize: image.virtualSize };
+  }
+
+  private async cap(image: Image): Promise<{ bytes: number; error: (n: number) => Error }> {
+    const cap = await this.rt.data.uploadCap(image, this.ctx);
+    return { bytes: cap.bytes, error: (n) => new ImportFailure(`${cap.error(n).message} The data is larger than that.`) };
+  }
+
+  // ---- getting the data into staging ----
+
+  private async fetch(image: Image): Promise<Staged> {
+    if (this.method === 'web-download') return this.webDownload(image);
+    if (this.method === 'glance-download') return this.glanceDownload(image);
+    throw new ImportFailure('No data is staged for this image; stage it again (PUT /v2/images/{id}/stage) and retry the import.');
+  }
+
+  private async webDownload(image: Image): Promise<Staged> {
+    const src = await this.open(this.req.method.uri!, {});
+    return this.stageFrom(image, src.body, src.length, `${this.req.method.uri} sent`);
+  }
+
+  private async glanceDownload(image: Image): Promise<Staged> {
+    const m = this.req.method;
+    const token = this.opts.token;
+    if (!token) throw new ImportFailure('glance-download needs the requesting user\'s token, which Imago does not keep across restarts; import the image again.');
+    const endpoint = await glanceEndpoint(this.rt.config.auth.keystone, token, m.glance_region!, m.glance_service_interface ?? 'public').catch(this.asFailure);
+    const remote = await remoteImage(endpoint, m.glance_image_id!, token, this.rt.importService.filter, this.opts.signal, this.opts.resolve).catch(this.asFailure);
+    if (remote.status !== 'active') throw new ImportFailure(`Source image status should be active instead of ${remote.status}.`);
+    if (typeof remote.size !== 'number') throw new ImportFailure(`Size attribute of remote image ${m.glance_image_id} could not be determined.`);
+    const props = propertiesToCopy(remote, this.rt.config.import.glanceDownload.extraProperties);
+    this.state.previousFormats ??= { disk_format: image.diskFormat, container_format: image.containerFormat };
+    this.state.copiedProperties = Object.keys(props).filter((k) => !(k in image.properties));
+    await this.rt.tasks.repo.saveState(this.task.id, this.state);
+    await this.rt.tasks.repo.updateImage(this.imageId, this.task.id, { disk_format: remote.disk_format ?? null, container_format: remote.container_format ?? null }, props);
+    const src = await this.open(`${endpoint}/v2/images/${m.glance_image_id}/file`, { 'x-auth-token': token });
+    const staged = await this.stageFrom(await this.image(), src.body, remote.size, `the remote image ${m.glance_image_id} sent`);
+    const mismatch =
+      staged.size !== remote.size ? `${staged.size} bytes arrived but the remote image has ${remote.size}`
+      : remote.os_hash_algo === 'sha512' && remote.os_hash_value && remote.os_hash_value !== staged.sha512 ? 'the data does not match the remote os_hash_value'
+      : remote.checksum && remote.checksum !== staged.checksum ? 'the data does not match the remote checksum'
+      : undefined;
+    if (mismatch) throw new ImportFailure(`glance-download of ${m.glance_image_id} failed verification: ${mismatch}.`);
+    return staged;
+  }
+
+  private async open(uri: string, originHeaders: Record<string, string>) {
+    return openHttpSource(uri, { filter: this.rt.importService.filter, resolve: this.opts.resolve, signal: this.opts.signal, originHeaders }).catch(this.asFailure);
+  }
+
+  private readonly asFailure = (err: unknown): never => {
+    if (err instanceof ImagoError || this.opts.signal.aborted) throw this.opts.signal.aborted ? this.opts.signal.reason : err;
+    throw new ImportFailure((err as Error).message);
+  };
+
+  /** Streams a download into staging, hashed and inspected on the way. */
+  private async stageFrom(image: Image, body: Readable, length: number | undefined, what: string): Promise<Staged> {
+    const cap = await this.cap(image);
+    if (length !== undefined && length > cap.bytes) {
+      body.destroy();
+      throw cap.error(cap.bytes);
+    }
+    await this.rt.staging.discard(this.imageId);
+    const inspector = this.rt.config.import.plugins.formatInspection ? new FormatInspector() : undefined;
+    const quota = await this.admit(image, 'image_stage_total', length, body);
+    let written: Written;
+    try {
+      written = await this.write(this.rt.stores.staging, this.imageId, body, cap, inspector, length, quota);
+    } finally {
+      await quota?.release().catch(() => {});
+    }
+    if (length !== undefined && written.size !== length) {
+      await this.rt.stores.staging.delete(written.location);
+      throw new ImportFailure(`${what} ${written.size} bytes but announced ${length}; the transfer was cut short.`);
+    }
+    const inspection = inspector?.finish(written.size) ?? null;
+    await this.rt.staging.record(this.imageId, written, inspection);
+    return { imageId: this.imageId, url: written.location, size: written.size, checksum: written.md5, sha512: written.sha512, inspection };
+  }
+
+  /** Reserves the owner's quota for bytes this import is about to write (413 → task failure naming the limit). */
+  private async admit(image: Image, resource: 'image_stage_total' | 'image_size_total', bytes: number | undefined, body?: Readable): Promise<QuotaLease | undefined> {
+    try {
+      return await this.rt.quotas?.admitWriter({ owner: image.owner, imageId: this.imageId, writerId: this.task.id, resource, bytes, what: 'this import' });
+    } catch (err) {
+      body?.destroy();
+      throw err;
+    }
+  }
+
+  private async write(store: Store, key: string, body: Readable, cap: { bytes: number; error: (n: number) => Error }, inspector?: FormatInspector, expectedSize?: number, quota?: QuotaLease): Promise<Written> {
+    const taps = [(chunk: Buffer, offset: number) => this.opts.progress(offset + chunk.length)];
+    if (inspector) taps.push((chunk, offset) => inspector.push(chunk, offset));
+    try {
+      return await this.rt.data.write(store, key, body, { cap: cap.bytes, tooLarge: cap.error, signal: this.opts.signal, taps, expectedSize, quota });
+    } catch (err) {
+      if (this.opts.signal.aborted) throw this.opts.signal.reason;
+      if (err instanceof ImportFailure) throw err;
+      throw new ImportFailure(`Writing the image data to store ${store.info.id} failed: ${(err as Error).message}`);
+    }
+  }
+
+  // ---- plugins: decompression, inspection, conversion, metadata injection ----
+
+  private async plugins(image: Image, staged: Staged): Promise<{ staged: Staged; image: Image }> {
+    const p = this.rt.config.import.plugins;
+    if (p.decompression) {
+      const kind = detectCompression(await readHead(await this.rt.stores.staging.get(staged.url, { start: 0, end: 5 }), 6));
+      if (kind) {
+        const attrs: Record<string, string> = image.containerFormat === 'compressed' ? { container_format: 'bare' } : {};
+        const src = (await this.rt.stores.staging.get(staged.url)).pipe(decompressor(kind));
+        staged = await this.rewrite(image, staged, 'decompressed', src, attrs);
+        image = await this.image();
+      }
+    }
+    let inspection = staged.inspection;
+    if (p.formatInspection) {
+      inspection ??= await this.inspect(staged);
+      const verdict = inspectionVerdict(image.diskFormat, inspection);
+      if (verdict) throw new ImportFailure(verdict.message);
+    }
+    const to = p.conversion.outputFormat;
+    const from = inspection?.format ?? image.diskFormat ?? 'raw';
+    if (p.conversion.enabled && from !== to && from !== 'iso' && qemuFormat(from)) {
+      staged = await this.convert(image, staged, from, to);
+      image = await this.image();
+    }
+    const inject = propertiesToInject(p.injectMetadata, this.state.roles ?? []);
+    if (Object.keys(inject).length) {
+      await this.rt.tasks.repo.updateImage(this.imageId, this.task.id, {}, inject);
+      image = await this.image();
+    }
+    return { staged, image };
+  }
+
+  private async inspect(staged: Staged): Promise<InspectionResult> {
+    const inspector = new FormatInspector();
+    let offset = 0;
+    for await (const chunk of await this.rt.stores.staging.get(staged.url)) {
+      inspector.push(chunk as Buffer, offset);
+      offset += (chunk as Buffer).length;
+    }
+    return inspector.finish(staged.size);
+  }
+
+  private async convert(image: Image, staged: Staged, from: string, to: string): Promise<Staged> {
+    if (!staged.url.startsWith('file:')) throw new ImportFailure('Conversion needs a filesystem staging area.');
+    const file = fileURLToPath(staged.url);
+    const info = await qemuInfo(file, from).catch(this.asFailure);
+    const problems = qemuSafetyProblems(info, from, file);
+    if (problems.length) throw new ImportFailure(`Image is not safe to convert: ${problems.join('; ')}.`);
+    await mkdir(this.rt.config.import.workDir, { recursive: true });
+    const out = path.join(this.rt.config.import.workDir, `${this.task.id}.${to}`);
+    try {
+      await qemuConvert(file, from, out, to, this.opts.signal).catch(this.asFailure);
+      const converted = await this.rewrite(image, staged, 'converted', createReadStream(out, { highWaterMark: 1024 * 1024 }), { disk_format: to });
+      if (to !== 'raw') {
+        const outInfo = converted.inspection?.virtualSize ?? info['virtual-size'] ?? null;
+        await this.rt.tasks.repo.updateImage(this.imageId, this.task.id, { virtual_size: outInfo });
+      }
+      return converted;
+    } finally {
+      await rm(out, { force: true });
+    }
+  }
+
+  /** Replaces the staged object by `source` (decompressed or converted data), with fresh digests and inspection. */
+  private async rewrite(image: Image, staged: Staged, tag: string, source: Readable, attrs: Record<string, string>): Promise<Staged> {
+    const inspector = this.rt.config.import.plugins.formatInspection ? new FormatInspector() : undefined;
+    const written = await this.write(this.rt.stores.staging, `${this.imageId}-${tag}`, source, await this.cap(image), inspector);
+    const inspection = inspector?.finish(written.size) ?? null;
+    await this.rt.staging.replace(this.imageId, written, inspection, attrs);
+    await this.rt.stores.staging.delete(staged.url);
+    return { imageId: this.imageId, url: written.location, size: written.size, checksum: written.md5, sha512: written.sha512, inspection };
+  }
+
+  // ---- writing the target stores ----
+
+  /**
+   * Writes every remaining store, several at once. A staged object is moved
+   * (renamed) into one store that can adopt it, after the copies that read it;
+   * its digests are the ones computed while staging. Every copy is hashed
+   * and must match before it is recorded.
+   */
+  private async toStores(image: Image, source: Source, remaining: string[]): Promise<void> {
+    const { rt } = this;
+    const adoptTarget = source.staged && source.md5 && source.sha512 ? remaining.find((id) => rt.stores.byId.get(id)?.canAdopt?.(source.store)) : undefined;
+    const copies = remaining.filter((id) => id !== adoptTarget);
+    const virtualSize = this.virtualSize(image, source);
+    let left = remaining.length;
+    const siblings = new AbortController();
+    const abortAll = (err: unknown) => siblings.abort(err);
+    this.opts.signal.addEventListener('abort', () => abortAll(this.opts.signal.reason), { once: true });
+
+    const one = async (storeId: string, adopt: boolean) => {
+      const store = rt.stores.byId.get(storeId)!;
+      let written: Written | undefined;
+      try {
+        if (siblings.signal.aborted) throw siblings.signal.reason;
+        written = adopt ? await this.adopt(store, source) : await this.copy(store, source, siblings.signal);
+        const activate = this.method !== 'copy-image' && (!this.allMustSucceed || --left === 0);
+        const data = this.method === 'copy-image' ? undefined : { size: written.size, checksum: written.md5, sha512: written.sha512, virtualSize };
+        const recorded = await rt.tasks.repo.commitStore(this.imageId, this.task.id, { storeId, url: written.location, data, activate });
+        if (!recorded) {
+          await store.delete(written.location).catch(() => {});
+          await this.image();
+          throw new ImportFailure('The image changed hands during the import.');
+        }
+        if (adopt) await rt.staging.forget(this.imageId, source.url);
+        this.state.committed!.push(storeId);
+        await rt.tasks.repo.saveState(this.task.id, this.state);
+      } catch (err) {
+        if (this.opts.signal.aborted || err instanceof Gone) throw this.opts.signal.aborted ? this.opts.signal.reason : err;
+        // Once one store failed an all-must-succeed import, the others' errors are only the abort.
+        if (siblings.signal.aborted) throw siblings.signal.reason;
+        const reason = (err as Error).message;
+        this.failedStores[storeId] = reason;
+        if (this.allMustSucceed) {
+          const failure = new ImportFailure(`Import to store ${storeId} failed: ${reason}`);
+          abortAll(failure);
+          throw failure;
+        }
+        rt.log.warn({ task: this.task.id, store: storeId, reason }, 'import to one store failed; going on with the others (all_stores_must_succeed is false)');
+        await rt.tasks.repo.recordFailedStore(this.imageId, this.task.id, storeId);
+      }
+    };
+
+    // Quota: every store's copy counts toward image_size_total (copy-image was checked when requested).
+    const quota = this.method === 'copy-image' || remaining.length === 0 ? undefined : await this.admit(image, 'image_size_total', source.size * remaining.length);
+    try {
+      await mapLimit(copies, rt.config.import.maxParallelStores, (id) => one(id, false));
+      if (adoptTarget) await one(adoptTarget, true);
+    } finally {
+      await quota?.release().catch(() => {});
+    }
+  }
+
+  /** Inspection's answer, else what conversion recorded, else raw/iso's own size. */
+  private virtualSize(image: Image, source: Source): number | null {
+    return source.virtualSize ?? image.virtualSize ?? defaultVirtualSize(image.diskFormat, source.size);
+  }
+
+  private async adopt(store: Store, source: Source): Promise<Written> {
+    const put = await store.adopt!(source.store, source.url, this.imageId);
+    this.opts.progress(put.size);
+    return { location: put.location, size: put.size, md5: source.md5!, sha512: source.sha512! };
+  }
+
+  /** Copies the source into `store` and proves the copy is the same bytes (invariant 8). */
+  private async copy(store: Store, source: Source, signal: AbortSignal): Promise<Written> {
+    const body = await source.store.get(source.url);
+    const tooLarge = () => new ImportFailure(`The source object in ${source.store.info.id} is larger than the image's recorded size.`);
+    const onAbort = () => body.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    let written: Written;
+    try {
+      written = await this.write(store, this.imageId, body, { bytes: source.size, error: tooLarge }, undefined, source.size);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+    const same = written.size === source.size && (source.sha512 ? written.sha512 === source.sha512 : written.md5 === source.md5);
+    if (!same) {
+      await store.delete(written.location).catch(() => {});
+      throw new ImportFailure(`the copy written to ${store.info.id} does not match the image's recorded size and hash`);
+    }
+    return written;
+  }
+
+  // ---- copy-image ----
+
+  private async copyImage(image: Image): Promise<string> {
+    const loc = image.locations.find((l) => l.status === 'active' && this.rt.stores.holding(l.storeId));
+    if (!loc || image.size === null) throw new ImportFailure('The image has no data in any store to copy from.');
+    const present = new Set(image.locations.filter((l) => l.status === 'active').map((l) => l.storeId));
+    const remaining = this.stores.filter((s) => !this.state.committed!.includes(s) && !present.has(s));
+    const source: Source = { store: this.rt.stores.holding(loc.storeId)!, url: loc.url, size: image.size, md5: image.checksum, sha512: image.osHashValue, staged: false, virtualSize: image.virtualSize };
+    await this.toStores(image, source, remaining);
+    return copiedMessage(image.size);
+  }
+}
+
+/** Runs `fn` on every item, at most `limit` at once; rejects with the first failure once all have settled. */
+async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  let firstError: unknown;
+  const worker = async () => {
+    for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+      try {
+        await fn(item);
+      } catch (err) {
+        firstError ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (firstError !== undefined) throw firstError;
+}
+
+export function isShutdown(err: unknown): boolean {
+  return err instanceof ServiceUnavailable;
+}

@@ -1,0 +1,325 @@
+import { readdir, rm } from 'node:fs/promises';
+import type { RequestContext } from '../auth/context.js';
+import type { Runtime } from '../runtime.js';
+import { BadRequest, Gone, ImagoError, NotFound, ServiceUnavailable } from '../domain/errors.js';
+import { isUuid } from '../domain/image-input.js';
+import { TasksRepo, type TaskListQuery } from '../db/tasks-repo.js';
+import { TASK_STATUSES, TASK_TYPES, copiedMessage, type ImportTaskInput, type Task } from '../import/task.js';
+import type { Resolver } from '../import/http-source.js';
+import { ImportFailure, ImportRun } from './import-run.js';
+import { targetOf } from './images.js';
+import { liveNodes } from './recovery.js';
+
+/** A task interrupted by crashes this many times is rolled back instead of resumed again. */
+export const MAX_ATTEMPTS = 3;
+const POLL_MS = 2_000;
+const SWEEP_MS = 30_000;
+const HEARTBEAT_MS = 10_000;
+const PROGRESS_MS = 1_000;
+
+/**
+ * Durable import tasks: the API's view of them (/v2/tasks,
+ * /v2/images/{id}/tasks) and the runner that executes them. Task state lives
+ * in the database; the runner claims pending tasks with a compare-and-set,
+ * keeps a heartbeat while it works, and at start resumes or rolls back what
+ * a dead process left half done.
+ */
+export class TaskService {
+  readonly repo: TasksRepo;
+  /** tokens of requesters (glance-download), never stored: a restart loses them */
+  private readonly tokens = new Map<string, string>();
+  private readonly running = new Map<string, Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private lastSweep = 0;
+  private pumping = false;
+  private again = false;
+  private stopped = true;
+  /** DNS for web-download; tests replace it to show that connections are pinned to checked addresses */
+  resolver: Resolver | undefined;
+
+  constructor(private readonly rt: Runtime) {
+    this.repo = new TasksRepo(rt.db);
+  }
+
+  // ---- API ----
+
+  async get(id: string, ctx: RequestContext): Promise<Task> {
+    this.rt.policy.enforce('tasks_api_access', ctx, {}, 'You are not authorized to use the tasks API.');
+    const task = isUuid(id) ? await this.repo.get(id) : undefined;
+    if (!task || (!ctx.isAdmin && task.owner !== ctx.projectId) || expired(task)) throw new NotFound(`Task with the given id ${id} not found`);
+    this.rt.policy.enforce('get_task', ctx, { owner: task.owner, project_id: task.owner }, 'You are not authorized to see this task.');
+    return task;
+  }
+
+  async list(query: Record<string, string | string[] | undefined>, ctx: RequestContext): Promise<{ tasks: Task[]; limit: number }> {
+    this.rt.policy.enforce('tasks_api_access', ctx, {}, 'You are not authorized to use the tasks API.');
+    this.rt.policy.enforce('get_tasks', ctx, {}, 'You are not authorized to list tasks.');
+    const one = (k: string) => {
+      const v = query[k];
+      if (Array.isArray(v)) throw new BadRequest(`Query parameter ${k} may be given only once.`);
+      return v;
+    };
+    const sortDir = one('sort_dir') ?? 'desc';
+    if (sortDir !== 'asc' && sortDir !== 'desc') throw new BadRequest(`Invalid sort direction: ${sortDir}`);
+    const sortKey = one('sort_key') ?? 'created_at';
+    if (!['created_at', 'updated_at', 'id', 'status', 'type'].includes(sortKey)) throw new BadRequest(`Invalid sort key: ${sortKey}`);
+    const status = one('status');
+    if (status !== undefined && !(TASK_STATUSES as string[]).includes(status)) throw new BadRequest(`Invalid status value: ${status}`);
+    const type = one('type');
+    if (type !== undefined && !(TASK_TYPES as readonly string[]).includes(type)) throw new BadRequest(`Invalid type value: ${type}`);
+    const rawLimit = one('limit');
+    let limit = 25;
+    if (rawLimit !== undefined) {
+      if (!/^-?\d+$/.test(rawLimit)) throw new BadRequest('limit param must be an integer');
+      limit = Number(rawLimit);
+      if (limit < 0) throw new BadRequest('limit param must be positive');
+      limit = Math.min(limit, 1000);
+    }
+    const markerId = one('marker');
+    let marker: Task | undefined;
+    if (markerId !== undefined) {
+      if (!isUuid(markerId)) throw new BadRequest('Invalid marker format');
+      marker = await this.repo.get(markerId);
+      if (!marker || (!ctx.isAdmin && marker.owner !== ctx.projectId)) throw new BadRequest(`Invalid marker: no task found with ID ${markerId}`);
+    }
+    const q: TaskListQuery = { owner: ctx.isAdmin ? undefined : ctx.projectId ?? '', type, status, sortKey: sortKey as TaskListQuery['sortKey'], sortDir, limit, marker };
+    return { tasks: await this.repo.list(q), limit };
+  }
+
+  /** GET /v2/images/{id}/tasks: whoever may see the image sees its import tasks (Glance answers 404 otherwise). */
+  async listForImage(imageId: string, ctx: RequestContext): Promise<Task[]> {
+    const { image, membership } = await this.rt.imageService.getVisible(imageId, ctx);
+    if (!this.rt.policy.check('get_image', ctx, targetOf(image, membership))) throw new NotFound(`No image found with ID ${imageId}`);
+    return this.repo.listByImage(image.id);
+  }
+
+  // ---- runner ----
+
+  /** Hands a freshly created task to the runner; the token stays in memory only. */
+  startImport(taskId: string, token?: string): void {
+    if (token) this.tokens.set(taskId, token);
+    this.kick();
+  }
+
+  /** A task whose lock another import took over ends as Glance ends it. */
+  async failStale(stale: { id: string; task?: Task }, imageId: string): Promise<void> {
+    if (!stale.task || stale.task.status === 'success' || stale.task.status === 'failure') return;
+    await this.repo.finish(stale.id, null, 'failure', 'Expired lock preempted: the import made no progress for too long and a new import took over the image.', null, this.rt.config.import.taskTimeToLiveHours);
+    this.rt.log.warn({ image: imageId, task: stale.id }, 'stale import lock taken over');
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.timer = setInterval(() => this.kick(), POLL_MS);
+    this.timer.unref();
+    this.kick();
+  }
+
+  /** Stops claiming tasks and waits for the running ones (shutdown aborts them through the writer registry). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    while (this.running.size) await Promise.allSettled([...this.running.values()]);
+  }
+
+  kick(): void {
+    if (this.stopped) return;
+    this.pump().catch((err) => this.rt.log.error({ err }, 'task runner could not claim tasks'));
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.again = false;
+        if (this.stopped || this.rt.writers.isClosing) return;
+        if (Date.now() - this.lastSweep > SWEEP_MS) {
+          this.lastSweep = Date.now();
+          await this.repo.deleteExpired();
+          if (this.rt.dialect === 'postgres') await this.recoverInterrupted();
+        }
+        const free = this.rt.config.import.maxConcurrentTasks - this.running.size;
+        for (const task of await this.repo.claimPending(this.rt.nodeId, free)) this.launch(task);
+      } while (this.again);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private launch(task: Task): void {
+    const done = this.execute(task)
+      .catch((err) => this.rt.log.error({ err, task: task.id }, 'import task crashed'))
+      .finally(() => {
+        this.running.delete(task.id);
+        this.kick();
+      });
+    this.running.set(task.id, done);
+  }
+
+  private async execute(task: Task): Promise<void> {
+    const { rt } = this;
+    const imageId = (task.input as unknown as ImportTaskInput).image_id;
+    const controller = new AbortController();
+    let copied = 0;
+    let lastProgress = 0;
+    const progress = (bytes: number) => {
+      if (bytes <= copied) return;
+      copied = bytes;
+      if (Date.now() - lastProgress < PROGRESS_MS) return;
+      lastProgress = Date.now();
+      this.repo.touch(task.id, rt.nodeId, copiedMessage(copied)).catch(() => {});
+    };
+    const heartbeat = setInterval(() => {
+      this.repo.touch(task.id, rt.nodeId).then(
+        (mine) => { if (!mine) controller.abort(new ImportFailure('This import was taken over by another Imago process.')); },
+        () => {},
+      );
+    }, HEARTBEAT_MS);
+    heartbeat.unref();
+    const work = async () => {
+      await this.repo.adoptClaim(imageId, task.id, rt.nodeId);
+      const run = new ImportRun(rt, task, { token: this.tokens.get(task.id), signal: controller.signal, progress, resolve: this.resolver });
+      try {
+        let message = await run.run();
+        if (task.attempts > 1) message += ' (resumed after Imago restarted)';
+        await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, rt.config.import.taskTimeToLiveHours);
+      } catch (err) {
+        const reason = controller.signal.aborted ? controller.signal.reason : err;
+        if (reason instanceof ServiceUnavailable && rt.writers.isClosing) {
+          await this.repo.requeue(task.id, 'Imago is stopping; this import will go on when it starts again.');
+          return;
+        }
+        await this.fail(task, reason);
+      }
+    };
+    try {
+      await rt.data.asWriter(imageId, task.id, controller, work);
+    } finally {
+      clearInterval(heartbeat);
+      this.tokens.delete(task.id);
+    }
+  }
+
+  /**
+   * Rolls back what the task did and records why, in words a person can act
+   * on. Non-copy imports leave the image queued (data, staging and partial
+   * copies removed); copy-image leaves the image as it was.
+   */
+  async fail(task: Task, err: unknown): Promise<void> {
+    const { rt } = this;
+    const input = task.input as unknown as ImportTaskInput;
+    const imageId = input.image_id;
+    const method = input.import_req.method.name;
+    const copy = method === 'copy-image';
+    const allMust = input.import_req.all_stores_must_succeed ?? true;
+    const image = await rt.images.get(imageId);
+    let outcome = '';
+    if (image) {
+      const active = image.locations.filter((l) => l.status === 'active');
+      const committed = new Set(task.state.committed ?? []);
+      let revert: string[] = [];
+      let toQueued = false;
+      if (!copy && image.status !== 'active') {
+        revert = active.map((l) => l.id);
+        toQueued = true;
+      } else if (copy && allMust) {
+        revert = active.filter((l) => committed.has(l.storeId)).map((l) => l.id);
+      }
+      const kept = new Set(active.filter((l) => !revert.includes(l.id)).map((l) => l.storeId));
+      const failed = input.backend.filter((s) => !kept.has(s));
+      const removed = await this.repo.revert(imageId, task.id, {
+        locationIds: revert,
+        toQueued,
+        clearImporting: input.backend,
+        failed,
+        restoreFormats: toQueued ? task.state.previousFormats : undefined,
+        removeProperties: toQueued ? task.state.copiedProperties : undefined,
+      });
+      await rt.data.removeLocations(removed);
+      if (toQueued) await rt.staging.discard(imageId);
+      outcome = toQueued ? ` The image is back in status queued; ${retryHint(method, imageId)}`
+        : copy ? ' The image itself is unchanged.'
+        : ` The image stays active in ${[...kept].sort().join(', ') || 'its stores'}.`;
+    }
+    await removeWorkFiles(rt.config.import.workDir, task.id);
+    let message: string;
+    if (err instanceof Gone || !image) message = 'The image was deleted while it was being imported; nothing was kept.';
+    else if (err instanceof ImportFailure || err instanceof ImagoError) message = `${err.message}${outcome}`;
+    else {
+      rt.log.error({ err, task: task.id }, 'import failed unexpectedly');
+      message = `Import failed: ${(err as Error)?.message ?? String(err)}.${outcome}`;
+    }
+    await this.repo.finish(task.id, imageId, 'failure', message, null, rt.config.import.taskTimeToLiveHours);
+  }
+
+  // ---- recovery ----
+
+  /**
+   * Start-up step for imports (invariant 5): every task a dead process was
+   * running is resumed (requeued) unless it has already been interrupted
+   * MAX_ATTEMPTS times, in which case it is rolled back; images left
+   * `importing` without a live task go back to queued; scratch files go.
+   */
+  async recoverAtStart(): Promise<{ resumed: number; failed: number; released: number }> {
+    await rm(this.rt.config.import.workDir, { recursive: true, force: true }).catch(() => {});
+    const { resumed, failed } = await this.recoverInterrupted();
+    let released = 0;
+    const importing = await this.rt.db.selectFrom('images').select(['id', 'writer_id']).where('status', '=', 'importing').execute();
+    for (const img of importing) {
+      const task = img.writer_id ? await this.repo.get(img.writer_id) : undefined;
+      if (task && (task.status === 'pending' || task.status === 'processing')) continue;
+      await this.rt.db.updateTable('images').set({ status: 'queued', size: null, writer_id: null, writer_node: null, writer_heartbeat_at: null }).where('id', '=', img.id).where('status', '=', 'importing').execute();
+      await this.rt.staging.discard(img.id);
+      released++;
+    }
+    if (resumed || failed || released) this.rt.log.warn({ resumed, failed, released }, 'recovered interrupted imports');
+    return { resumed, failed, released };
+  }
+
+  private async recoverInterrupted(): Promise<{ resumed: number; failed: number }> {
+    let resumed = 0;
+    let failed = 0;
+    for (const task of await this.repo.interrupted(await liveNodes(this.rt))) {
+      if (task.attempts >= MAX_ATTEMPTS) {
+        const why = new ImportFailure(`Imago stopped ${task.attempts} times while running this import, so it was rolled back instead of being tried again.`);
+        await this.fail(task, why);
+        failed++;
+      } else {
+        await this.repo.requeue(task.id, `Imago stopped while this import was running (attempt ${task.attempts}); it resumes now.`);
+        resumed++;
+      }
+    }
+    return { resumed, failed };
+  }
+}
+
+function expired(t: Task): boolean {
+  return t.expiresAt !== null && t.expiresAt < new Date().toISOString();
+}
+
+function retryHint(method: string, imageId: string): string {
+  switch (method) {
+    case 'glance-direct':
+      return `stage the data again (PUT /v2/images/${imageId}/stage) and import it.`;
+    case 'web-download':
+      return 'fix the problem (the URL, its data or disk_format) and import again.';
+    default:
+      return 'fix the problem and import again.';
+  }
+}
+
+async function removeWorkFiles(dir: string, taskId: string): Promise<void> {
+  let names: string[] = [];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(names.filter((n) => n.startsWith(taskId)).map((n) => rm(`${dir}/${n}`, { force: true })));
+}
