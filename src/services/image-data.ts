@@ -10,6 +10,7 @@ import { MeteredStream, type ChunkTap } from '../stores/metered-stream.js';
 import type { Store } from '../stores/store.js';
 import { StoreReadOnly } from '../stores/errors.js';
 import { targetOf } from './images.js';
+import type { QuotaLease } from '../domain/quota.js';
 
 export interface WriteOptions {
   /** most bytes accepted; passing it fails the write with `tooLarge` */
@@ -17,6 +18,8 @@ export interface WriteOptions {
   tooLarge: (cap: number) => Error;
   signal?: AbortSignal;
   taps?: ChunkTap[];
+  /** charges the bytes to the owner's quota as they stream (QuotaChecker.admitWriter) */
+  quota?: QuotaLease;
   expectedSize?: number;
 }
 
@@ -55,8 +58,14 @@ export class DataService {
   async write(store: Store, key: string, source: Readable, opts: WriteOptions): Promise<Written> {
     if (store.info.readOnly) throw new StoreReadOnly(store.info.id);
     const meter = new MeteredStream(this.rt.hashPool.open(), opts.cap, opts.tooLarge, opts.taps);
-    const metered = pipeline(source, meter, () => {});
-    const put = await store.put(key, metered, { signal: opts.signal, expectedSize: opts.expectedSize });
+    const metered = pipeline(opts.quota ? opts.quota.meter(source) : source, meter, () => {});
+    let put;
+    try {
+      put = await store.put(key, metered, { signal: opts.signal, expectedSize: opts.expectedSize });
+    } finally {
+      // A driver that failed early may not have consumed the stream: stop the hashing and the source.
+      if (!meter.writableFinished) meter.destroy();
+    }
     try {
       const digests = await meter.digests();
       return { location: put.location, size: put.size, md5: digests.md5, sha512: digests.sha512 };
@@ -99,12 +108,15 @@ export class DataService {
 
   private async uploadClaimed(image: Image, store: Store, req: UploadRequest, writerId: string, signal: AbortSignal, cap: { bytes: number; error: (n: number) => Error }): Promise<void> {
     let written: Written | undefined;
+    let quota: QuotaLease | undefined;
     try {
+      quota = await this.rt.quotas?.admitWriter({ owner: image.owner, imageId: image.id, writerId, resource: 'image_size_total', bytes: req.declaredSize ?? req.contentLength });
       const inspection = this.rt.inspection?.start(image);
       written = await this.write(store, image.id, req.body, {
         cap: cap.bytes,
         tooLarge: cap.error,
         signal,
+        quota,
         taps: inspection ? [inspection.tap] : [],
         expectedSize: req.declaredSize ?? req.contentLength,
       });
@@ -127,6 +139,8 @@ export class DataService {
       // An abort (delete, shutdown) explains the failure better than the stream error it caused.
       const reason = signal.aborted ? signal.reason : err;
       throw reason instanceof ImagoError ? reason : err;
+    } finally {
+      await quota?.release().catch(() => {});
     }
   }
 

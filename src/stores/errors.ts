@@ -1,4 +1,4 @@
-import { ImagoError, NotFound, PayloadTooLarge, ServiceUnavailable } from '../domain/errors.js';
+import { ImagoError, InternalError, NotFound, PayloadTooLarge, ServiceUnavailable } from '../domain/errors.js';
 
 export class StoreFull extends PayloadTooLarge {
   constructor(storeId: string, details = '') {
@@ -21,6 +21,13 @@ export class StoreReadOnly extends ServiceUnavailable {
 export class ObjectNotFound extends NotFound {
   constructor(location: string) {
     super('Image data was not found in its store.', location);
+  }
+}
+
+/** A key that is not a plain object name: a bug in the caller, never the client's doing. */
+export class InvalidObjectKey extends InternalError {
+  constructor(key: string) {
+    super(undefined, `invalid object key ${JSON.stringify(key)}`);
   }
 }
 

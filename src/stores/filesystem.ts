@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ByteRange, PutOptions, PutResult, Store, StoreInfo } from './store.js';
-import { ObjectNotFound, StoreReadOnly, StoreUnavailable, fsError } from './errors.js';
+import { InvalidObjectKey, ObjectNotFound, StoreReadOnly, StoreUnavailable, fsError } from './errors.js';
 import { ImagoError } from '../domain/errors.js';
 
 const TMP_DIR = '.tmp';
@@ -44,9 +44,14 @@ export class FilesystemStore implements Store {
   }
 
   async put(key: string, source: Readable, opts: PutOptions = {}): Promise<PutResult> {
-    if (this.info.readOnly) throw new StoreReadOnly(this.info.id);
-    assertKey(key);
-    await this.ensureDirs();
+    try {
+      if (this.info.readOnly) throw new StoreReadOnly(this.info.id);
+      assertKey(key);
+      await this.ensureDirs();
+    } catch (err) {
+      source.destroy();
+      throw err;
+    }
     const tmp = path.join(this.dir, TMP_DIR, `${key}.${randomUUID()}`);
     const final = path.join(this.dir, key);
     let handle: FileHandle | undefined;
@@ -99,7 +104,12 @@ export class FilesystemStore implements Store {
   }
 
   async exists(location: string): Promise<boolean> {
-    const file = this.pathOf(location);
+    let file: string;
+    try {
+      file = this.pathOf(location);
+    } catch {
+      return false;
+    }
     try {
       return (await stat(file)).isFile();
     } catch (err) {
@@ -138,7 +148,8 @@ export class FilesystemStore implements Store {
 
   /** A rename within one filesystem: staging to store without copying a byte. */
   async adopt(other: Store, location: string, key: string): Promise<PutResult> {
-    if (!(other instanceof FilesystemStore)) throw new Error('adopt needs a filesystem store');
+    if (!(other instanceof FilesystemStore)) throw new InvalidObjectKey(`${location} (adopt needs a filesystem store)`);
+    if (this.info.readOnly) throw new StoreReadOnly(this.info.id);
     assertKey(key);
     await this.ensureDirs();
     const from = other.pathOf(location);
@@ -199,5 +210,5 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 function assertKey(key: string): void {
-  if (!/^[A-Za-z0-9_.-]+$/.test(key) || key.startsWith('.')) throw new Error(`invalid object key ${key}`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(key) || key.startsWith('.')) throw new InvalidObjectKey(key);
 }

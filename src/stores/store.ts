@@ -36,7 +36,9 @@ export interface StoreInfo {
  * Rules every driver keeps:
  * - put() streams with backpressure and never holds the whole object in memory;
  *   the object becomes visible under its location only once complete and
- *   durable; on failure or abort nothing is left behind.
+ *   durable; on failure or abort nothing is left behind and `source` is
+ *   destroyed; an abort rejects with the signal's reason. A put to an
+ *   existing key replaces the object whole.
  * - get() reads only the requested range.
  * - delete() is idempotent.
  * - errors are the typed errors of ./errors.ts.

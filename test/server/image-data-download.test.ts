@@ -118,7 +118,7 @@ describe('GET /v2/images/{id}/file', () => {
   });
 
   test('no data: 204 without body or Content-Type, also with Range', async () => {
-    for (const headers of [{}, { range: 'bytes=0-99' }, { range: 'bytes=5000-' }]) {
+    for (const headers of [{}, { range: 'bytes=0-99' }, { range: 'bytes=5000-' }] as Record<string, string>[]) {
       const r = await get(queued, headers);
       assert.equal(r.status, 204);
       assert.equal(r.body.length, 0);

@@ -101,7 +101,7 @@ describe('PUT /v2/images/{id}/file', () => {
     }
     // an empty or missing Content-Type too
     assertErrorBody(await put(s, img.id, data1k(), { headers: { 'content-type': '' } }), 415);
-    const bare = await fetch(`${s.url}/v2/images/${img.id}/file`, { method: 'PUT', headers: { 'x-auth-token': 'admin-token' }, body: new Blob([data1k()]) });
+    const bare = await fetch(`${s.url}/v2/images/${img.id}/file`, { method: 'PUT', headers: { 'x-auth-token': 'admin-token' }, body: new Uint8Array(data1k()) });
     assert.equal(bare.status, 415);
     assert.equal((await bare.json()).error.code, 415);
     assert.equal((await imageOf(s, img.id)).status, 'queued');

@@ -1,0 +1,309 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { ImagoError } from '../../src/domain/errors.js';
+import { ObjectNotFound, StoreFull, StoreReadOnly, StoreUnavailable } from '../../src/stores/errors.js';
+import type { Store } from '../../src/stores/store.js';
+
+/**
+ * What a driver gives the conformance suite: a fresh empty store, and ways to
+ * look behind it and to hurt it. Optional parts switch their tests on.
+ */
+export interface StoreHarness {
+  store: Store;
+  /** the same backend seen through a store configured read-only */
+  readOnly: Store;
+  /** every object the backend holds, complete or temporary (driver-specific names) */
+  allObjects(): Promise<string[]>;
+  /** leaves a temporary object behind, as a writer killed mid-put would */
+  plantTemporary(): Promise<void>;
+  /** another empty store the driver can adopt from, when it supports adopt */
+  sibling?: Store;
+  /** a store of this driver on a backend that holds at most `capacity` bytes */
+  small?: { store: Store; capacity: number };
+  /** makes the backend unreachable; the returned function heals it */
+  breakBackend?(): Promise<() => Promise<void>>;
+  cleanup(): Promise<void>;
+}
+
+const MiB = 1024 * 1024;
+
+/** Deterministic bytes: position-dependent, so a misplaced range shows. */
+function bytes(size: number, seed = 1): Buffer {
+  const b = Buffer.alloc(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
+async function readAll(r: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** A source that sends `first`, then waits for `release()`, then sends `rest` (or fails with `fail`). */
+function gatedSource(first: Buffer, rest: Buffer) {
+  let release!: (err?: Error) => void;
+  const gate = new Promise<Error | undefined>((r) => (release = r));
+  let firstPulled!: () => void;
+  const pulled = new Promise<void>((r) => (firstPulled = r));
+  const source = Readable.from(
+    (async function* () {
+      yield first;
+      firstPulled();
+      const err = await gate;
+      if (err) throw err;
+      yield rest;
+    })(),
+    { objectMode: false },
+  );
+  return { source, release, pulled };
+}
+
+function assertTyped(err: unknown, cls: abstract new (...a: never[]) => ImagoError): true {
+  assert.ok(err instanceof cls, `expected ${cls.name}, got ${(err as Error)?.constructor?.name}: ${(err as Error)?.message}`);
+  return true;
+}
+
+async function collect(it: AsyncIterable<string>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const x of it) out.push(x);
+  return out.sort();
+}
+
+/**
+ * Every rule of the Store interface (src/stores/store.ts), run against any
+ * driver. Each test gets a fresh harness.
+ */
+export function storeConformance(name: string, makeHarness: () => Promise<StoreHarness>): void {
+  const withStore = (title: string, fn: (h: StoreHarness, t: { skip(msg: string): void }) => Promise<void>) =>
+    test(title, async (t) => {
+      const h = await makeHarness();
+      try {
+        await fn(h, t);
+      } finally {
+        await h.cleanup();
+      }
+    });
+
+  describe(`Store conformance: ${name}`, () => {
+    withStore('put then get returns the same bytes; size and location are reported; exists and list agree', async (h) => {
+      const data = bytes(3 * MiB + 5);
+      const r = await h.store.put('obj-a', Readable.from([data.subarray(0, MiB), data.subarray(MiB)]));
+      assert.equal(r.size, data.length);
+      assert.equal(typeof r.location, 'string');
+      assert.ok((await readAll(await h.store.get(r.location))).equals(data));
+      assert.equal(await h.store.exists(r.location), true);
+      assert.deepEqual(await collect(h.store.list()), [r.location]);
+    });
+
+    withStore('an empty object is an object', async (h) => {
+      const r = await h.store.put('empty', Readable.from([]));
+      assert.equal(r.size, 0);
+      assert.equal((await readAll(await h.store.get(r.location))).length, 0);
+      assert.equal(await h.store.exists(r.location), true);
+    });
+
+    withStore('get reads exactly the inclusive range asked for', async (h) => {
+      const data = bytes(3 * MiB + 17, 3);
+      const { location } = await h.store.put('ranged', Readable.from([data]));
+      const n = data.length;
+      for (const [start, end] of [[0, 0], [0, n - 1], [1, 1], [MiB - 1, MiB], [MiB, 2 * MiB - 1], [n - 1, n - 1], [12345, 2 * MiB + 999]]) {
+        const got = await readAll(await h.store.get(location, { start, end }));
+        assert.ok(got.equals(data.subarray(start, end + 1)), `range ${start}-${end}`);
+      }
+    });
+
+    withStore('missing or foreign locations: get rejects with ObjectNotFound, exists is false', async (h) => {
+      const { location } = await h.store.put('gone', Readable.from([bytes(10)]));
+      await h.store.delete(location);
+      await assert.rejects(h.store.get(location), (e) => assertTyped(e, ObjectNotFound));
+      await assert.rejects(h.store.get('nonsense:/nowhere'), (e) => assertTyped(e, ObjectNotFound));
+      assert.equal(await h.store.exists(location), false);
+    });
+
+    withStore('delete removes the object and is idempotent', async (h) => {
+      const a = await h.store.put('del-a', Readable.from([bytes(1000)]));
+      const b = await h.store.put('del-b', Readable.from([bytes(1000, 2)]));
+      await h.store.delete(a.location);
+      await h.store.delete(a.location);
+      assert.equal(await h.store.exists(a.location), false);
+      assert.deepEqual(await collect(h.store.list()), [b.location]);
+      assert.ok((await readAll(await h.store.get(b.location))).equals(bytes(1000, 2)));
+      assert.ok(!(await h.allObjects()).some((o) => o.includes('del-a')), 'the backend no longer holds it');
+    });
+
+    withStore('list yields every complete object exactly once, and only those', async (h) => {
+      assert.deepEqual(await collect(h.store.list()), []);
+      const locs: string[] = [];
+      for (let i = 0; i < 5; i++) locs.push((await h.store.put(`list-${i}`, Readable.from([bytes(100 + i, i + 1)]))).location);
+      assert.deepEqual(await collect(h.store.list()), [...locs].sort());
+    });
+
+    withStore('a put to an existing key replaces the object whole', async (h) => {
+      const first = await h.store.put('same', Readable.from([bytes(2 * MiB, 1)]));
+      const second = await h.store.put('same', Readable.from([bytes(1000, 2)]));
+      assert.equal(second.size, 1000);
+      assert.ok((await readAll(await h.store.get(second.location))).equals(bytes(1000, 2)));
+      assert.deepEqual(await collect(h.store.list()), [second.location]);
+      assert.equal(first.location, second.location);
+    });
+
+    withStore('two concurrent puts of different keys both land intact', async (h) => {
+      const [a, b] = await Promise.all([
+        h.store.put('conc-a', Readable.from([bytes(2 * MiB, 5), bytes(MiB, 6)])),
+        h.store.put('conc-b', Readable.from([bytes(MiB, 7), bytes(2 * MiB, 8)])),
+      ]);
+      assert.ok((await readAll(await h.store.get(a.location))).equals(Buffer.concat([bytes(2 * MiB, 5), bytes(MiB, 6)])));
+      assert.ok((await readAll(await h.store.get(b.location))).equals(Buffer.concat([bytes(MiB, 7), bytes(2 * MiB, 8)])));
+    });
+
+    withStore('an object is invisible until its put completes', async (h) => {
+      const { source, release, pulled } = gatedSource(bytes(MiB), bytes(MiB, 2));
+      const putting = h.store.put('slow', source);
+      await pulled;
+      assert.deepEqual(await collect(h.store.list()), []);
+      release();
+      const { location } = await putting;
+      assert.deepEqual(await collect(h.store.list()), [location]);
+      assert.equal((await readAll(await h.store.get(location))).length, 2 * MiB);
+    });
+
+    withStore('a source that fails mid-stream: put rejects with its error and leaves nothing', async (h) => {
+      const before = await h.allObjects();
+      const { source, release, pulled } = gatedSource(bytes(2 * MiB), bytes(10));
+      const putting = h.store.put('failing', source);
+      await pulled;
+      const boom = new StoreFull('upstream', 'the test made the source fail');
+      release(boom);
+      await assert.rejects(putting, (e) => e === boom);
+      assert.deepEqual(await h.allObjects(), before);
+      assert.deepEqual(await collect(h.store.list()), []);
+    });
+
+    withStore('abort mid-stream: put rejects with the signal reason, nothing is left, the source is destroyed', async (h) => {
+      const { source, pulled } = gatedSource(bytes(2 * MiB), bytes(10));
+      const controller = new AbortController();
+      const putting = h.store.put('aborted', source, { signal: controller.signal });
+      await pulled;
+      const reason = new StoreUnavailable('test', 'aborted by the test');
+      controller.abort(reason);
+      await assert.rejects(putting, (e) => e === reason);
+      assert.equal(source.destroyed, true);
+      assert.deepEqual(await h.allObjects(), []);
+    });
+
+    withStore('a signal aborted before put: rejects, writes nothing', async (h) => {
+      const controller = new AbortController();
+      const reason = new StoreUnavailable('test', 'aborted before start');
+      controller.abort(reason);
+      const source = Readable.from([bytes(100)]);
+      await assert.rejects(h.store.put('never', source, { signal: controller.signal }), (e) => e === reason);
+      assert.deepEqual(await h.allObjects(), []);
+    });
+
+    withStore('removeTemporary removes what dead writers left and nothing else', async (h) => {
+      const keep = await h.store.put('keep', Readable.from([bytes(5000)]));
+      const before = await h.allObjects();
+      await h.plantTemporary();
+      await h.plantTemporary();
+      assert.ok((await h.allObjects()).length > before.length, 'the harness planted temporaries');
+      assert.deepEqual(await collect(h.store.list()), [keep.location], 'temporaries are not listed');
+      assert.ok((await h.store.removeTemporary()) >= 2);
+      assert.deepEqual(await h.allObjects(), before);
+      assert.ok((await readAll(await h.store.get(keep.location))).equals(bytes(5000)));
+      assert.equal(await h.store.removeTemporary(), 0);
+    });
+
+    withStore('a read-only store refuses put with StoreReadOnly and writes nothing, but reads', async (h) => {
+      const { location } = await h.store.put('ro', Readable.from([bytes(100)]));
+      const before = await h.allObjects();
+      const source = Readable.from([bytes(100)]);
+      await assert.rejects(h.readOnly.put('ro-new', source), (e) => assertTyped(e, StoreReadOnly));
+      assert.equal(source.destroyed, true, 'put owns its source and destroys it on failure');
+      assert.deepEqual(await h.allObjects(), before);
+      assert.ok((await readAll(await h.readOnly.get(location))).equals(bytes(100)));
+      assert.equal(h.readOnly.info.readOnly, true);
+    });
+
+    withStore('put never holds the object in memory: a reused-buffer source still stores the right bytes', async (h) => {
+      // The source hands out 16 buffers in rotation, rewriting each before reuse.
+      // A driver that kept more than 16 MiB of them in flight would store
+      // overwritten bytes, and the digest below would not match.
+      const RING = 16;
+      const TOTAL = 96;
+      const ring = Array.from({ length: RING }, () => Buffer.alloc(MiB));
+      const expected = createHash('sha256');
+      let i = 0;
+      const source = new Readable({
+        read() {
+          if (i === TOTAL) return void this.push(null);
+          const b = ring[i % RING];
+          b.fill(i & 0xff);
+          b.writeUInt32BE(i, 0);
+          expected.update(b);
+          i++;
+          this.push(b);
+        },
+      });
+      const { location, size } = await h.store.put('ring', source);
+      assert.equal(size, TOTAL * MiB);
+      const got = createHash('sha256');
+      for await (const c of await h.store.get(location)) got.update(c as Buffer);
+      assert.equal(got.digest('hex'), expected.digest('hex'));
+    });
+
+    withStore('invalid keys are refused without writing', async (h) => {
+      for (const key of ['../escape', 'a/b', '.tmp', '', '.hidden']) {
+        const source = Readable.from([bytes(10)]);
+        await assert.rejects(h.store.put(key, source), (e) => e instanceof ImagoError);
+      }
+      assert.deepEqual(await h.allObjects(), []);
+    });
+
+    withStore('backend full: put rejects with StoreFull and leaves nothing', async (h, t) => {
+      if (!h.small) return t.skip('the harness has no small backend');
+      const { store, capacity } = h.small;
+      await assert.rejects(store.put('too-big', Readable.from([bytes(capacity), bytes(MiB)])), (e) => assertTyped(e, StoreFull));
+      assert.deepEqual(await collect(store.list()), []);
+      const ok = await store.put('fits', Readable.from([bytes(Math.floor(capacity / 4))]));
+      assert.equal(ok.size, Math.floor(capacity / 4));
+      await store.delete(ok.location);
+    });
+
+    withStore('backend unreachable: put rejects with StoreUnavailable, get with a typed error; healing restores it', async (h, t) => {
+      if (!h.breakBackend) return t.skip('the harness cannot break its backend');
+      const { location } = await h.store.put('before', Readable.from([bytes(100)]));
+      const heal = await h.breakBackend();
+      try {
+        await assert.rejects(h.store.put('during', Readable.from([bytes(100)])), (e) => assertTyped(e, StoreUnavailable));
+        await assert.rejects(h.store.get(location), (e) => e instanceof ImagoError);
+      } finally {
+        await heal();
+      }
+      const after = await h.store.put('after', Readable.from([bytes(100)]));
+      assert.ok((await readAll(await h.store.get(after.location))).equals(bytes(100)));
+    });
+
+    withStore('adopt moves an object from a sibling store without a copy the caller sees', async (h, t) => {
+      if (!h.sibling || !h.store.adopt || !h.store.canAdopt) return t.skip('the driver does not adopt');
+      assert.equal(h.store.canAdopt(h.sibling), true);
+      const data = bytes(MiB + 3, 9);
+      const staged = await h.sibling.put('staged', Readable.from([data]));
+      const adopted = await h.store.adopt(h.sibling, staged.location, 'adopted');
+      assert.equal(adopted.size, data.length);
+      assert.ok((await readAll(await h.store.get(adopted.location))).equals(data));
+      assert.equal(await h.sibling.exists(staged.location), false);
+      assert.deepEqual(await collect(h.sibling.list()), []);
+      assert.deepEqual(await collect(h.store.list()), [adopted.location]);
+      assert.equal(h.readOnly.canAdopt?.(h.sibling) ?? false, false, 'a read-only store adopts nothing');
+    });
+  });
+}
