@@ -12,6 +12,8 @@ export interface Sizes {
   ranges: number;
   rangeSize: number;
   metadataImages: number;
+  /** single transfers and references keep the best of this many runs */
+  repeats: number;
   /** no scenario may run longer than this */
   scenarioTimeoutMs: number;
 }
@@ -47,6 +49,7 @@ export const QUICK: Sizes = {
   ranges: 2000,
   rangeSize: MiB,
   metadataImages: 2000,
+  repeats: 2,
   scenarioTimeoutMs: 60_000,
 };
 
@@ -57,6 +60,7 @@ export const FULL: Sizes = {
   ranges: 5000,
   rangeSize: MiB,
   metadataImages: 10_000,
+  repeats: 2,
   scenarioTimeoutMs: 15 * 60_000,
 };
 

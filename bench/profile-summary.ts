@@ -1,7 +1,7 @@
 /**
  * Summarizes a V8 .cpuprofile (node --cpu-prof): where the server's main
  * thread spent its time, by function (self time) and by file.
- * Usage: node dist/bench/profile-summary.js <file.cpuprofile> [top]
+ * Usage: node dist/bench/profile-summary.js <file.cpuprofile>... [top]
  */
 import { readFileSync } from 'node:fs';
 
@@ -12,12 +12,15 @@ interface ProfileNode {
   children?: number[];
 }
 
-const [file, topArg] = process.argv.slice(2);
-if (!file) {
-  console.error('usage: profile-summary <file.cpuprofile> [top]');
+const args = process.argv.slice(2);
+const top = args.length > 1 && /^\d+$/.test(args[args.length - 1]) ? Number(args.pop()) : 25;
+if (args.length === 0) {
+  console.error('usage: profile-summary <file.cpuprofile>... [top]');
   process.exit(2);
 }
-const top = Number(topArg ?? 25);
+for (const file of args) summarize(file);
+
+function summarize(file: string): void {
 const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number };
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const selfUs = new Map<number, number>();
@@ -42,3 +45,4 @@ const print = (title: string, m: Map<string, number>) => {
 console.log(`profile ${file}: ${(total / 1e6).toFixed(1)} s of main-thread wall time`);
 print('self time by function', byFunction);
 print('self time by file or package', byFile);
+}

@@ -1,7 +1,7 @@
 /**
  * The trivial HTTP server the bench measures Imago against: PUT discards the
  * body, GET streams one file with 1 MiB reads (the chunk size of Imago's
- * filesystem store). Nothing else, so it shows what HTTP in user-space Node
+ * filesystem store), and one `Range: bytes=a-b` as a 206. Nothing else, so it shows what HTTP in user-space Node
  * costs on this machine. Usage: node ref-server.js <file>; prints its port.
  */
 import { createReadStream, statSync } from 'node:fs';
@@ -18,6 +18,14 @@ const server = createServer((req, res) => {
       res.writeHead(204, { 'x-received': String(received) });
       res.end();
     });
+    return;
+  }
+  const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+  if (req.method === 'GET' && range) {
+    const start = Number(range[1]);
+    const end = Math.min(Number(range[2]), size - 1);
+    res.writeHead(206, { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'content-range': `bytes ${start}-${end}/${size}` });
+    createReadStream(file, { start, end, highWaterMark: 1024 * 1024 }).pipe(res);
     return;
   }
   if (req.method === 'GET') {

@@ -10,7 +10,7 @@ export function table(head: string[], rows: (string | number)[][]): string {
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
 }
 
-const DETAIL_KEYS = ['seconds', 'p50Ms', 'p99Ms', 'p50MsDuring', 'p99MsIdle', 'slowestMiBps', 'stageSeconds', 'importSeconds', 'pages', 'uploadMiBps', 'rangesPerSecWithChecks'];
+const DETAIL_KEYS = ['runsMiBps', 'seconds', 'p50Ms', 'p99Ms', 'p50MsDuring', 'p99MsIdle', 'slowestMiBps', 'stageSeconds', 'importSeconds', 'pages', 'uploadMiBps', 'rangesPerSecWithChecks'];
 
 function details(r: ScenarioResult): string {
   if (r.note) return r.note;
@@ -41,10 +41,11 @@ export function referenceTable(refs: References): string {
     ['cpFsync', 'cp + sync of the copy'],
     ['httpPut', 'curl PUT → trivial Node sink'],
     ['httpGet', 'curl GET ← trivial Node file server (1 MiB reads)'],
+    ['httpRanges', 'random 1 MiB ranges ← trivial Node file server, one curl connection'],
   ];
-  return table(['reference', 'MiB/s'], names.filter(([k]) => refs[k] !== undefined).map(([k, label]) => [label, refs[k]!]));
+  return table(['reference (best run)', 'figure'], names.filter(([k]) => refs[k] !== undefined).map(([k, label]) => [label, `${refs[k]} ${k === 'httpRanges' ? 'ranges/s' : 'MiB/s'}`]));
 }
 
 export function targetTable(rows: TargetRow[]): string {
-  return table(['target', 'goal', 'measured', 'ratio', 'verdict'], rows.map((t) => [t.target, t.goal, t.measured, t.ratio ?? '', t.verdict]));
+  return table(['target', 'goal', 'measured', 'ratio', 'verdict', 'context'], rows.map((t) => [t.target, t.goal, t.measured, t.ratio ?? '', t.verdict, t.context ?? '']));
 }

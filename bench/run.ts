@@ -23,7 +23,7 @@ import { concurrentDownloads, concurrentUploads } from './scenarios/concurrent.j
 import { stageAndImport } from './scenarios/import.js';
 import { metadataScenarios } from './scenarios/metadata.js';
 import { metadataDuringUpload } from './scenarios/busy.js';
-import { rangedReads } from './scenarios/ranges.js';
+import { RANGE_SEED, rangedReads } from './scenarios/ranges.js';
 import { timedDownload, timedUpload, uploadWithCurl } from './scenarios/transfer.js';
 import { formatBytes, GiB } from './stats.js';
 import { evaluateTargets } from './targets.js';
@@ -90,7 +90,7 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
     const file = ctx.target.sameMachine ? files.get(small) : undefined;
     results.push(await runScenario(ctx, 'references', `references (${formatBytes(small)})`, async (r) => {
       if (!file) throw new Skip('the target runs on another machine; local ceilings would not describe it');
-      refs = await measureReferences(r, file, ctx.workDir);
+      refs = await measureReferences(r, file, ctx.workDir, { ranges: sizes.ranges, rangeSize: sizes.rangeSize, rangeSeed: RANGE_SEED, repeats: sizes.repeats });
     }));
   }
 
@@ -101,11 +101,11 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
       const label = formatBytes(size);
       let id: string | undefined;
       results.push(await runScenario(ctx, `upload-${label.replace(' ', '')}`, `upload ${label}`, async (r) => {
-        id = await timedUpload(r, api, file, name(`upload-${size}`));
+        id = await timedUpload(r, api, file, name(`upload-${size}`), sizes.repeats);
       }));
       if (id) {
         const imageId = id;
-        results.push(await runScenario(ctx, `download-${label.replace(' ', '')}`, `download ${label}`, (r) => timedDownload(r, api, imageId, file)));
+        results.push(await runScenario(ctx, `download-${label.replace(' ', '')}`, `download ${label}`, (r) => timedDownload(r, api, imageId, file, sizes.repeats)));
       }
       if (size === small) smallImage = id;
       else {
@@ -125,7 +125,7 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
         const put = await uploadWithCurl(api, id, file, r.secondsLeft());
         if (put.httpCode !== 204) throw new BenchFailure(`setup upload answered ${put.httpCode}`);
       }
-      await rangedReads(r, api, id, file, sizes.ranges, sizes.rangeSize);
+      await rangedReads(r, api, id, file, sizes.ranges, sizes.rangeSize, ctx.workDir);
     }));
   }
   if (smallImage) await api.deleteImage(smallImage);

@@ -1,70 +1,85 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { Client } from 'undici';
 import type { Api } from '../api.js';
+import { curlRanges, randomRanges, type ByteRange } from '../curl-ranges.js';
 import type { DataFile } from '../files.js';
 import type { Recorder } from '../scenario.js';
 import { now, round, seededRandom, summarize } from '../stats.js';
 
+export const RANGE_SEED = 20240601;
 const WARMUP = 50;
-const SEED = 20240601;
 
 /**
- * Random 1 MiB ranges over one kept-alive connection, one at a time. Each
- * request is timed from send to last body byte; its bytes are compared with
- * the file between requests, outside the timed window.
+ * Random 1 MiB ranges over one kept-alive connection (curl with a config of
+ * many URLs), timed as a whole. Then, untimed, the same ranges again through
+ * undici with every byte compared with the file.
  */
-export async function rangedReads(r: Recorder, api: Api, imageId: string, file: DataFile, count: number, rangeSize: number): Promise<void> {
+export async function rangedReads(r: Recorder, api: Api, imageId: string, file: DataFile, count: number, rangeSize: number, scratchDir: string): Promise<void> {
+  const ranges = randomRanges(seededRandom(RANGE_SEED), WARMUP + count, file.size, rangeSize);
+  const url = api.url(`/v2/images/${imageId}/file`);
+  await curlRanges(url, api.authHeaders(), ranges.slice(0, WARMUP), r.secondsLeft(), scratchDir);
+  const timed = ranges.slice(WARMUP);
+  const run = await curlRanges(url, api.authHeaders(), timed, r.secondsLeft(), scratchDir);
+
+  r.equal('transfers reported', run.transfers.length, count);
+  const wrong = run.transfers
+    .map((t, i) => {
+      const want = `bytes ${timed[i].start}-${timed[i].end}/${file.size}`;
+      return t.httpCode !== 206 ? `status ${t.httpCode}` : t.size !== rangeSize ? `${t.size} bytes` : t.contentRange !== want ? `Content-Range ${t.contentRange}, expected ${want}` : '';
+    })
+    .filter(Boolean);
+  r.check('every timed range: 206, Content-Range, 1 MiB', wrong.length === 0, `${wrong.length} wrong, e.g. ${wrong.slice(0, 3).join('; ')}`);
+  r.equal('connections opened', run.transfers.reduce((n, t) => n + t.connects, 0), 1);
+  r.figure(round(count / run.wallSeconds, 0), 'ranges/s');
+  r.metric('ranges', count);
+  r.metric('rangeBytes', rangeSize);
+  r.metric('seconds', round(run.wallSeconds, 3));
+  const s = summarize(run.transfers.map((t) => t.seconds * 1000));
+  r.metric('p50Ms', s.p50Ms);
+  r.metric('p99Ms', s.p99Ms);
+  r.metric('maxMs', s.maxMs);
+  const verified = await verifyRanges(r, api, imageId, file, timed);
+  r.metric('rangesPerSecUndiciWithChecks', verified);
+}
+
+/** The same ranges through undici on one connection, bytes compared with the file; returns the rate it managed. */
+async function verifyRanges(r: Recorder, api: Api, imageId: string, file: DataFile, ranges: ByteRange[]): Promise<number> {
   const client = new Client(api.origin, { pipelining: 1, keepAliveTimeout: 60_000 });
   let connects = 0;
   client.on('connect', () => connects++);
   const fd = openSync(file.path, 'r');
-  const body = Buffer.allocUnsafe(rangeSize);
-  const expected = Buffer.allocUnsafe(rangeSize);
-  const random = seededRandom(SEED);
-  const latencies: number[] = [];
+  const size = ranges[0].end - ranges[0].start + 1;
+  const body = Buffer.allocUnsafe(size);
+  const expected = Buffer.allocUnsafe(size);
   const problems: string[] = [];
   let bad = 0;
-  const started = now();
+  const t0 = now();
   try {
-    for (let i = 0; i < WARMUP + count; i++) {
-      if (performance.now() > r.deadline) throw new Error(`only ${latencies.length} of ${count} ranges done before the deadline`);
-      const start = Math.floor(random() * (file.size - rangeSize + 1));
-      const end = start + rangeSize - 1;
-      const t0 = now();
+    for (const { start, end } of ranges) {
+      if (performance.now() > r.deadline) throw new Error('range verification did not finish before the deadline');
       const res = await client.request({ method: 'GET', path: api.path(`/v2/images/${imageId}/file`), headers: api.authHeaders({ range: `bytes=${start}-${end}` }) });
       let got = 0;
-      let overflow = false;
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        if (got + chunk.length > rangeSize) overflow = true;
-        else chunk.copy(body, got);
+        if (got + chunk.length <= size) chunk.copy(body, got);
         got += chunk.length;
       }
-      const ms = now() - t0;
-      if (i >= WARMUP) latencies.push(ms);
-
-      const wantRange = `bytes ${start}-${end}/${file.size}`;
-      readSync(fd, expected, 0, rangeSize, start);
+      readSync(fd, expected, 0, size, start);
+      const want = `bytes ${start}-${end}/${file.size}`;
       const why =
         res.statusCode !== 206 ? `status ${res.statusCode}` :
-        res.headers['content-range'] !== wantRange ? `Content-Range ${res.headers['content-range']}, expected ${wantRange}` :
-        overflow || got !== rangeSize ? `${got} bytes` :
-        !body.equals(expected) ? 'bytes differ from the file' : undefined;
+        res.headers['content-range'] !== want ? `Content-Range ${res.headers['content-range']}` :
+        got !== size ? `${got} bytes` :
+        !body.equals(expected) ? 'bytes differ from the file' : '';
       if (why) {
         bad++;
-        if (problems.length < 3) problems.push(`${wantRange}: ${why}`);
+        if (problems.length < 3) problems.push(`${want}: ${why}`);
       }
     }
   } finally {
     closeSync(fd);
     await client.close();
   }
-  const timed = latencies.reduce((a, b) => a + b, 0) / 1000;
-  r.check('every range right (status 206, Content-Range, bytes)', bad === 0, `${bad} wrong, e.g. ${problems.join('; ')}`);
-  r.check('one kept-alive connection', connects === 1, `${connects} connections were opened`);
-  const perSec = round(count / timed, 0);
-  r.figure(perSec, 'ranges/s');
-  r.metric('ranges', count);
-  r.metric('rangeBytes', rangeSize);
-  r.metric('rangesPerSecWithChecks', round((WARMUP + count) / ((now() - started) / 1000), 0));
-  for (const [k, v] of Object.entries(summarize(latencies))) r.metric(k, v);
+  r.check('every range has the file\'s bytes (verified again with undici)', bad === 0, `${bad} wrong, e.g. ${problems.join('; ')}`);
+  r.equal('undici connections opened', connects, 1);
+  return round(ranges.length / ((now() - t0) / 1000), 0);
 }

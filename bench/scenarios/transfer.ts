@@ -39,26 +39,42 @@ export async function checkDownloadMatches(r: Recorder, api: Api, imageId: strin
   r.equal(`${p}downloaded sha512`, got.sha512, file.sha512);
 }
 
-/** Creates an image and PUTs the file with curl, timed; returns the image id. */
-export async function timedUpload(r: Recorder, api: Api, file: DataFile, name: string): Promise<string> {
-  const image = await api.createImage(name);
-  const res = await uploadWithCurl(api, image.id, file, r.secondsLeft());
-  r.equal('upload status', res.httpCode, 204);
-  r.equal('bytes sent', res.sizeUpload, file.size);
-  const mibs = mibPerSec(file.size, res.seconds);
-  r.figure(mibs, 'MiB/s');
-  r.metric('seconds', res.seconds);
+/**
+ * Creates an image and PUTs the file with curl, `repeats` times, each image
+ * checked; the figure is the best run (other work on the machine only ever
+ * slows a run down). Returns the id of the image kept, the others are deleted.
+ */
+export async function timedUpload(r: Recorder, api: Api, file: DataFile, name: string, repeats: number): Promise<string> {
+  const runs: { id: string; seconds: number }[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const image = await api.createImage(`${name}-${i}`);
+    const res = await uploadWithCurl(api, image.id, file, r.secondsLeft());
+    r.equal(`upload ${i + 1} status`, res.httpCode, 204);
+    r.equal(`upload ${i + 1} bytes sent`, res.sizeUpload, file.size);
+    await checkImageMatches(r, api, image.id, file, `upload ${i + 1}`);
+    runs.push({ id: image.id, seconds: res.seconds });
+  }
+  const best = runs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  for (const run of runs) if (run !== best) await api.deleteImage(run.id);
+  r.figure(mibPerSec(file.size, best.seconds), 'MiB/s');
+  r.metric('seconds', best.seconds);
   r.metric('bytes', file.size);
-  await checkImageMatches(r, api, image.id, file);
-  return image.id;
+  r.metric('runsMiBps', runs.map((x) => mibPerSec(file.size, x.seconds)).join(', '));
+  return best.id;
 }
 
-export async function timedDownload(r: Recorder, api: Api, imageId: string, file: DataFile): Promise<void> {
-  const res = await downloadWithCurl(api, imageId, r.secondsLeft());
-  r.equal('download status', res.httpCode, 200);
-  r.equal('bytes received', res.sizeDownload, file.size);
-  r.figure(mibPerSec(file.size, res.seconds), 'MiB/s');
-  r.metric('seconds', res.seconds);
+export async function timedDownload(r: Recorder, api: Api, imageId: string, file: DataFile, repeats: number): Promise<void> {
+  const seconds: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const res = await downloadWithCurl(api, imageId, r.secondsLeft());
+    r.equal(`download ${i + 1} status`, res.httpCode, 200);
+    r.equal(`download ${i + 1} bytes received`, res.sizeDownload, file.size);
+    seconds.push(res.seconds);
+  }
+  const best = Math.min(...seconds);
+  r.figure(mibPerSec(file.size, best), 'MiB/s');
+  r.metric('seconds', best);
   r.metric('bytes', file.size);
+  r.metric('runsMiBps', seconds.map((x) => mibPerSec(file.size, x)).join(', '));
   await checkDownloadMatches(r, api, imageId, file);
 }
