@@ -10,6 +10,7 @@ import { MeteredStream, type ChunkTap } from '../stores/metered-stream.js';
 import type { Store } from '../stores/store.js';
 import { StoreReadOnly } from '../stores/errors.js';
 import { targetOf } from './images.js';
+import { crashPoint } from './crash-points.js';
 import type { QuotaLease } from '../domain/quota.js';
 
 export interface WriteOptions {
@@ -122,6 +123,7 @@ export class DataService {
       });
       if (req.declaredSize !== undefined && req.declaredSize !== written.size) throw sizeMismatch(req.declaredSize, written.size);
       const virtualSize = inspection ? inspection.finish(written.size) : defaultVirtualSize(image.diskFormat, written.size);
+      crashPoint('upload:before-commit');
       const committed = await this.rt.images.commitData(image.id, writerId, {
         size: written.size,
         checksum: written.md5,
@@ -130,6 +132,7 @@ export class DataService {
         location: { storeId: store.info.id, url: written.location },
       });
       if (!committed) throw new Gone(`Image ${image.id} was deleted while its data was being uploaded.`);
+      crashPoint('upload:after-commit');
     } catch (err) {
       if (written) await store.delete(written.location).catch((e) => this.rt.log.warn({ err: e, location: written!.location }, 'could not remove the data of a failed upload'));
       const released = await this.rt.images.releaseWriter(image.id, writerId, 'queued');
@@ -187,6 +190,7 @@ export class DataService {
 
   /** Removes objects whose locations were marked pending_delete, then forgets the locations. */
   async removeLocations(locations: Location[]): Promise<void> {
+    if (locations.length) crashPoint('delete:before-remove');
     for (const loc of locations) {
       const store = this.rt.stores.holding(loc.storeId);
       try {
