@@ -15,7 +15,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const server = await startServer(config);
+  const grace = Number(process.env.IMAGO_SHUTDOWN_GRACE_SECONDS ?? 30);
+  const server = await startServer(config, { shutdownGraceMs: Number.isFinite(grace) && grace >= 0 ? grace * 1000 : 30_000 });
   const log = server.rt.log;
   log.info({ url: server.url, dataDir: config.dataDir, database: config.database.url.replace(/\/\/[^@]*@/, '//***@') }, 'Imago is listening');
   if (config.auth.mode === 'static') {

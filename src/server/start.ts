@@ -14,7 +14,14 @@ export interface RunningServer {
 }
 
 /** Builds the runtime, recovers from any unclean stop, and listens. */
-export async function startServer(config: Config, opts: { log?: Logger; extra?: Registrar[] } = {}): Promise<RunningServer> {
+export interface StartOptions {
+  log?: Logger;
+  extra?: Registrar[];
+  /** how long stop() lets running downloads finish before cutting their connections (default 30 s) */
+  shutdownGraceMs?: number;
+}
+
+export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
   const rt = await createRuntime(config, opts.log);
   await recoverAtStart(rt, { sweepOrphans: rt.dialect === 'sqlite' });
   const stopHeartbeat = await startHeartbeat(rt);
@@ -26,10 +33,14 @@ export async function startServer(config: Config, opts: { log?: Logger; extra?: 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      // Stop taking requests, roll back writers still streaming, then close.
+      // Stop taking requests, roll back writers still streaming (invariant 3),
+      // give downloads a grace period, then cut what is left and close.
       const closing = app.close();
       await rt.writers.abortAll(new ServiceUnavailable('The server is shutting down; retry the upload.'));
+      const cut = setTimeout(() => app.server.closeAllConnections(), opts.shutdownGraceMs ?? 30_000);
+      cut.unref();
       await closing;
+      clearTimeout(cut);
       await stopHeartbeat();
       await rt.close();
     })());
