@@ -41,6 +41,7 @@ export interface WebDownloadFilter {
   allowPrivateNetworks: boolean;
 }
 
+/** Glance's unified limits: sizes in MiB (as Keystone registered limits count them), counts in images; -1 is unlimited. */
 export interface QuotaLimits {
   image_size_total: number;
   image_stage_total: number;
@@ -131,7 +132,8 @@ export function defaultConfig(dataDir: string): Config {
     },
     quotas: {
       enabled: false,
-      defaults: { image_size_total: 1000 * GiB, image_stage_total: 1000 * GiB, image_count_total: 1000, image_count_uploading: 100 },
+      // sizes in MiB: 1000 GiB each
+      defaults: { image_size_total: (1000 * GiB) / 2 ** 20, image_stage_total: (1000 * GiB) / 2 ** 20, image_count_total: 1000, image_count_uploading: 100 },
       projects: {},
     },
     hashWorkers: 2,
@@ -239,6 +241,7 @@ export function validateConfig(cfg: Config): Config {
   const known = ['glance-direct', 'web-download', 'copy-image', 'glance-download'];
   for (const m of cfg.import.methods) if (!known.includes(m)) problems.push(`unknown import method "${m}"`);
   problems.push(...importProblems(cfg));
+  problems.push(...quotaProblems(cfg));
   if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return cfg;
 }
@@ -270,5 +273,21 @@ function importProblems(cfg: Config): string[] {
   for (const [k, v] of Object.entries(imp.plugins.injectMetadata.properties)) {
     if (typeof v !== 'string') problems.push(`import.plugins.injectMetadata.properties.${k} must be a string`);
   }
+  return problems;
+}
+
+function quotaProblems(cfg: Config): string[] {
+  const problems: string[] = [];
+  const q = cfg.quotas;
+  const names = ['image_size_total', 'image_stage_total', 'image_count_total', 'image_count_uploading'];
+  const check = (where: string, limits: Record<string, unknown>) => {
+    for (const [k, v] of Object.entries(limits)) {
+      if (!names.includes(k)) problems.push(`${where}.${k} is not a quota (known: ${names.join(', ')})`);
+      else if (!Number.isInteger(v) || (v as number) < -1) problems.push(`${where}.${k} must be an integer, -1 for unlimited`);
+    }
+  };
+  if (typeof q.enabled !== 'boolean') problems.push('quotas.enabled must be true or false');
+  check('quotas.defaults', q.defaults as unknown as Record<string, unknown>);
+  for (const [project, limits] of Object.entries(q.projects ?? {})) check(`quotas.projects.${project}`, limits as Record<string, unknown>);
   return problems;
 }

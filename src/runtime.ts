@@ -9,6 +9,8 @@ import { createAuthenticator } from './auth/index.js';
 import { Policy } from './domain/policy.js';
 import { loadPolicy, watchPolicy } from './services/policy-loader.js';
 import type { Image } from './domain/image.js';
+import type { QuotaLease, WriterAdmission } from './domain/quota.js';
+import { QuotaService } from './services/quotas.js';
 import { HashPool } from './stores/hash-pool.js';
 import { StoreRegistry, createStore } from './stores/registry.js';
 import type { ChunkTap } from './stores/metered-stream.js';
@@ -22,10 +24,21 @@ import { UploadInspection } from './import/inspection.js';
 import { MetadefsRepo } from './metadefs/repo.js';
 import { MetadefService } from './metadefs/service.js';
 
-/** Per-project limits (issue: quotas); absent when quotas are off. */
+/** Per-project limits (src/services/quotas.ts, docs/quotas.md); absent when quotas are off. */
 export interface QuotaChecker {
-  checkCreate(ctx: RequestContext, owner: string | null): Promise<void>;
+  /** image_count_total: admits image `imageId` for `owner` (413 when over); release once it is created or failed. */
+  admitCreate(owner: string | null, imageId: string): Promise<{ release(): Promise<void> }>;
+  /** An early, unreserved estimate of the bytes `owner` may still store (refuse a too-large Content-Length upfront). */
   remainingBytes(ctx: RequestContext, owner: string | null): Promise<{ bytes: number; error: (n: number) => Error } | undefined>;
+  /**
+   * Admits a writer that holds the image's claim: checks image_count_uploading
+   * and reserves bytes against image_size_total (stores) or image_stage_total
+   * (staging). Pass the lease to DataService.write (`quota`) so unknown sizes
+   * are charged while streaming; release it when the writer ends. 413 when over.
+   */
+  admitWriter(admission: WriterAdmission): Promise<QuotaLease>;
+  /** Limits and usage of a project, as GET /v2/info/usage shows them. */
+  usage(project: string): Promise<Record<string, { limit: number; usage: number }>>;
 }
 
 /** Format inspection hooked into every write of image data. */
@@ -86,6 +99,7 @@ export async function createRuntime(config: Config, log: Logger = pino({ level: 
   rt.importService = new ImportService(rt);
   rt.tasks = new TaskService(rt);
   if (config.import.plugins.formatInspection) rt.inspection = new UploadInspection();
+  if (config.quotas.enabled) rt.quotas = new QuotaService(rt);
   rt.metadefs = new MetadefService(new MetadefsRepo(db), rt.policy);
   const unwatchPolicy = watchPolicy(rt);
   rt.close = async () => {

@@ -100,6 +100,19 @@ export interface NodesTable {
   heartbeat_at: string;
 }
 
+/** Quota held by an admitted writer or creation until its result is recorded (migration 0004). */
+export interface QuotaReservationsTable {
+  id: string;
+  project: string;
+  /** image_size_total, image_stage_total (writers) or image_count_total (creations) */
+  resource: string;
+  image_id: string;
+  /** the writer holding it; it counts only while the image still has this writer */
+  writer_id: string | null;
+  bytes: number;
+  created_at: string;
+}
+
 export interface Database extends MetadefTables {
   images: ImagesTable;
   image_properties: ImagePropertiesTable;
@@ -109,4 +122,5 @@ export interface Database extends MetadefTables {
   image_members: ImageMembersTable;
   tasks: TasksTable;
   nodes: NodesTable;
+  quota_reservations: QuotaReservationsTable;
 }

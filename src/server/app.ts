@@ -16,6 +16,7 @@ import { registerMembers } from './members.js';
 import { registerImport } from './import.js';
 import { registerTasks } from './tasks.js';
 import { registerStores } from './stores.js';
+import { registerUsage } from './usage.js';
 import { registerMetadefs } from './metadefs.js';
 
 declare module 'fastify' {
@@ -30,7 +31,7 @@ const MEDIA_TYPE = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+
 export type Registrar = (app: FastifyInstance, rt: Runtime) => void;
 
 /** Extra resources registered by other modules (import, members, tasks, metadefs...). */
-export const registrars: Registrar[] = [registerVersions, registerSchemas, registerInfo, registerImages, registerImageData, registerTags, registerMembers, registerMetadefs, registerImport, registerTasks, registerStores];
+export const registrars: Registrar[] = [registerVersions, registerSchemas, registerInfo, registerImages, registerImageData, registerTags, registerMembers, registerUsage, registerMetadefs, registerImport, registerTasks, registerStores];
 
 export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance {
   const app = (Fastify as unknown as (o: object) => FastifyInstance)({

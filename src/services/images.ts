@@ -51,7 +51,7 @@ export class ImageService {
     checkLimits(Object.keys(input.properties).length, input.tags.length, this.limits());
     const id = input.id ?? randomUUID();
     if (await this.rt.images.exists(id)) throw new Conflict(`An image with identifier ${id} already exists.`);
-    await this.rt.quotas?.checkCreate(ctx, owner);
+    const admitted = await this.rt.quotas?.admitCreate(owner, id);
     try {
       return await this.rt.images.create({
         id,
@@ -70,6 +70,8 @@ export class ImageService {
     } catch (err) {
       if (/unique|duplicate|constraint/i.test(String((err as Error).message))) throw new Conflict(`An image with identifier ${id} already exists.`);
       throw err;
+    } finally {
+      await admitted?.release();
     }
   }
 

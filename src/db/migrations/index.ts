@@ -2,6 +2,7 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_metadefs.js';
 import * as m0003 from './0003_import.js';
+import * as m0004 from './0004_quota_reservations.js';
 
 /**
  * Migrations are listed here rather than discovered on disk, so the compiled
@@ -11,6 +12,7 @@ const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_metadefs': m0002,
   '0003_import': m0003,
+  '0004_quota_reservations': m0004,
 };
 
 export const migrationProvider: MigrationProvider = {

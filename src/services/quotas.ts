@@ -1,0 +1,188 @@
+import { randomUUID } from 'node:crypto';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { RequestContext } from '../auth/context.js';
+import type { QuotaLimits } from '../config.js';
+import type { QuotaChecker, Runtime } from '../runtime.js';
+import {
+  QUOTA_NAMES,
+  limitInUnits,
+  limitsFor,
+  nextReservation,
+  overLimit,
+  reportedUsage,
+  type ByteQuota,
+  type QuotaLease,
+  type QuotaName,
+  type WriterAdmission,
+} from '../domain/quota.js';
+import { QuotasRepo } from '../db/quotas-repo.js';
+
+const NO_LEASE: QuotaLease = { meter: (source) => source, release: async () => {} };
+
+/**
+ * Per-project limits in the manner of Glance's unified limits
+ * (image_size_total, image_stage_total, image_count_total,
+ * image_count_uploading), enforced exactly, also under concurrency: every
+ * decision reads usage and records a reservation in one serialized
+ * transaction per project, and a writer that does not know its size charges
+ * its bytes as they stream (QuotaLease.meter), so two racing uploads can
+ * never both pass a limit that fits one. The image's owner is charged.
+ */
+export class QuotaService implements QuotaChecker {
+  private readonly repo: QuotasRepo;
+
+  constructor(private readonly rt: Runtime) {
+    this.repo = new QuotasRepo(rt.db, rt.dialect);
+  }
+
+  limits(project: string): QuotaLimits {
+    return limitsFor(this.rt.config.quotas.defaults, this.rt.config.quotas.projects, project);
+  }
+
+  /** GET /v2/info/usage: each limit with the project's usage (sizes in MiB, as Glance). */
+  async usage(project: string): Promise<Record<QuotaName, { limit: number; usage: number }>> {
+    const limits = this.limits(project);
+    const used = await this.repo.read(async (q) => ({
+      image_size_total: await q.bytesUsed(project, 'image_size_total'),
+      image_stage_total: await q.bytesUsed(project, 'image_stage_total'),
+      image_count_total: await q.imageCount(project),
+      image_count_uploading: await q.uploadingCount(project),
+    }));
+    const out = {} as Record<QuotaName, { limit: number; usage: number }>;
+    for (const name of QUOTA_NAMES) out[name] = { limit: limits[name], usage: reportedUsage(name, used[name]) };
+    return out;
+  }
+
+  /** image_count_total: admits image `imageId` for `owner`; the caller releases once the image row exists (or creation failed). */
+  async admitCreate(owner: string | null, imageId: string): Promise<{ release(): Promise<void> }> {
+    const none = { release: async () => {} };
+    if (!owner) return none;
+    const limit = this.limits(owner).image_count_total;
+    if (limitInUnits('image_count_total', limit) === Infinity) return none;
+    const id = randomUUID();
+    await this.repo.atomically(owner, async (q) => {
+      await q.sweep(owner);
+      const count = await q.imageCount(owner);
+      if (count + 1 > limitInUnits('image_count_total', limit)) throw overLimit(owner, 'image_count_total', limit, count, 1, 'a new image');
+      await q.reserve({ id, project: owner, resource: 'image_count_total', imageId, writerId: null, bytes: 0 });
+    });
+    return { release: () => this.repo.forget(id) };
+  }
+
+  /** An early, unreserved answer for uploads: how many bytes `owner` may still store. */
+  async remainingBytes(_ctx: RequestContext, owner: string | null): Promise<{ bytes: number; error: (n: number) => Error } | undefined> {
+    if (!owner) return undefined;
+    const limit = this.limits(owner).image_size_total;
+    const cap = limitInUnits('image_size_total', limit);
+    if (cap === Infinity) return undefined;
+    const used = await this.repo.read((q) => q.bytesUsed(owner, 'image_size_total'));
+    const bytes = Math.max(0, cap - used);
+    return { bytes, error: (n) => overLimit(owner, 'image_size_total', limit, used, n + 1, 'this upload') };
+  }
+
+  /**
+   * Admits a writer (upload, stage, import, copy) that has claimed
+   * `writerId`: checks image_count_uploading and reserves its known bytes
+   * (or a first step of them) against `resource`. 413 when it does not fit.
+   */
+  async admitWriter(a: WriterAdmission): Promise<QuotaLease> {
+    const project = a.owner;
+    if (!project) return NO_LEASE;
+    const limits = this.limits(project);
+    const byteLimit = limitInUnits(a.resource, limits[a.resource]);
+    const uploadingLimit = limitInUnits('image_count_uploading', limits.image_count_uploading);
+    const what = a.what ?? (a.resource === 'image_stage_total' ? 'this stage' : 'this upload');
+    const id = randomUUID();
+    const createdAt = new Date().toISOString();
+    const held = await this.repo.atomically(project, async (q) => {
+      await q.sweep(project);
+      if (uploadingLimit !== Infinity) {
+        const n = await q.uploadingCount(project, a.imageId);
+        if (n + 1 > uploadingLimit) throw overLimit(project, 'image_count_uploading', limits.image_count_uploading, n, 1, what);
+      }
+      let bytes = a.bytes ?? 0;
+      if (byteLimit !== Infinity) {
+        const used = await q.bytesUsed(project, a.resource);
+        // Known sizes are reserved whole; unknown ones start with a step and grow while streaming.
+        const next = a.bytes !== undefined ? (a.bytes <= byteLimit - used ? a.bytes : undefined) : nextReservation(0, byteLimit - used);
+        if (next === undefined) throw overLimit(project, a.resource, limits[a.resource], used, a.bytes ?? 0, what);
+        bytes = next;
+      }
+      await q.reserve({ id, project, resource: a.resource, imageId: a.imageId, writerId: a.writerId, bytes, createdAt });
+      return bytes;
+    });
+    if (byteLimit === Infinity) return { meter: (s) => s, release: () => this.repo.forget(id) };
+    return new Lease(this.repo, { id, createdAt }, project, a.resource, limits[a.resource], byteLimit, held, what);
+  }
+}
+
+/** How long a writer short of room waits for younger writers to give theirs back before it gives up. */
+const WAIT_FOR_YOUNGER_MS = 10_000;
+
+/**
+ * The reservation of one admitted writer; its meter grows it as bytes come.
+ * When two writers of unknown size together outgrow the limit, the younger
+ * one is refused at once and the older waits for it to let go, so one of
+ * them finishes rather than both failing half-way.
+ */
+class Lease implements QuotaLease {
+  private seen = 0;
+
+  constructor(
+    private readonly repo: QuotasRepo,
+    private readonly self: { id: string; createdAt: string },
+    private readonly project: string,
+    private readonly resource: ByteQuota,
+    private readonly limit: number,
+    private readonly byteLimit: number,
+    private held: number,
+    private readonly what: string,
+  ) {}
+
+  meter(source: Readable): Readable {
+    const meter = new Transform({
+      readableHighWaterMark: 1024 * 1024,
+      writableHighWaterMark: 1024 * 1024,
+      transform: (chunk: Buffer, _enc, cb: TransformCallback) => {
+        const need = this.seen + chunk.length;
+        if (need <= this.held) {
+          this.seen = need;
+          cb(null, chunk);
+          return;
+        }
+        this.grow(need).then(() => {
+          this.seen = need;
+          cb(null, chunk);
+        }, cb);
+      },
+    });
+    return pipeline(source, meter, () => {});
+  }
+
+  private async grow(need: number): Promise<void> {
+    const deadline = Date.now() + WAIT_FOR_YOUNGER_MS;
+    for (;;) {
+      const outcome = await this.repo.atomically(this.project, async (q) => {
+        const others = await q.bytesUsed(this.project, this.resource, { id: this.self.id });
+        const next = nextReservation(need, this.byteLimit - others);
+        if (next !== undefined) {
+          await q.hold(this.self.id, next);
+          this.held = next;
+          return { ok: true as const };
+        }
+        const olderOnly = await q.bytesUsed(this.project, this.resource, { id: this.self.id, youngerThan: this.self.createdAt });
+        return { ok: false as const, others, fitsWithoutYounger: need <= this.byteLimit - olderOnly };
+      });
+      if (outcome.ok) return;
+      if (!outcome.fitsWithoutYounger || Date.now() > deadline) {
+        throw overLimit(this.project, this.resource, this.limit, outcome.others + this.held, need - this.held, this.what);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async release(): Promise<void> {
+    await this.repo.forget(this.self.id);
+  }
+}
+
