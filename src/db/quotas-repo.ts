@@ -1,4 +1,4 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type SqlBool, type Transaction } from 'kysely';
 import type { Db, DialectName } from './database.js';
 import { now } from './database.js';
 import type { Database } from './schema.js';
@@ -11,6 +11,17 @@ const WRITING = ['saving', 'uploading', 'importing'];
 const CREATE_TTL_MS = 60_000;
 
 type Q = Transaction<Database>;
+type R = ExpressionBuilder<Database & { r: Database['quota_reservations'] }, 'r'>;
+
+/** The reservation's task (import, copy-image) is still pending or running. */
+function runningTask(eb: R): Expression<SqlBool> {
+  return eb.exists(eb.selectFrom('tasks as t').select('t.id').whereRef('t.id', '=', 'r.writer_id').where('t.status', 'in', ['pending', 'processing']));
+}
+
+/** A writer's reservation counts while its image still has that writer, or while its task runs (copies claim no image). */
+function liveWriter(eb: R): Expression<SqlBool> {
+  return eb.or([eb.exists(eb.selectFrom('images as i').select('i.id').whereRef('i.id', '=', 'r.image_id').whereRef('i.writer_id', '=', 'r.writer_id')), runningTask(eb)]);
+}
 
 const num = (v: unknown) => Number(v ?? 0);
 
@@ -48,10 +59,10 @@ export class QuotaQueries {
             .where('i.owner', '=', project);
     let held = this.q
       .selectFrom('quota_reservations as r')
-      .innerJoin('images as i', (j) => j.onRef('i.id', '=', 'r.image_id').onRef('i.writer_id', '=', 'r.writer_id'))
       .select(sql<string>`coalesce(sum(r.bytes), 0)`.as('n'))
       .where('r.project', '=', project)
-      .where('r.resource', '=', resource);
+      .where('r.resource', '=', resource)
+      .where((eb) => liveWriter(eb));
     if (exclude) held = held.where('r.id', '<>', exclude.id);
     // only reservations made before `youngerThan` (created_at + id order)
     if (exclude?.youngerThan) {
@@ -92,7 +103,13 @@ export class QuotaQueries {
       .where('i.owner', '=', project)
       .where('i.status', 'not in', GONE)
       .where((eb) => {
-        const admitted = eb.exists(eb.selectFrom('quota_reservations as r').select('r.id').whereRef('r.writer_id', '=', 'i.writer_id').whereRef('r.image_id', '=', 'i.id'));
+        const admitted = eb.exists(
+          eb
+            .selectFrom('quota_reservations as r')
+            .select('r.id')
+            .whereRef('r.image_id', '=', 'i.id')
+            .where((e) => e.or([e('r.writer_id', '=', e.ref('i.writer_id')), runningTask(e)])),
+        );
         return eb.and([
           eb.or([
             eb('i.status', 'in', WRITING),
@@ -129,10 +146,7 @@ export class QuotaQueries {
       .where('r.project', '=', project)
       .where((eb) =>
         eb.or([
-          eb.and([
-            eb('r.writer_id', 'is not', null),
-            eb.not(eb.exists(eb.selectFrom('images as i').select('i.id').whereRef('i.id', '=', 'r.image_id').whereRef('i.writer_id', '=', 'r.writer_id'))),
-          ]),
+          eb.and([eb('r.writer_id', 'is not', null), eb.not(liveWriter(eb))]),
           eb.and([
             eb('r.writer_id', 'is', null),
             eb.or([eb('r.created_at', '<', cutoff), eb.exists(eb.selectFrom('images as i').select('i.id').whereRef('i.id', '=', 'r.image_id'))]),

@@ -241,6 +241,32 @@ test('image_count_uploading: a second concurrent upload is refused until the fir
   for (const img of [a, b, c, d]) await s.req('DELETE', `/v2/images/${img.id}`, { token: 'admin' });
 });
 
+test('stage and glance-direct import: staged bytes count against image_stage_total, then move to image_size_total', async () => {
+  const img = await createImage(s, { name: 'staged' }, 'member');
+  const st = (id: string, data: BodyInit) => s.req('PUT', `/v2/images/${id}/stage`, { token: 'member', headers: { 'content-type': 'application/octet-stream' }, body: data });
+  assert.equal((await st(img.id, Buffer.alloc(MiB, 5))).status, 204);
+  let u = await usage('member');
+  assert.deepEqual(u.image_stage_total, { limit: 1, usage: 1 });
+  assert.equal(u.image_count_uploading.usage, 1, 'a staged image counts as uploading, as in Glance');
+  // staging is full: another stage is refused, upfront and while streaming
+  const other = await createImage(s, { name: 'staged-2' }, 'member');
+  await expect413(await st(other.id, Buffer.alloc(10)), 'image_stage_total');
+  await expect413(await st(other.id, chunked(10)), 'image_stage_total');
+  assert.equal(await status(other.id), 'queued');
+  // the import moves the bytes into a store
+  const imp = await s.req('POST', `/v2/images/${img.id}/import`, { token: 'member', json: { method: { name: 'glance-direct' } } });
+  assert.equal(imp.status, 202, await imp.text());
+  await until(async () => (await status(img.id)) === 'active', 'the import');
+  u = await usage('member');
+  assert.deepEqual(u.image_stage_total, { limit: 1, usage: 0 });
+  assert.deepEqual(u.image_size_total, { limit: 2, usage: 1 });
+  assert.equal(u.image_count_uploading.usage, 0);
+  assert.equal((await st(other.id, Buffer.alloc(10))).status, 204, 'staging has room again');
+  for (const i of [img, other]) assert.equal((await s.req('DELETE', `/v2/images/${i.id}`, { token: 'member' })).status, 204);
+  u = await usage('member');
+  assert.equal(u.image_stage_total.usage + u.image_size_total.usage + u.image_count_total.usage, 0);
+});
+
 test('quotas off: usage is empty and nothing is limited', async () => {
   const off = await startTestServer();
   try {
