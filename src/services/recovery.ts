@@ -34,23 +34,14 @@ export async function checkConsistency(rt: Runtime): Promise<ConsistencyReport> 
  * stopped sending heartbeats.
  */
 export async function recoverAtStart(rt: Runtime, opts: { sweepOrphans: boolean }): Promise<{ released: number; temporary: number; orphans: number; deleted: number }> {
-  const live = await liveNodes(rt);
-  const stuck = await rt.images.orphanedWriters(live);
-  let released = 0;
-  for (const img of stuck) {
-    if (img.status === 'importing') continue; // the task runner owns these
-    const reset = img.status === 'uploading' ? { size: null } : {};
-    if (await rt.images.releaseWriter(img.id, img.writer_id!, 'queued', reset)) released++;
-    if (img.status === 'uploading') await rt.staging.discard(img.id);
-  }
+  const released = await releaseDeadWriters(rt, { sweep: !opts.sweepOrphans });
   // Interrupted imports: resumed, or rolled back with a task message saying so (services/tasks.ts).
   await rt.tasks.recoverAtStart();
 
   let temporary = 0;
   if (opts.sweepOrphans) for (const s of [...rt.stores.stores, rt.stores.staging]) temporary += await s.removeTemporary();
 
-  const pending = (await rt.images.allLocations()).filter((l) => l.status === 'pending_delete');
-  await rt.data.removeLocations(pending.map((l) => ({ id: l.id, storeId: l.storeId, url: l.url, status: l.status })));
+  const deleted = await finishDeletes(rt);
 
   let orphans = 0;
   if (opts.sweepOrphans) {
@@ -60,17 +51,64 @@ export async function recoverAtStart(rt: Runtime, opts: { sweepOrphans: boolean 
       orphans++;
     }
   }
-  if (released || temporary || orphans || pending.length) {
-    rt.log.warn({ released, temporary, orphans, deleted: pending.length }, 'recovered from an unclean stop');
+  if (released || temporary || orphans || deleted) {
+    rt.log.warn({ released, temporary, orphans, deleted }, 'recovered from an unclean stop');
   }
-  return { released, temporary, orphans, deleted: pending.length };
+  return { released, temporary, orphans, deleted };
 }
 
-const NODE_TIMEOUT_MS = 30_000;
+/** Removes the objects of locations a delete marked but did not finish (idempotent). */
+async function finishDeletes(rt: Runtime): Promise<number> {
+  const pending = (await rt.images.allLocations()).filter((l) => l.status === 'pending_delete');
+  await rt.data.removeLocations(pending.map((l) => ({ id: l.id, storeId: l.storeId, url: l.url, status: l.status })));
+  return pending.length;
+}
+
+/**
+ * Applies invariant 3 to every writer whose process is gone: its image goes
+ * back to queued (staged data discarded). With `sweep`, the writer's
+ * leftovers are removed first, while its claim still keeps other writers
+ * away: temporaries of the image, and objects naming the image that no
+ * location or staging entry owns (complete but never committed). Imports
+ * (status importing) belong to the task runner.
+ */
+export async function releaseDeadWriters(rt: Runtime, opts: { sweep: boolean }): Promise<number> {
+  const stuck = await rt.images.orphanedWriters(await liveNodes(rt));
+  let released = 0;
+  for (const img of stuck) {
+    if (img.status === 'importing') continue;
+    if (opts.sweep) await removeLeftovers(rt, img.id);
+    const reset = img.status === 'uploading' ? { size: null } : {};
+    if (await rt.images.releaseWriter(img.id, img.writer_id!, 'queued', reset)) released++;
+    if (img.status === 'uploading') await rt.staging.discard(img.id);
+  }
+  return released;
+}
+
+async function removeLeftovers(rt: Runtime, imageId: string): Promise<void> {
+  const owned = new Set((await rt.images.allLocations()).filter((l) => l.imageId === imageId).map((l) => l.url));
+  for (const store of [...rt.stores.stores, rt.stores.staging]) {
+    try {
+      await store.removeTemporary(imageId);
+      for await (const url of store.list()) if (url.includes(imageId) && !owned.has(url)) await store.delete(url);
+    } catch (err) {
+      rt.log.warn({ err, imageId, store: store.info.id }, 'could not remove what a dead writer left; the next start retries');
+    }
+  }
+}
+
+/**
+ * How long a node may miss heartbeats before its claims are taken as dead
+ * (shared database only). IMAGO_NODE_TIMEOUT_SECONDS, default 30.
+ */
+export function nodeTimeoutMs(): number {
+  const s = Number(process.env.IMAGO_NODE_TIMEOUT_SECONDS);
+  return Number.isFinite(s) && s > 0 ? s * 1000 : 30_000;
+}
 
 export async function liveNodes(rt: Runtime): Promise<string[]> {
   if (rt.dialect === 'sqlite') return [rt.nodeId];
-  const cutoff = new Date(Date.now() - NODE_TIMEOUT_MS).toISOString();
+  const cutoff = new Date(Date.now() - nodeTimeoutMs()).toISOString();
   const rows = await rt.db.selectFrom('nodes').select('id').where('heartbeat_at', '>=', cutoff).execute();
   return [rt.nodeId, ...rows.map((r) => r.id)];
 }
@@ -79,12 +117,24 @@ export async function liveNodes(rt: Runtime): Promise<string[]> {
 export async function startHeartbeat(rt: Runtime): Promise<() => Promise<void>> {
   const ts = now();
   await rt.db.insertInto('nodes').values({ id: rt.nodeId, started_at: ts, heartbeat_at: ts }).execute();
+  const period = nodeTimeoutMs() / 3;
   const timer = setInterval(() => {
     rt.db.updateTable('nodes').set({ heartbeat_at: now() }).where('id', '=', rt.nodeId).execute().catch((err) => rt.log.warn({ err }, 'heartbeat failed'));
-  }, 10_000);
+  }, period);
   timer.unref();
+  // With a shared database, nodes die while this one runs: release their writers as their heartbeats stop.
+  let reaping: Promise<unknown> = Promise.resolve();
+  const reaper = rt.dialect === 'sqlite' ? undefined : setInterval(() => {
+    reaping = releaseDeadWriters(rt, { sweep: true })
+      .then((n) => n && rt.log.warn({ released: n }, 'released the uploads of a node that stopped'))
+      .then(() => finishDeletes(rt))
+      .catch((err) => rt.log.warn({ err }, 'could not release the writers of dead nodes'));
+  }, period);
+  reaper?.unref();
   return async () => {
     clearInterval(timer);
+    if (reaper) clearInterval(reaper);
+    await reaping;
     await rt.db.deleteFrom('nodes').where('id', '=', rt.nodeId).execute().catch(() => {});
   };
 }

@@ -130,7 +130,7 @@ export class FilesystemStore implements Store {
     for (const e of entries) if (e.isFile()) yield pathToFileURL(path.join(this.dir, e.name)).href;
   }
 
-  async removeTemporary(): Promise<number> {
+  async removeTemporary(key?: string): Promise<number> {
     const tmpDir = path.join(this.dir, TMP_DIR);
     let names: string[];
     try {
@@ -138,6 +138,8 @@ export class FilesystemStore implements Store {
     } catch {
       return 0;
     }
+    // a temporary is named <key>.<uuid>
+    if (key !== undefined) names = names.filter((n) => n.slice(0, -37) === key);
     await Promise.all(names.map((n) => rm(path.join(tmpDir, n), { force: true })));
     return names.length;
   }

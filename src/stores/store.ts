@@ -51,8 +51,8 @@ export interface Store {
   exists(location: string): Promise<boolean>;
   /** every complete object's location, for the consistency check */
   list(): AsyncIterable<string>;
-  /** removes temporary objects left by writers that died; returns how many */
-  removeTemporary(): Promise<number>;
+  /** removes temporary objects left by writers that died (only those of `key` when given); returns how many */
+  removeTemporary(key?: string): Promise<number>;
   /** true when this store can take over an object from `other` without copying bytes */
   canAdopt?(other: Store): boolean;
   /** moves an object of `other` (same medium) into this store as `key` */

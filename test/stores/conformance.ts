@@ -16,8 +16,8 @@ export interface StoreHarness {
   readOnly: Store;
   /** every object the backend holds, complete or temporary (driver-specific names) */
   allObjects(): Promise<string[]>;
-  /** leaves a temporary object behind, as a writer killed mid-put would */
-  plantTemporary(): Promise<void>;
+  /** leaves a temporary object of `key` behind, as a writer killed mid-put would */
+  plantTemporary(key: string): Promise<void>;
   /** another empty store the driver can adopt from, when it supports adopt */
   sibling?: Store;
   /** a store of this driver on a backend that holds at most `capacity` bytes */
@@ -212,11 +212,14 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
     withStore('removeTemporary removes what dead writers left and nothing else', async (h) => {
       const keep = await h.store.put('keep', Readable.from([bytes(5000)]));
       const before = await h.allObjects();
-      await h.plantTemporary();
-      await h.plantTemporary();
-      assert.ok((await h.allObjects()).length > before.length, 'the harness planted temporaries');
+      await h.plantTemporary('dead-a');
+      await h.plantTemporary('dead-a');
+      await h.plantTemporary('dead-b');
+      assert.equal((await h.allObjects()).length, before.length + 3, 'the harness planted temporaries');
       assert.deepEqual(await collect(h.store.list()), [keep.location], 'temporaries are not listed');
-      assert.ok((await h.store.removeTemporary()) >= 2);
+      assert.equal(await h.store.removeTemporary('dead-a'), 2, 'only the temporaries of one key');
+      assert.equal((await h.allObjects()).length, before.length + 1);
+      assert.equal(await h.store.removeTemporary(), 1);
       assert.deepEqual(await h.allObjects(), before);
       assert.ok((await readAll(await h.store.get(keep.location))).equals(bytes(5000)));
       assert.equal(await h.store.removeTemporary(), 0);

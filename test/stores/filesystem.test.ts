@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -52,16 +53,15 @@ storeConformance('FilesystemStore', async (): Promise<StoreHarness> => {
   const base = path.join(root, `h${n++}`);
   const dir = path.join(base, 'store');
   const make = (id: string, p: string, readOnly = false) => new FilesystemStore({ id, description: id, readOnly, path: p });
-  let planted = 0;
   return {
     store: make('fs', dir),
     readOnly: make('fs', dir, true),
     sibling: make('staging', path.join(base, 'staging')),
     small: smallMounted ? { store: make('small', smallDir), capacity: 4 * 1024 * 1024 } : undefined,
     allObjects: async () => filesUnder(dir),
-    plantTemporary: async () => {
+    plantTemporary: async (key: string) => {
       mkdirSync(path.join(dir, '.tmp'), { recursive: true });
-      writeFileSync(path.join(dir, '.tmp', `dead-writer.${planted++}`), 'partial');
+      writeFileSync(path.join(dir, '.tmp', `${key}.${randomUUID()}`), 'partial');
     },
     breakBackend: async () => {
       // the directory vanishes and a file takes its place, as when a mount is lost
