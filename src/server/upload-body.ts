@@ -19,6 +19,10 @@ const discarding = new WeakSet<IncomingMessage>();
 export function uploadBody(req: IncomingMessage, res: ServerResponse): Readable {
   // Not a byte is read before the data path starts reading (after its checks and claim).
   const body = new LazyBody(() => req.pipe(body));
+  // A refused upload's body has no reader: without this listener the error
+  // below, when its connection goes, would be an uncaught exception.
+  // Readers (pipeline) still get the error.
+  body.on('error', () => undefined);
   const gone = () => body.destroy(new BadRequest('The client closed the connection before the upload finished.'));
   req.on('error', gone);
   req.on('close', () => {
