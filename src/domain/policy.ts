@@ -226,6 +226,10 @@ export class Policy {
 
   /** Whether `ctx` passes `rule` on `target`. Rules the code asks for but nobody defined allow admins only. */
   check(rule: string, ctx: RequestContext, target: PolicyTarget = {}): boolean {
+    // Every Glance rule has scope_types ['project'] and scope is enforced (as
+    // Glance with [oslo_policy] enforce_scope): system- and domain-scoped
+    // tokens pass none, whatever their roles.
+    if (!ctx.projectId) return false;
     const check = this.rules.get(rule);
     if (!check) return ctx.isAdmin;
     return this.evaluate(check, credentialsOf(ctx), normalize(target, ctx));
