@@ -43,8 +43,8 @@ export interface Options {
 }
 
 export const QUICK: Sizes = {
-  single: [128 * MiB, 512 * MiB],
-  busyUpload: 512 * MiB,
+  single: [128 * MiB, 256 * MiB],
+  busyUpload: 256 * MiB,
   concurrent: { count: 8, size: 64 * MiB },
   ranges: 2000,
   rangeSize: MiB,

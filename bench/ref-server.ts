@@ -1,14 +1,16 @@
 /**
  * The trivial HTTP server the bench measures Imago against: PUT discards the
- * body, GET streams one file with 1 MiB reads (the chunk size of Imago's
- * filesystem store), and one `Range: bytes=a-b` as a 206. Nothing else, so it shows what HTTP in user-space Node
- * costs on this machine. Usage: node ref-server.js <file>; prints its port.
+ * body; GET /<name> streams that file of the directory with 1 MiB reads (the
+ * chunk size of Imago's filesystem store), or one `Range: bytes=a-b` of it
+ * as a 206. Nothing else, so it shows what HTTP in user-space Node costs on
+ * this machine. Usage: node ref-server.js <dir>; prints its port.
  */
 import { createReadStream, statSync } from 'node:fs';
 import { createServer } from 'node:http';
+import path from 'node:path';
 
-const file = process.argv[2];
-const size = statSync(file).size;
+const dir = process.argv[2];
+const CHUNK = 1024 * 1024;
 
 const server = createServer((req, res) => {
   if (req.method === 'PUT' || req.method === 'POST') {
@@ -20,17 +22,25 @@ const server = createServer((req, res) => {
     });
     return;
   }
+  const file = path.join(dir, path.basename(decodeURIComponent(req.url ?? '')));
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch {
+    res.writeHead(404).end();
+    return;
+  }
   const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
   if (req.method === 'GET' && range) {
     const start = Number(range[1]);
     const end = Math.min(Number(range[2]), size - 1);
     res.writeHead(206, { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'content-range': `bytes ${start}-${end}/${size}` });
-    createReadStream(file, { start, end, highWaterMark: 1024 * 1024 }).pipe(res);
+    createReadStream(file, { start, end, highWaterMark: CHUNK }).pipe(res);
     return;
   }
   if (req.method === 'GET') {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
-    createReadStream(file, { highWaterMark: 1024 * 1024 }).pipe(res);
+    createReadStream(file, { highWaterMark: CHUNK }).pipe(res);
     return;
   }
   res.writeHead(405).end();

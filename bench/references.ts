@@ -53,16 +53,24 @@ function run(cmd: string, args: string[]): Promise<number> {
   });
 }
 
-async function startRefServer(file: string): Promise<{ port: number; stop(): void }> {
+export interface RefServer {
+  /** URL of a data file (by its path) on the trivial server */
+  urlOf(file: DataFile): string;
+  stop(): void;
+}
+
+/** Starts the trivial server over the directory of the data files; scenarios use it to measure their ceiling next to their own run. */
+export async function startRefServer(dir: string): Promise<RefServer> {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'ref-server.js');
-  const child = spawn(process.execPath, [script, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [script, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`reference server exited (${code})`)));
     createInterface({ input: child.stdout! }).once('line', resolve);
   });
   child.removeAllListeners('exit');
-  return { port: JSON.parse(line).port, stop: () => child.kill('SIGTERM') };
+  const port = JSON.parse(line).port as number;
+  return { urlOf: (f) => `http://127.0.0.1:${port}/${encodeURIComponent(path.basename(f.path))}`, stop: () => child.kill('SIGTERM') };
 }
 
 export interface ReferencePlan {
@@ -74,11 +82,11 @@ export interface ReferencePlan {
 }
 
 /** Measures the ceilings the targets are relative to; every figure is checked for the size it moved. */
-export async function measureReferences(r: Recorder, file: DataFile, scratchDir: string, plan: ReferencePlan): Promise<References> {
+export async function measureReferences(r: Recorder, file: DataFile, scratchDir: string, plan: ReferencePlan, server: RefServer): Promise<References> {
   const best: References = {};
   const runs: Record<string, number[]> = {};
   for (let i = 0; i < plan.repeats; i++) {
-    const refs = await measureOnce(r, file, scratchDir, plan, i === 0);
+    const refs = await measureOnce(r, file, scratchDir, plan, server, i === 0);
     for (const [k, v] of Object.entries(refs) as [keyof References, number][]) {
       (runs[k] ??= []).push(v);
       best[k] = Math.max(best[k] ?? 0, v);
@@ -90,7 +98,7 @@ export async function measureReferences(r: Recorder, file: DataFile, scratchDir:
   return best;
 }
 
-async function measureOnce(r: Recorder, file: DataFile, scratchDir: string, plan: ReferencePlan, check: boolean): Promise<References> {
+async function measureOnce(r: Recorder, file: DataFile, scratchDir: string, plan: ReferencePlan, server: RefServer, check: boolean): Promise<References> {
   const refs: References = {};
   for (const algo of ['md5', 'sha512'] as const) {
     const { mibs, hex } = hashThroughput(file, algo);
@@ -115,9 +123,8 @@ async function measureOnce(r: Recorder, file: DataFile, scratchDir: string, plan
     rmSync(cpOut, { force: true });
   }
 
-  const server = await startRefServer(file.path);
-  try {
-    const url = `http://127.0.0.1:${server.port}/file`;
+  const url = server.urlOf(file);
+  {
     const put = await curl({ url, uploadFile: file.path, headers: { 'content-type': 'application/octet-stream' }, maxSeconds: r.secondsLeft() });
     r.check('reference PUT: 204 and every byte sent', put.httpCode === 204 && put.sizeUpload === file.size, `${put.httpCode}, ${put.sizeUpload} bytes`);
     refs.httpPut = mibPerSec(file.size, put.seconds);
@@ -129,8 +136,6 @@ async function measureOnce(r: Recorder, file: DataFile, scratchDir: string, plan
     const bad = run.transfers.filter((t) => t.httpCode !== 206 || t.size !== plan.rangeSize).length;
     r.check('reference ranges: 206 and 1 MiB each', bad === 0 && run.transfers.length === plan.ranges, `${bad} wrong of ${run.transfers.length}`);
     refs.httpRanges = round(plan.ranges / run.wallSeconds, 0);
-  } finally {
-    server.stop();
   }
   return refs;
 }

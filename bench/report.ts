@@ -10,7 +10,7 @@ export function table(head: string[], rows: (string | number)[][]): string {
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
 }
 
-const DETAIL_KEYS = ['runsMiBps', 'seconds', 'p50Ms', 'p99Ms', 'p50MsDuring', 'p99MsIdle', 'slowestMiBps', 'stageSeconds', 'importSeconds', 'pages', 'uploadMiBps', 'rangesPerSecWithChecks'];
+const DETAIL_KEYS = ['runsMiBps', 'ceilingMiBps', 'ceilingPerSec', 'seconds', 'p50Ms', 'p99Ms', 'p50MsDuring', 'p99MsIdle', 'slowestMiBps', 'stageSeconds', 'importSeconds', 'pages', 'uploadMiBps', 'rangesPerSecWithChecks'];
 
 function details(r: ScenarioResult): string {
   if (r.note) return r.note;

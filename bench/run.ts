@@ -16,7 +16,7 @@ import { startImago, type LocalImago } from './imago-process.js';
 import { keystoneToken } from './keystone.js';
 import { describeMachine } from './machine.js';
 import { parseOptions, USAGE, UsageError, type Options } from './options.js';
-import { measureReferences, type References } from './references.js';
+import { measureReferences, startRefServer, type References } from './references.js';
 import { referenceTable, scenarioTable, targetTable } from './report.js';
 import { runScenario, Skip, type BenchContext, type ScenarioResult } from './scenario.js';
 import { concurrentDownloads, concurrentUploads } from './scenarios/concurrent.js';
@@ -90,7 +90,7 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
     const file = ctx.target.sameMachine ? files.get(small) : undefined;
     results.push(await runScenario(ctx, 'references', `references (${formatBytes(small)})`, async (r) => {
       if (!file) throw new Skip('the target runs on another machine; local ceilings would not describe it');
-      refs = await measureReferences(r, file, ctx.workDir, { ranges: sizes.ranges, rangeSize: sizes.rangeSize, rangeSeed: RANGE_SEED, repeats: sizes.repeats });
+      refs = await measureReferences(r, file, ctx.workDir, { ranges: sizes.ranges, rangeSize: sizes.rangeSize, rangeSeed: RANGE_SEED, repeats: sizes.repeats }, ctx.ref!);
     }));
   }
 
@@ -105,7 +105,7 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
       }));
       if (id) {
         const imageId = id;
-        results.push(await runScenario(ctx, `download-${label.replace(' ', '')}`, `download ${label}`, (r) => timedDownload(r, api, imageId, file, sizes.repeats)));
+        results.push(await runScenario(ctx, `download-${label.replace(' ', '')}`, `download ${label}`, (r) => timedDownload(r, api, imageId, file, sizes.repeats, ctx.ref)));
       }
       if (size === small) smallImage = id;
       else {
@@ -125,7 +125,7 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
         const put = await uploadWithCurl(api, id, file, r.secondsLeft());
         if (put.httpCode !== 204) throw new BenchFailure(`setup upload answered ${put.httpCode}`);
       }
-      await rangedReads(r, api, id, file, sizes.ranges, sizes.rangeSize, ctx.workDir);
+      await rangedReads(r, api, id, file, sizes.ranges, sizes.rangeSize, ctx.workDir, ctx.ref);
     }));
   }
   if (smallImage) await api.deleteImage(smallImage);
@@ -203,10 +203,14 @@ async function main(): Promise<number> {
     local = opened.local;
     console.log(local ? `  Imago ${local.target.baseUrl} (pid ${local.target.pid}, log ${local.logFile})` : `  target ${opened.target.baseUrl}`);
     const api = new Api(opened.target);
-    const ctx: BenchContext = { api, target: opened.target, opts, workDir, runId: stamp.slice(0, 19) };
+    const filesDir = path.join(workDir, 'files');
+    const files = new Files(filesDir);
+    const ref = opened.target.sameMachine ? await startRefServer(filesDir) : undefined;
+    const ctx: BenchContext = { api, target: opened.target, opts, workDir, runId: stamp.slice(0, 19), ref };
     try {
-      ({ results, refs } = await scenarios(ctx, new Files(path.join(workDir, 'files'))));
+      ({ results, refs } = await scenarios(ctx, files));
     } finally {
+      ref?.stop();
       await api.close();
     }
   } catch (err) {

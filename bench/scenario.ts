@@ -1,6 +1,7 @@
 import { loadavg } from 'node:os';
 import type { Api, Target } from './api.js';
 import type { Options } from './options.js';
+import type { RefServer } from './references.js';
 import { RssSampler, type RssPeak } from './rss.js';
 
 export interface Check {
@@ -22,7 +23,11 @@ export interface ScenarioResult {
   /** 1-minute load average before and after: other work on the machine skews figures */
   load: [number, number];
   seconds: number;
+  /** CLOCK_MONOTONIC in µs at start and end: the clock of V8 CPU profiles, to cut a server profile by scenario */
+  monotonicUs: [number, number];
 }
+
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 export class Skip extends Error {}
 
@@ -33,6 +38,8 @@ export interface BenchContext {
   workDir: string;
   /** a unique tag for names created by this run */
   runId: string;
+  /** the trivial server, when the target runs on this machine: ceilings measured next to each run */
+  ref?: RefServer;
 }
 
 /** What a scenario body uses to report: a figure, metrics, and checks (a failed check fails the scenario). */
@@ -67,7 +74,7 @@ export class Recorder {
  * become a failed result (with the message), never a crash of the bench.
  */
 export async function runScenario(ctx: BenchContext, id: string, title: string, body: (r: Recorder) => Promise<void>): Promise<ScenarioResult> {
-  const result: ScenarioResult = { id, title, status: 'ok', metrics: {}, checks: [], load: [loadavg()[0], 0], seconds: 0 };
+  const result: ScenarioResult = { id, title, status: 'ok', metrics: {}, checks: [], load: [loadavg()[0], 0], seconds: 0, monotonicUs: [monotonicUs(), 0] };
   const timeoutMs = ctx.opts.sizes.scenarioTimeoutMs;
   const started = performance.now();
   const rec = new Recorder(result, started + timeoutMs);
@@ -94,6 +101,7 @@ export async function runScenario(ctx: BenchContext, id: string, title: string, 
   }
   if (sampler) result.rss = sampler.stop();
   result.load[1] = loadavg()[0];
+  result.monotonicUs[1] = monotonicUs();
   result.seconds = Math.round((performance.now() - started) / 100) / 10;
   const failed = result.checks.filter((c) => !c.ok);
   const fig = result.figure ? `${result.figure.value} ${result.figure.unit}` : '';

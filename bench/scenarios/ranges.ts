@@ -4,6 +4,7 @@ import type { Api } from '../api.js';
 import { curlRanges, randomRanges, type ByteRange } from '../curl-ranges.js';
 import type { DataFile } from '../files.js';
 import type { Recorder } from '../scenario.js';
+import type { RefServer } from '../references.js';
 import { now, round, seededRandom, summarize } from '../stats.js';
 
 export const RANGE_SEED = 20240601;
@@ -12,9 +13,10 @@ const WARMUP = 50;
 /**
  * Random 1 MiB ranges over one kept-alive connection (curl with a config of
  * many URLs), timed as a whole. Then, untimed, the same ranges again through
- * undici with every byte compared with the file.
+ * undici with every byte compared with the file. With the trivial server at
+ * hand, its rate on the same ranges right after is the ceiling of the moment.
  */
-export async function rangedReads(r: Recorder, api: Api, imageId: string, file: DataFile, count: number, rangeSize: number, scratchDir: string): Promise<void> {
+export async function rangedReads(r: Recorder, api: Api, imageId: string, file: DataFile, count: number, rangeSize: number, scratchDir: string, ref?: RefServer): Promise<void> {
   const ranges = randomRanges(seededRandom(RANGE_SEED), WARMUP + count, file.size, rangeSize);
   const url = api.url(`/v2/images/${imageId}/file`);
   await curlRanges(url, api.authHeaders(), ranges.slice(0, WARMUP), r.secondsLeft(), scratchDir);
@@ -38,6 +40,12 @@ export async function rangedReads(r: Recorder, api: Api, imageId: string, file: 
   r.metric('p50Ms', s.p50Ms);
   r.metric('p99Ms', s.p99Ms);
   r.metric('maxMs', s.maxMs);
+  if (ref) {
+    // The same ranges from the trivial server, right after: the ceiling under the machine's load of this minute.
+    const c = await curlRanges(ref.urlOf(file), {}, timed, r.secondsLeft(), scratchDir);
+    r.check('ceiling ranges: 206 and 1 MiB each', c.transfers.every((t) => t.httpCode === 206 && t.size === rangeSize), 'the trivial server answered wrong');
+    r.metric('ceilingPerSec', round(count / c.wallSeconds, 0));
+  }
   const verified = await verifyRanges(r, api, imageId, file, timed);
   r.metric('rangesPerSecUndiciWithChecks', verified);
 }

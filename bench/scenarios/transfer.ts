@@ -1,5 +1,6 @@
 import type { Api } from '../api.js';
 import { curl, type CurlResult } from '../curl.js';
+import type { RefServer } from '../references.js';
 import type { DataFile } from '../files.js';
 import type { Recorder } from '../scenario.js';
 import { mibPerSec } from '../stats.js';
@@ -63,13 +64,24 @@ export async function timedUpload(r: Recorder, api: Api, file: DataFile, name: s
   return best.id;
 }
 
-export async function timedDownload(r: Recorder, api: Api, imageId: string, file: DataFile, repeats: number): Promise<void> {
+/** Downloads with curl to /dev/null, best of `repeats`; each run is followed by the same GET from the trivial server (the ceiling right now). */
+export async function timedDownload(r: Recorder, api: Api, imageId: string, file: DataFile, repeats: number, ref?: RefServer): Promise<void> {
   const seconds: number[] = [];
+  const ceiling: number[] = [];
   for (let i = 0; i < repeats; i++) {
     const res = await downloadWithCurl(api, imageId, r.secondsLeft());
     r.equal(`download ${i + 1} status`, res.httpCode, 200);
     r.equal(`download ${i + 1} bytes received`, res.sizeDownload, file.size);
     seconds.push(res.seconds);
+    if (ref) {
+      const c = await curl({ url: ref.urlOf(file), output: '/dev/null', maxSeconds: r.secondsLeft() });
+      r.check(`ceiling GET ${i + 1}: 200 and every byte`, c.httpCode === 200 && c.sizeDownload === file.size, `${c.httpCode}, ${c.sizeDownload} bytes`);
+      ceiling.push(mibPerSec(file.size, c.seconds));
+    }
+  }
+  if (ceiling.length) {
+    r.metric('ceilingMiBps', Math.max(...ceiling));
+    r.metric('ceilingRunsMiBps', ceiling.join(', '));
   }
   const best = Math.min(...seconds);
   r.figure(mibPerSec(file.size, best), 'MiB/s');
