@@ -1,6 +1,6 @@
 import { BadRequest, Forbidden } from '../domain/errors.js';
 import { validate, type JsonSchema } from './json-schema.js';
-import type { AssociationInput, NamespaceContents, NamespaceFields, ObjectInput, PropertyDef } from './model.js';
+import { storable, type AssociationInput, type NamespaceContents, type NamespaceFields, type ObjectInput, type PropertyDef } from './model.js';
 import {
   PROPERTY_ATTRIBUTES,
   namespaceSchema,
@@ -34,6 +34,7 @@ function requireBody(body: unknown, what: string): Json {
 function refuseFourByte(v: unknown, where = 'the request body'): void {
   if (typeof v === 'string') {
     if (FOUR_BYTE.test(v)) throw new BadRequest(`${where} contains a character outside the Basic Multilingual Plane (4-byte UTF-8), which is not accepted.`);
+    if (!storable(v)) throw new BadRequest(`${where} contains a NUL character or an unpaired surrogate, which is not accepted.`);
   } else if (Array.isArray(v)) {
     v.forEach((x) => refuseFourByte(x, where));
   } else if (isObject(v)) {

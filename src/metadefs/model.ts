@@ -88,6 +88,14 @@ export interface NamespaceContents {
   associations: AssociationInput[];
 }
 
+/**
+ * Whether a string can be stored and compared as it is: no NUL (PostgreSQL
+ * text cannot hold one) and no unpaired UTF-16 surrogate (not Unicode).
+ */
+export function storable(s: string): boolean {
+  return !/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+}
+
 /** What a namespace rule is checked against, named as Glance's metadef policy targets name it. */
 export function policyTarget(ns: Namespace): { project_id: string | null; owner: string | null; visibility: string } {
   return { project_id: ns.owner, owner: ns.owner, visibility: ns.visibility };

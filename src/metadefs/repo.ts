@@ -4,19 +4,20 @@ import { now } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import { Conflict } from '../domain/errors.js';
 import { orderedId } from './ids.js';
-import type {
-  Association,
-  AssociationInput,
-  MetadefObject,
-  MetadefProperty,
-  MetadefTag,
-  Namespace,
-  NamespaceContents,
-  NamespaceFields,
-  NamespaceVisibility,
-  ObjectInput,
-  PropertyDef,
-  ResourceType,
+import {
+  storable,
+  type Association,
+  type AssociationInput,
+  type MetadefObject,
+  type MetadefProperty,
+  type MetadefTag,
+  type Namespace,
+  type NamespaceContents,
+  type NamespaceFields,
+  type NamespaceVisibility,
+  type ObjectInput,
+  type PropertyDef,
+  type ResourceType,
 } from './model.js';
 import type { NamespaceListQuery, SortDir, TagListQuery } from './list-query.js';
 import type { MetadefNamespacesTable, MetadefObjectsTable, MetadefPropertiesTable, MetadefTagsTable } from './tables.js';
@@ -122,6 +123,7 @@ export class MetadefsRepo {
   // ---- namespaces
 
   async getNamespace(name: string): Promise<Namespace | undefined> {
+    if (!storable(name)) return undefined;
     const row = await this.db.selectFrom('metadef_namespaces').selectAll().where('namespace', '=', name).executeTakeFirst();
     return row ? toNamespace(row) : undefined;
   }
@@ -136,7 +138,8 @@ export class MetadefsRepo {
     }
     if (q.visibility) query = query.where('visibility', '=', q.visibility);
     if (q.resourceTypes) {
-      const types = q.resourceTypes;
+      const types = q.resourceTypes.filter(storable);
+      if (types.length === 0) return [];
       query = query.where('id', 'in', (eb) =>
         eb
           .selectFrom('metadef_namespace_resource_types as a')
@@ -291,6 +294,7 @@ export class MetadefsRepo {
   }
 
   async getObject(nsId: string, name: string): Promise<MetadefObject | undefined> {
+    if (!storable(name)) return undefined;
     const row = await this.db.selectFrom('metadef_objects').selectAll().where('namespace_id', '=', nsId).where('name', '=', name).executeTakeFirst();
     return row ? toObject(row) : undefined;
   }
@@ -329,6 +333,7 @@ export class MetadefsRepo {
   }
 
   async getProperty(nsId: string, name: string): Promise<MetadefProperty | undefined> {
+    if (!storable(name)) return undefined;
     const row = await this.db.selectFrom('metadef_properties').selectAll().where('namespace_id', '=', nsId).where('name', '=', name).executeTakeFirst();
     return row ? toProperty(row) : undefined;
   }
@@ -374,6 +379,7 @@ export class MetadefsRepo {
   }
 
   async getTag(nsId: string, name: string): Promise<MetadefTag | undefined> {
+    if (!storable(name)) return undefined;
     const row = await this.db.selectFrom('metadef_tags').selectAll().where('namespace_id', '=', nsId).where('name', '=', name).executeTakeFirst();
     return row ? toTag(row) : undefined;
   }
@@ -489,6 +495,7 @@ export class MetadefsRepo {
 
   /** Returns false when the namespace has no such association. */
   async dissociate(nsId: string, typeName: string): Promise<boolean> {
+    if (!storable(typeName)) return false;
     const row = await this.associationRow(this.db, nsId, typeName);
     if (!row) return false;
     await this.db.deleteFrom('metadef_namespace_resource_types').where('namespace_id', '=', nsId).where('resource_type_id', '=', row.resource_type_id).execute();
