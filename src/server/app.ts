@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import { toContext, type RequestContext } from '../auth/context.js';
 import { NotFound } from '../domain/errors.js';
-import { sendError } from './error-mapper.js';
+import { clientErrorResponse, sendError } from './error-mapper.js';
 import { readJsonBody } from './json-body.js';
 import { discardUnreadBody } from './upload-body.js';
 import { registerVersions } from './versions.js';
@@ -48,6 +49,11 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
     return503OnClosing: false,
     // The router's own 400 (a URL that is not valid percent-encoding) gets the spec's JSON body too.
     frameworkErrors: (err: Error, request: FastifyRequest, reply: FastifyReply) => sendError(request, reply, err, rt.auth.wwwAuthenticate),
+    // ...and so does Node's own refusal of a request it cannot parse (431 for a 20 KB URL).
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (err.code !== 'ECONNRESET' && !socket.destroyed && socket.writable) socket.write(clientErrorResponse(err.code));
+      socket.destroy(err);
+    },
   });
 
   app.decorateRequest('ctx', null as unknown as RequestContext);

@@ -1,9 +1,22 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ImagoError, InternalError, Unauthorized } from '../domain/errors.js';
 
 /** The JSON error body of our spec. */
 export function errorBody(status: number, message: string, details = ''): string {
   return JSON.stringify({ error: { code: status, message, details } });
+}
+
+/** The raw answer to a request Node cannot even parse (headers too large, not HTTP), in the spec's shape. */
+export function clientErrorResponse(code: string | undefined): string {
+  const [status, message] =
+    code === 'HPE_HEADER_OVERFLOW' ? [431, 'The request line or headers are too large (the limit is 16 KiB); shorten the URL or the headers.']
+    : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'The request took too long to arrive.']
+    : [400, 'The request is not valid HTTP/1.1.'];
+  const body = errorBody(status, message);
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `x-openstack-request-id: req-${randomUUID()}\r\nConnection: close\r\n\r\n${body}`;
 }
 
 /**
