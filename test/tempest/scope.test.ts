@@ -31,12 +31,16 @@ describe('system- and domain-scoped tokens against the image API', { skip }, () 
     await ks?.stop();
   });
 
-  const call = (token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
-    fetch(s.url + path, {
+  const call = (token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    let payload: string | Uint8Array | undefined;
+    if (typeof body === 'string' || body instanceof Uint8Array) payload = body;
+    else if (body !== undefined) payload = JSON.stringify(body);
+    return fetch(s.url + path, {
       method,
       headers: { 'x-auth-token': token, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-      body: body === undefined ? undefined : typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
+      body: payload,
     });
+  };
 
   async function expectError(res: Response, status: number): Promise<void> {
     assert.equal(res.status, status);
