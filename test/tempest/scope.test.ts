@@ -32,8 +32,9 @@ describe('system- and domain-scoped tokens against the image API', { skip }, () 
   });
 
   const call = (token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-    let payload: string | Uint8Array | undefined;
-    if (typeof body === 'string' || body instanceof Uint8Array) payload = body;
+    let payload: BodyInit | undefined;
+    if (typeof body === 'string') payload = body;
+    else if (Buffer.isBuffer(body)) payload = new Blob([new Uint8Array(body)]);
     else if (body !== undefined) payload = JSON.stringify(body);
     return fetch(s.url + path, {
       method,
