@@ -166,14 +166,22 @@ export class TaskService {
     const { rt } = this;
     const imageId = (task.input as unknown as ImportTaskInput).image_id;
     const controller = new AbortController();
+    // "Copied N MiB", written at most once a second, and always once more after the last bytes of a burst.
     let copied = 0;
     let lastProgress = 0;
+    let pending: NodeJS.Timeout | undefined;
+    const flush = () => {
+      pending = undefined;
+      lastProgress = Date.now();
+      this.repo.touch(task.id, rt.nodeId, copiedMessage(copied)).catch(() => {});
+    };
     const progress = (bytes: number) => {
       if (bytes <= copied) return;
       copied = bytes;
-      if (Date.now() - lastProgress < PROGRESS_MS) return;
-      lastProgress = Date.now();
-      this.repo.touch(task.id, rt.nodeId, copiedMessage(copied)).catch(() => {});
+      if (pending) return;
+      const wait = PROGRESS_MS - (Date.now() - lastProgress);
+      if (wait <= 0) flush();
+      else pending = setTimeout(flush, wait);
     };
     const heartbeat = setInterval(() => {
       this.repo.touch(task.id, rt.nodeId).then(
@@ -202,6 +210,7 @@ export class TaskService {
       await rt.data.asWriter(imageId, task.id, controller, work);
     } finally {
       clearInterval(heartbeat);
+      clearTimeout(pending);
       this.tokens.delete(task.id);
     }
   }
