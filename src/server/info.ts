@@ -9,9 +9,11 @@ export function registerInfo(app: FastifyInstance, rt: Runtime): void {
 
   const storeJson = (detail: boolean) =>
     rt.stores.stores.map((s) => {
-      const out: Record<string, unknown> = { id: s.info.id, description: s.info.description };
+      // As Glance: description only when set; "default" and "read-only" are the string "true" when they apply.
+      const out: Record<string, unknown> = { id: s.info.id };
+      if (s.info.description) out.description = s.info.description;
       if (s.info.id === rt.stores.defaultId) out.default = 'true';
-      if (s.info.readOnly) out.read_only = 'true';
+      if (s.info.readOnly) out['read-only'] = 'true';
       if (detail) Object.assign(out, { type: s.info.type, properties: s.info.properties });
       return out;
     });

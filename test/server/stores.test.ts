@@ -1,0 +1,137 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { startTestServer, createImage, uploadBytes, type TestServer } from '../support/server.js';
+import { checkConsistency } from '../../src/services/recovery.js';
+import { errorOf, getImage, importImage, payload, stage, waitImage } from '../import/helpers.js';
+
+describe('multiple stores', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer({
+      config: {
+        stores: [
+          { id: 'fast', type: 'filesystem', path: 'fast', description: 'Fast store' },
+          { id: 'cheap', type: 'filesystem', path: 'cheap', description: 'Cheap store' },
+          { id: 'archive', type: 'filesystem', path: 'archive', description: '', readOnly: true },
+        ],
+        defaultStore: 'cheap',
+        import: { methods: ['glance-direct', 'copy-image'] },
+      },
+    });
+  });
+  after(() => s.close());
+
+  test('GET /v2/info/stores lists the configured stores as Glance does; staging is not one of them', async () => {
+    const res = await s.req('GET', '/v2/info/stores', { token: 'member' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), {
+      stores: [
+        { id: 'fast', description: 'Fast store' },
+        { id: 'cheap', description: 'Cheap store', default: 'true' },
+        { id: 'archive', 'read-only': 'true' },
+      ],
+    });
+    assert.equal((await s.req('GET', '/v2/info/stores', { token: null })).status, 401);
+  });
+
+  test('GET /v2/info/stores/detail is for admins and adds type and properties', async () => {
+    const res = await s.req('GET', '/v2/info/stores/detail');
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { stores: Record<string, any>[] };
+    assert.deepEqual(body.stores.map((x) => x.id), ['fast', 'cheap', 'archive']);
+    assert.equal(body.stores[0].type, 'file');
+    assert.equal(body.stores[0].properties.data_dir, path.join(s.dataDir, 'fast'));
+    assert.equal(typeof body.stores[0].properties.chunk_size, 'number');
+    const member = await s.req('GET', '/v2/info/stores/detail', { token: 'member' });
+    assert.equal(member.status, 403);
+    await errorOf(member);
+  });
+
+  test('GET /v2/info/import lists only the enabled methods', async () => {
+    const res = await s.req('GET', '/v2/info/import', { token: 'reader' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { 'import-methods': { description: 'Import methods available.', type: 'array', value: ['glance-direct', 'copy-image'] } });
+  });
+
+  test('POST /v2/images announces import methods and the real store ids', async () => {
+    const res = await s.req('POST', '/v2/images', { json: { name: 'h', disk_format: 'raw', container_format: 'bare' } });
+    assert.equal(res.status, 201);
+    assert.equal(res.headers.get('openstack-image-import-methods'), 'glance-direct,copy-image');
+    assert.equal(res.headers.get('openstack-image-store-ids'), 'fast,cheap,archive');
+  });
+
+  test('uploads go to the default store or X-Image-Meta-Store; the stores property lists them sorted', async () => {
+    const a = await createImage(s);
+    assert.equal((await uploadBytes(s, a.id, payload(100))).status, 204);
+    assert.equal((await getImage(s, a.id)).stores, 'cheap');
+    const b = await createImage(s);
+    const res = await s.req('PUT', `/v2/images/${b.id}/file`, { headers: { 'content-type': 'application/octet-stream', 'x-image-meta-store': 'fast' }, body: payload(100) });
+    assert.equal(res.status, 204);
+    assert.equal((await getImage(s, b.id)).stores, 'fast');
+    // all_stores leaves read-only stores out; naming one is a conflict
+    const c = await createImage(s);
+    assert.equal((await stage(s, c.id, payload(100))).status, 204);
+    const ro = await importImage(s, c.id, { method: { name: 'glance-direct' }, stores: ['archive'] });
+    assert.equal(ro.status, 409);
+    assert.match((await errorOf(ro)).message, /read-only/);
+    assert.equal((await importImage(s, c.id, { method: { name: 'glance-direct' }, all_stores: true })).status, 202);
+    assert.equal((await waitImage(s, c.id, (i) => i.status === 'active')).stores, 'cheap,fast');
+  });
+
+  test('DELETE /v2/stores/{store}/{image} removes one copy; never the last one', async () => {
+    const img = await createImage(s, {}, 'member');
+    assert.equal((await uploadBytes(s, img.id, payload(4096), 'member')).status, 204);
+    assert.equal((await importImage(s, img.id, { method: { name: 'copy-image' }, stores: ['fast'] })).status, 202);
+    await waitImage(s, img.id, (i) => i.stores === 'cheap,fast' && !('os_glance_import_task' in i));
+
+    const member = await s.req('DELETE', `/v2/stores/fast/${img.id}`, { token: 'member' });
+    assert.equal(member.status, 403);
+    await errorOf(member);
+    const other = await s.req('DELETE', `/v2/stores/fast/${img.id}`, { token: 'other' });
+    assert.equal(other.status, 404);
+    const unknown = await s.req('DELETE', `/v2/stores/nope/${img.id}`);
+    assert.equal(unknown.status, 409);
+    assert.match((await errorOf(unknown)).message, /The selected store nope is not available/);
+    const absent = await s.req('DELETE', `/v2/stores/archive/${img.id}`);
+    assert.equal(absent.status, 404);
+    assert.match((await errorOf(absent)).message, /is not stored in store archive/);
+    assert.equal((await s.req('DELETE', '/v2/stores/fast/00000000-0000-0000-0000-000000000000')).status, 404);
+    assert.equal((await s.req('GET', `/v2/stores/fast/${img.id}`)).status, 405);
+
+    const ok = await s.req('DELETE', `/v2/stores/fast/${img.id}`);
+    assert.equal(ok.status, 204);
+    assert.equal(await ok.text(), '');
+    const after = await getImage(s, img.id);
+    assert.equal(after.stores, 'cheap');
+    assert.equal(after.status, 'active');
+    assert.equal(existsSync(path.join(s.dataDir, 'fast', img.id)), false);
+
+    const last = await s.req('DELETE', `/v2/stores/cheap/${img.id}`);
+    assert.equal(last.status, 409);
+    assert.match((await errorOf(last)).message, /only store containing it/);
+    assert.equal((await getImage(s, img.id)).stores, 'cheap');
+
+    const queued = await createImage(s);
+    const notActive = await s.req('DELETE', `/v2/stores/cheap/${queued.id}`);
+    assert.equal(notActive.status, 409);
+    await errorOf(notActive);
+    assert.deepEqual(await checkConsistency(s.rt), { missingObjects: [], orphanObjects: [] });
+  });
+
+  test('two concurrent removals cannot take both copies', async () => {
+    const img = await createImage(s);
+    assert.equal((await uploadBytes(s, img.id, payload(4096))).status, 204);
+    assert.equal((await importImage(s, img.id, { method: { name: 'copy-image' }, stores: ['fast'] })).status, 202);
+    await waitImage(s, img.id, (i) => i.stores === 'cheap,fast' && !('os_glance_import_task' in i));
+    const [a, b] = await Promise.all([s.req('DELETE', `/v2/stores/fast/${img.id}`), s.req('DELETE', `/v2/stores/cheap/${img.id}`)]);
+    assert.deepEqual([a.status, b.status].sort(), [204, 409]);
+    const after = await getImage(s, img.id);
+    assert.equal(after.status, 'active');
+    assert.ok(after.stores === 'fast' || after.stores === 'cheap');
+    const dl = await s.req('GET', `/v2/images/${img.id}/file`);
+    assert.equal(dl.status, 200);
+    assert.deepEqual(Buffer.from(await dl.arrayBuffer()), payload(4096));
+  });
+});
