@@ -11,6 +11,7 @@ import type { Store } from '../stores/store.js';
 import { StoreReadOnly } from '../stores/errors.js';
 import { targetOf } from './images.js';
 import { crashPoint } from './crash-points.js';
+import { DurableCommits } from './durable-commits.js';
 import type { QuotaLease } from '../domain/quota.js';
 
 export interface WriteOptions {
@@ -53,7 +54,11 @@ export interface Download {
  * rules of docs/ARCHITECTURE.md (invariants 1-4).
  */
 export class DataService {
-  constructor(private readonly rt: Runtime) {}
+  private readonly commits: DurableCommits;
+
+  constructor(private readonly rt: Runtime) {
+    this.commits = new DurableCommits(rt);
+  }
 
   /** Streams `source` into `store` as `key`, measuring and hashing it. Leaves nothing behind on failure. */
   async write(store: Store, key: string, source: Readable, opts: WriteOptions): Promise<Written> {
@@ -188,9 +193,21 @@ export class DataService {
     return { status: 200, headers, body };
   }
 
-  /** Removes objects whose locations were marked pending_delete, then forgets the locations. */
+  /**
+   * Removes objects whose locations were marked pending_delete, then forgets
+   * the locations. The marking commit is made durable first, so that no power
+   * loss can bring back a location whose object is gone.
+   */
   async removeLocations(locations: Location[]): Promise<void> {
-    if (locations.length) crashPoint('delete:before-remove');
+    if (!locations.length) return;
+    crashPoint('delete:before-remove');
+    try {
+      await this.commits.sync();
+    } catch (err) {
+      // The pending_delete records stay; start-up recovery retries them.
+      this.rt.log.warn({ err }, 'could not make the delete durable; its data stays until the next start');
+      return;
+    }
     for (const loc of locations) {
       const store = this.rt.stores.holding(loc.storeId);
       try {

@@ -25,26 +25,31 @@ export interface ChildImago {
  * dist/src/main.js` when IMAGO_TEST_DIST=1 and a build exists, else the
  * sources through tsx. The data dir holds the test tokens and a config file.
  */
-export async function spawnImago(dataDir: string, opts: { config?: Record<string, unknown>; env?: Record<string, string> } = {}): Promise<ChildImago> {
+export async function spawnImago(dataDir: string, opts: { config?: Record<string, unknown>; env?: Record<string, string>; wrap?: string[] } = {}): Promise<ChildImago> {
   writeTokens(dataDir);
   const configFile = path.join(dataDir, 'child-config.json');
   writeFileSync(configFile, JSON.stringify({ port: 0, logLevel: 'info', ...(opts.config ?? {}) }));
   const dist = path.join(REPO, 'dist/src/main.js');
   const args = process.env.IMAGO_TEST_DIST === '1' && existsSync(dist) ? [dist] : ['--import', 'tsx', path.join(REPO, 'src/main.ts')];
-  const proc = spawn(process.execPath, args, {
+  const command = [...(opts.wrap ?? []), process.execPath, ...args];
+  const proc = spawn(command[0], command.slice(1), {
     cwd: REPO,
     env: { ...process.env, IMAGO_DATA_DIR: dataDir, IMAGO_CONFIG: configFile, IMAGO_PORT: '0', IMAGO_LOG_LEVEL: 'info', ...(opts.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  let pid = 0;
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
     const onLine = (line: string) => {
       logs.push(line);
       try {
         const entry = JSON.parse(line);
-        if (entry.msg === 'Imago is listening') resolve(entry.url);
+        if (entry.msg === 'Imago is listening') {
+          pid = entry.pid;
+          resolve(entry.url);
+        }
       } catch {
         // not a log line
       }
@@ -71,7 +76,8 @@ export async function spawnImago(dataDir: string, opts: { config?: Record<string
       await exited;
     },
     terminate: async () => {
-      proc.kill('SIGTERM');
+      // the server's own pid: with a wrapper (strace), proc is the wrapper
+      process.kill(pid || proc.pid!, 'SIGTERM');
       return exited;
     },
   };

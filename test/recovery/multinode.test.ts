@@ -91,8 +91,8 @@ describe('a shared database: a surviving node cleans up after a dead one', { con
       assert.equal(shown.checksum, md5(Buffer.concat(slowData)));
 
       for (const id of [midStream, beforeCommit]) {
-        const put = await fetch(`${b.url}/v2/images/${id}/file`, { method: 'PUT', headers: { 'x-auth-token': TOKENS.admin, 'content-type': 'application/octet-stream' }, body: new Uint8Array(pattern(1000)) });
-        assert.equal(put.status, 204);
+        const res: Response = await fetch(`${b.url}/v2/images/${id}/file`, { method: 'PUT', headers: { 'x-auth-token': TOKENS.admin, 'content-type': 'application/octet-stream' }, body: new Uint8Array(pattern(1000)) });
+        assert.equal(res.status, 204);
       }
       assert.deepEqual(await b.terminate(), { code: 0, signal: null });
       b = undefined;
