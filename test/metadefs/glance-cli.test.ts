@@ -3,9 +3,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { startTestServer, TOKENS, type TestServer } from '../support/server.js';
-import { expectJson, nsPath } from './helpers.js';
+import { expectJson, nsPath, SAMPLES } from './helpers.js';
 
-const SAMPLES = path.resolve(import.meta.dirname, '../../metadefs');
 
 /**
  * The real glance CLI (python3-glanceclient) driving the catalog in

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { TestServer, TOKENS } from '../support/server.js';
 
 export type Who = keyof typeof TOKENS;
@@ -41,3 +43,17 @@ export async function createNamespace(s: TestServer, body: Body = {}, who: Who =
 }
 
 export const nsPath = (name: string, rest = '') => `/v2/metadefs/namespaces/${encodeURIComponent(name)}${rest}`;
+
+/** The repository root, from test/metadefs or from its compiled copy in dist/test/metadefs. */
+export const REPO_ROOT = (() => {
+  let dir = import.meta.dirname;
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('package.json not found above the tests');
+    dir = up;
+  }
+  return dir;
+})();
+
+/** The definition files shipped with Imago. */
+export const SAMPLES = path.join(REPO_ROOT, 'metadefs');

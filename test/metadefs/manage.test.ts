@@ -5,10 +5,9 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startTestServer, makeDataDir, type TestServer } from '../support/server.js';
-import { expectJson, nsPath, type Body } from './helpers.js';
+import { expectJson, nsPath, REPO_ROOT, SAMPLES, type Body } from './helpers.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const SAMPLES = path.join(ROOT, 'metadefs');
+const ROOT = REPO_ROOT;
 
 /** Runs the real imago-manage (from source) against a data dir. */
 function manage(dataDir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

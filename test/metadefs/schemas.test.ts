@@ -4,9 +4,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { validate } from '../../src/metadefs/json-schema.js';
-import { createNamespace, expectJson, nsPath, type Body } from './helpers.js';
+import { createNamespace, expectJson, nsPath, SAMPLES, type Body } from './helpers.js';
 
-const SAMPLES = path.resolve(import.meta.dirname, '../../metadefs');
 
 describe('metadefs schemas', () => {
   let s: TestServer;
