@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import type { KeystoneConfig } from '../config.js';
-import { DownloadError, openHttpSource, type Resolver } from './http-source.js';
+import { DownloadError, discard, openHttpSource, type Resolver } from './http-source.js';
 import type { UriFilter } from './uri-filter.js';
 
 interface CatalogEndpoint {
@@ -58,7 +58,7 @@ export async function remoteImage(endpoint: string, id: string, token: string, f
   for await (const chunk of src.body) {
     size += (chunk as Buffer).length;
     if (size > 1024 * 1024) {
-      src.body.destroy();
+      discard(src.body);
       throw new DownloadError(`the remote image record at ${endpoint} is larger than 1 MiB`);
     }
     parts.push(chunk as Buffer);

@@ -84,7 +84,7 @@ export async function openHttpSource(uri: string, opts: HttpSourceOptions): Prom
         throw new DownloadError(`could not fetch ${url}: ${refusal ?? describe(err)}`);
       }
       if (REDIRECTS.has(res.statusCode)) {
-        res.body.destroy();
+        discard(res.body);
         const location = res.headers.location;
         if (typeof location !== 'string' || location === '') throw new DownloadError(`${url} answered ${res.statusCode} without a Location`);
         if (hop >= (opts.maxRedirects ?? 5)) throw new DownloadError(`${uri} redirects more than ${opts.maxRedirects ?? 5} times`);
@@ -92,7 +92,7 @@ export async function openHttpSource(uri: string, opts: HttpSourceOptions): Prom
         continue;
       }
       if (res.statusCode !== 200) {
-        res.body.destroy();
+        discard(res.body);
         throw new DownloadError(`${url} answered HTTP ${res.statusCode}`);
       }
       const raw = res.headers['content-length'];
@@ -104,6 +104,12 @@ export async function openHttpSource(uri: string, opts: HttpSourceOptions): Prom
     closeAgent();
     throw err;
   }
+}
+
+/** Drops a response body nobody will read (undici reports a destroyed body as an error event). */
+export function discard(body: Readable): void {
+  body.on('error', () => {});
+  body.destroy();
 }
 
 function describe(err: unknown): string {

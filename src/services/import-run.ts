@@ -5,12 +5,12 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { RequestContext } from '../auth/context.js';
 import type { Runtime } from '../runtime.js';
-import { Gone, ImagoError, ServiceUnavailable } from '../domain/errors.js';
+import { Gone, ImagoError, PayloadTooLarge, ServiceUnavailable } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
 import type { Store } from '../stores/store.js';
 import { FormatInspector, type InspectionResult } from '../import/inspect/inspector.js';
 import { inspectionVerdict } from '../import/inspection.js';
-import { openHttpSource, type Resolver } from '../import/http-source.js';
+import { discard, openHttpSource, type Resolver } from '../import/http-source.js';
 import { glanceEndpoint, propertiesToCopy, remoteImage } from '../import/glance-download.js';
 import { decompressor, detectCompression, readHead } from '../import/plugins/decompress.js';
 import { qemuConvert, qemuFormat, qemuInfo, qemuSafetyProblems } from '../import/plugins/qemu-img.js';
@@ -145,9 +145,9 @@ export class ImportRun {
     return { store: this.rt.stores.holding(loc.storeId)!, url: loc.url, size: image.size, md5: image.checksum, sha512: image.osHashValue, staged: false, virtualSize: image.virtualSize };
   }
 
-  private async cap(image: Image): Promise<{ bytes: number; error: (n: number) => Error }> {
-    const cap = await this.rt.data.uploadCap(image, this.ctx);
-    return { bytes: cap.bytes, error: (n) => new ImportFailure(`${cap.error(n).message} The data is larger than that.`) };
+  /** The size cap (or remaining quota); its error must be an ImagoError so that stores pass it through. */
+  private cap(image: Image): Promise<{ bytes: number; error: (n: number) => Error }> {
+    return this.rt.data.uploadCap(image, this.ctx);
   }
 
   // ---- getting the data into staging ----
@@ -200,7 +200,7 @@ export class ImportRun {
   private async stageFrom(image: Image, body: Readable, length: number | undefined, what: string): Promise<Staged> {
     const cap = await this.cap(image);
     if (length !== undefined && length > cap.bytes) {
-      body.destroy();
+      discard(body);
       throw cap.error(cap.bytes);
     }
     await this.rt.staging.discard(this.imageId);
@@ -226,7 +226,7 @@ export class ImportRun {
     try {
       return await this.rt.quotas?.admitWriter({ owner: image.owner, imageId: this.imageId, writerId: this.task.id, resource, bytes, what: 'this import' });
     } catch (err) {
-      body?.destroy();
+      if (body) discard(body);
       throw err;
     }
   }
@@ -392,7 +392,7 @@ export class ImportRun {
   /** Copies the source into `store` and proves the copy is the same bytes (invariant 8). */
   private async copy(store: Store, source: Source, signal: AbortSignal): Promise<Written> {
     const body = await source.store.get(source.url);
-    const tooLarge = () => new ImportFailure(`The source object in ${source.store.info.id} is larger than the image's recorded size.`);
+    const tooLarge = () => new PayloadTooLarge(`The source object in ${source.store.info.id} is larger than the image's recorded size.`);
     const onAbort = () => body.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
     signal.addEventListener('abort', onAbort, { once: true });
     let written: Written;
