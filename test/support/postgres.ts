@@ -34,6 +34,12 @@ export async function createTestDatabase(): Promise<{ url: string; drop(): Promi
       const c = new pg.Client({ connectionString: PG_ADMIN_URL });
       await c.connect();
       try {
+        // Give the server's pool a moment to close its sessions; FORCE only ends stragglers.
+        for (let i = 0; i < 20; i++) {
+          const { rows } = await c.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name]);
+          if (rows[0].n === 0) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
         await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       } finally {
         await c.end();
