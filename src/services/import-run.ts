@@ -1,13 +1,14 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { RequestContext } from '../auth/context.js';
 import type { Runtime } from '../runtime.js';
 import { Gone, ImagoError, PayloadTooLarge, ServiceUnavailable } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
 import type { Store } from '../stores/store.js';
+import { StoreFull } from '../stores/errors.js';
 import { FormatInspector, type InspectionResult } from '../import/inspect/inspector.js';
 import { inspectionVerdict } from '../import/inspection.js';
 import { discard, openHttpSource, type Resolver } from '../import/http-source.js';
@@ -22,6 +23,24 @@ import type { QuotaLease } from '../domain/quota.js';
 
 /** A reason an import cannot complete; the message is what the task tells the user. */
 export class ImportFailure extends Error {}
+
+/** The source of the bytes failed (not the store they were going to). */
+class SourceError extends ImagoError {
+  constructor(message: string) {
+    super(502, message);
+  }
+}
+
+/** `body`, with its own errors labelled as the source's. */
+function labelled(body: Readable, what: string): Readable {
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  body.on('error', (err) => out.destroy(err instanceof ImagoError ? err : new SourceError(`Reading ${what} failed: ${err.message}`)));
+  out.on('close', () => {
+    if (!body.readableEnded) body.destroy();
+  });
+  body.pipe(out);
+  return out;
+}
 
 /** Where the bytes for the target stores come from. */
 interface Source {
@@ -160,7 +179,7 @@ export class ImportRun {
 
   private async webDownload(image: Image): Promise<Staged> {
     const src = await this.open(this.req.method.uri!, {});
-    return this.stageFrom(image, src.body, src.length, `${this.req.method.uri} sent`);
+    return this.stageFrom(image, src.body, src.length, this.req.method.uri!);
   }
 
   private async glanceDownload(image: Image): Promise<Staged> {
@@ -177,7 +196,7 @@ export class ImportRun {
     await this.rt.tasks.repo.saveState(this.task.id, this.state);
     await this.rt.tasks.repo.updateImage(this.imageId, this.task.id, { disk_format: remote.disk_format ?? null, container_format: remote.container_format ?? null }, props);
     const src = await this.open(`${endpoint}/v2/images/${m.glance_image_id}/file`, { 'x-auth-token': token });
-    const staged = await this.stageFrom(await this.image(), src.body, remote.size, `the remote image ${m.glance_image_id} sent`);
+    const staged = await this.stageFrom(await this.image(), src.body, remote.size, `the remote image ${m.glance_image_id}`);
     const mismatch =
       staged.size !== remote.size ? `${staged.size} bytes arrived but the remote image has ${remote.size}`
       : remote.os_hash_algo === 'sha512' && remote.os_hash_value && remote.os_hash_value !== staged.sha512 ? 'the data does not match the remote os_hash_value'
@@ -208,13 +227,13 @@ export class ImportRun {
     const quota = await this.admit(image, 'image_stage_total', length, body);
     let written: Written;
     try {
-      written = await this.write(this.rt.stores.staging, this.imageId, body, cap, inspector, length, quota);
+      written = await this.write(this.rt.stores.staging, this.imageId, body, cap, inspector, length, quota, what);
     } finally {
       await quota?.release().catch(() => {});
     }
     if (length !== undefined && written.size !== length) {
       await this.rt.stores.staging.delete(written.location);
-      throw new ImportFailure(`${what} ${written.size} bytes but announced ${length}; the transfer was cut short.`);
+      throw new ImportFailure(`${what} sent ${written.size} bytes but announced ${length}; the transfer was cut short.`);
     }
     const inspection = inspector?.finish(written.size) ?? null;
     await this.rt.staging.record(this.imageId, written, inspection);
@@ -231,14 +250,19 @@ export class ImportRun {
     }
   }
 
-  private async write(store: Store, key: string, body: Readable, cap: { bytes: number; error: (n: number) => Error }, inspector?: FormatInspector, expectedSize?: number, quota?: QuotaLease): Promise<Written> {
+  /**
+   * Streams `body` into `store`. Errors of the source (a cut download, a
+   * corrupt archive) are told apart from the store's own, so the task says
+   * which side failed.
+   */
+  private async write(store: Store, key: string, body: Readable, cap: { bytes: number; error: (n: number) => Error }, inspector?: FormatInspector, expectedSize?: number, quota?: QuotaLease, what = 'the image data'): Promise<Written> {
     const taps = [(chunk: Buffer, offset: number) => this.opts.progress(offset + chunk.length)];
     if (inspector) taps.push((chunk, offset) => inspector.push(chunk, offset));
     try {
-      return await this.rt.data.write(store, key, body, { cap: cap.bytes, tooLarge: cap.error, signal: this.opts.signal, taps, expectedSize, quota });
+      return await this.rt.data.write(store, key, labelled(body, what), { cap: cap.bytes, tooLarge: cap.error, signal: this.opts.signal, taps, expectedSize, quota });
     } catch (err) {
       if (this.opts.signal.aborted) throw this.opts.signal.reason;
-      if (err instanceof ImportFailure) throw err;
+      if (err instanceof ImportFailure || err instanceof SourceError || (err instanceof PayloadTooLarge && !(err instanceof StoreFull))) throw err;
       throw new ImportFailure(`Writing the image data to store ${store.info.id} failed: ${(err as Error).message}`);
     }
   }
@@ -310,7 +334,7 @@ export class ImportRun {
   /** Replaces the staged object by `source` (decompressed or converted data), with fresh digests and inspection. */
   private async rewrite(image: Image, staged: Staged, tag: string, source: Readable, attrs: Record<string, string>): Promise<Staged> {
     const inspector = this.rt.config.import.plugins.formatInspection ? new FormatInspector() : undefined;
-    const written = await this.write(this.rt.stores.staging, `${this.imageId}-${tag}`, source, await this.cap(image), inspector);
+    const written = await this.write(this.rt.stores.staging, `${this.imageId}-${tag}`, source, await this.cap(image), inspector, undefined, undefined, `the ${tag} data`);
     const inspection = inspector?.finish(written.size) ?? null;
     await this.rt.staging.replace(this.imageId, written, inspection, attrs);
     await this.rt.stores.staging.delete(staged.url);
@@ -397,7 +421,7 @@ export class ImportRun {
     signal.addEventListener('abort', onAbort, { once: true });
     let written: Written;
     try {
-      written = await this.write(store, this.imageId, body, { bytes: source.size, error: tooLarge }, undefined, source.size);
+      written = await this.write(store, this.imageId, body, { bytes: source.size, error: tooLarge }, undefined, source.size, undefined, `the image from store ${source.store.info.id}`);
     } finally {
       signal.removeEventListener('abort', onAbort);
     }

@@ -259,10 +259,10 @@ export class TaskService {
     await removeWorkFiles(rt.config.import.workDir, task.id);
     let message: string;
     if (err instanceof Gone || !image) message = 'The image was deleted while it was being imported; nothing was kept.';
-    else if (err instanceof ImportFailure || err instanceof ImagoError) message = `${err.message}${outcome}`;
+    else if (err instanceof ImportFailure || err instanceof ImagoError) message = `${sentence(err.message)}${outcome}`;
     else {
       rt.log.error({ err, task: task.id }, 'import failed unexpectedly');
-      message = `Import failed: ${(err as Error)?.message ?? String(err)}.${outcome}`;
+      message = `${sentence(`Import failed: ${(err as Error)?.message ?? String(err)}`)}${outcome}`;
     }
     await this.repo.finish(task.id, imageId, 'failure', message, null, rt.config.import.taskTimeToLiveHours);
   }
@@ -306,6 +306,11 @@ export class TaskService {
     }
     return { resumed, failed };
   }
+}
+
+/** A message ending as a sentence does, so more can follow. */
+function sentence(text: string): string {
+  return /[.!?]$/.test(text.trim()) ? text.trim() : `${text.trim()}.`;
 }
 
 function expired(t: Task): boolean {
