@@ -18,8 +18,9 @@ export function inspectionVerdict(diskFormat: string | null, result: InspectionR
 /**
  * Format inspection on direct uploads: the inspector sees every chunk while
  * it streams (a MeteredStream tap, bounded memory), and at the end the
- * upload is refused when the bytes are unsafe (400) or are not the declared
- * disk_format (415); otherwise the inspector's virtual size is recorded.
+ * upload is refused when the bytes are unsafe (400) or, for container_format
+ * bare, are not the declared disk_format (415); otherwise the inspector's
+ * virtual size is recorded (bare only).
  */
 export class UploadInspection implements InspectionPlugin {
   start(image: Image): { tap: (chunk: Buffer, offset: number) => void; finish(size: number): number | null } {
@@ -30,6 +31,9 @@ export class UploadInspection implements InspectionPlugin {
         const result = inspector.finish(size);
         const verdict = inspectionVerdict(image.diskFormat, result);
         if (verdict?.kind === 'unsafe') throw new BadRequest(verdict.message);
+        // Only bare bytes are the disk itself: an ami/ova/docker... container's
+        // bytes cannot match its disk_format (Glance inspects bare uploads only).
+        if (image.containerFormat !== 'bare') return null;
         if (verdict?.kind === 'mismatch') throw new UnsupportedMediaType(verdict.message);
         return result.virtualSize;
       },
