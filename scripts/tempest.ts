@@ -106,7 +106,7 @@ async function startImageServer(): Promise<{ url: string; server: Server; sha512
   return { url: `http://127.0.0.1:${port}/tempest-image.img`, server, sha512 };
 }
 
-function imagoConfig(dataDir: string, ks: Keystone, imagePort: number): Record<string, unknown> {
+function imagoConfig(dataDir: string, ks: Keystone, imagePort: number, imagoPort: number): Record<string, unknown> {
   return {
     host: '127.0.0.1',
     logLevel: process.env.IMAGO_TEMPEST_LOG_LEVEL ?? 'info',
@@ -118,11 +118,14 @@ function imagoConfig(dataDir: string, ks: Keystone, imagePort: number): Record<s
     auth: { mode: 'keystone', keystone: ks.keystoneConfig({ cacheSeconds: 30 }) },
     import: {
       methods: ['glance-direct', 'web-download', 'copy-image', 'glance-download'],
-      // tempest's web-download source is this script's loopback server
+      // Glance's default filter (http/https, ports 80 and 443, any host), plus
+      // loopback: tempest's web-download source is this script's server, and
+      // glance-download fetches from this Imago itself (Glance filters that
+      // URL too). tempest's bad-URL test names an unresolvable host on port 80.
       webDownload: {
-        allowedSchemes: ['http'],
-        allowedHosts: ['127.0.0.1'],
-        allowedPorts: [imagePort],
+        allowedSchemes: ['http', 'https'],
+        allowedHosts: [],
+        allowedPorts: [80, 443, imagePort, imagoPort],
         allowPrivateNetworks: true,
       },
     },
@@ -146,8 +149,8 @@ async function startImago(ws: string, ks: Keystone, imagePort: number, build: bo
   const dataDir = path.join(ws, 'imago');
   mkdirSync(dataDir, { recursive: true });
   const configFile = path.join(ws, 'imago-config.json');
-  writeFileSync(configFile, JSON.stringify(imagoConfig(dataDir, ks, imagePort), null, 2));
   const port = await freePort();
+  writeFileSync(configFile, JSON.stringify(imagoConfig(dataDir, ks, imagePort, port), null, 2));
   const url = `http://127.0.0.1:${port}`;
   const logFile = path.join(ws, 'imago.log');
   const log = createWriteStream(logFile);

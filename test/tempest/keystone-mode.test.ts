@@ -1,11 +1,9 @@
 /**
- * Found by tempest (glance_tempest_plugin RBAC tests, `[enforce_scope] glance
- * = true`): every Glance rule is project-scoped, so a system- or
- * domain-scoped token, even an admin's, may do nothing with images: create
- * and list answer 403, anything on one image 404 (as for an image it cannot
- * see). Real Keystone (test/support/keystone.ts), Imago in keystone mode.
+ * Behaviours tempest relies on that need Keystone, found while running it
+ * against Imago (docs/tempest.md). Real Keystone (test/support/keystone.ts),
+ * Imago in keystone mode with its endpoint in the catalog.
  *
- *   npx tsx --test test/tempest/scope.test.ts
+ *   npx tsx --test test/tempest/keystone-mode.test.ts
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +12,11 @@ import { startTestServer, type TestServer } from '../support/server.js';
 
 const skip = process.env.IMAGO_TEST_SKIP_KEYSTONE === '1' ? 'IMAGO_TEST_SKIP_KEYSTONE=1' : keystoneUnavailableReason() ?? false;
 
-describe('system- and domain-scoped tokens against the image API', { skip }, () => {
+// glance_tempest_plugin RBAC tests (`[enforce_scope] glance = true`): every
+// Glance rule is project-scoped, so a system- or domain-scoped token, even an
+// admin's, may do nothing with images: create and list answer 403, anything
+// on one image 404 (as for an image it cannot see).
+describe('keystone mode, as tempest uses it', { skip }, () => {
   let ks: Keystone;
   let s: TestServer;
   let project: string;
@@ -24,6 +26,7 @@ describe('system- and domain-scoped tokens against the image API', { skip }, () 
   before(async () => {
     ks = await startKeystone();
     s = await startTestServer({ config: { auth: { mode: 'keystone', keystone: ks.keystoneConfig() } } });
+    await ks.registerImageEndpoint(s.url);
     [project, system, domain] = await Promise.all([ks.token('admin'), ks.systemToken('admin'), ks.domainToken('admin')]);
   });
   after(async () => {
@@ -82,4 +85,48 @@ describe('system- and domain-scoped tokens against the image API', { skip }, () 
       }
     });
   }
+
+  // tempest ImportImagesTest.test_image_glance_download_import_bad_endpoint / _bad_missing_image
+  async function failedGlanceDownload(method: Record<string, string>): Promise<void> {
+    const created = await call(project, 'POST', '/v2/images', { name: 'gd', disk_format: 'raw', container_format: 'bare', hw_cpu_cores: '1' });
+    assert.equal(created.status, 201);
+    const { id } = (await created.json()) as { id: string };
+    try {
+      const res = await call(project, 'POST', `/v2/images/${id}/import`, { method: { name: 'glance-download', ...method } });
+      assert.equal(res.status, 202, await res.text());
+      let tasks: Array<{ status: string; message: string }> = [];
+      for (let i = 0; i < 100; i++) {
+        tasks = ((await (await call(project, 'GET', `/v2/images/${id}/tasks`)).json()) as { tasks: typeof tasks }).tasks;
+        if (tasks.length && ['success', 'failure'].includes(tasks[0].status)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(tasks.length, 1);
+      assert.equal(tasks[0].status, 'failure');
+      assert.ok(tasks[0].message.length > 0);
+      const image = (await (await call(project, 'GET', `/v2/images/${id}`)).json()) as Record<string, unknown>;
+      assert.equal(image.status, 'queued');
+      assert.equal(image.hw_cpu_cores, '1');
+    } finally {
+      await call(project, 'DELETE', `/v2/images/${id}`);
+    }
+  }
+
+  test('glance-download from a region or interface the catalog lacks: 202, then the task fails and the image is queued again', async () => {
+    await failedGlanceDownload({ glance_image_id: '36d4b546-64a2-4bb9-bdd0-ba676aa48f2c', glance_region: 'not a region', glance_service_interface: 'not an interface' });
+  });
+
+  test('glance-download of an image the remote region does not have: the task fails', async () => {
+    await failedGlanceDownload({ glance_image_id: '36d4b546-64a2-4bb9-bdd0-ba676aa48f2c', glance_region: 'RegionOne', glance_service_interface: 'public' });
+  });
+
+  test('glance-download with an image id that is no UUID: 400 at once', async () => {
+    const created = await call(project, 'POST', '/v2/images', { name: 'gd', disk_format: 'raw', container_format: 'bare' });
+    const { id } = (await created.json()) as { id: string };
+    try {
+      const res = await call(project, 'POST', `/v2/images/${id}/import`, { method: { name: 'glance-download', glance_image_id: 'foo', glance_region: 'RegionOne', glance_service_interface: 'public' } });
+      await expectError(res, 400);
+    } finally {
+      await call(project, 'DELETE', `/v2/images/${id}`);
+    }
+  });
 });
