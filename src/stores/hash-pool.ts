@@ -12,20 +12,23 @@ import { Worker } from 'node:worker_threads';
 const BLOCK_SIZE = 1024 * 1024;
 const BLOCKS_PER_SESSION = 4;
 
+// A block's SharedArrayBuffer is sent to a worker once ('block'); updates name it by index.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const sessions = new Map();
 parentPort.on('message', (m) => {
   const key = m.id + '/' + m.algo;
-  if (m.op === 'open') { sessions.set(key, createHash(m.algo)); return; }
-  const h = sessions.get(key);
-  if (m.op === 'update') {
-    if (h) h.update(new Uint8Array(m.buf, 0, m.len));
+  if (m.op === 'open') { sessions.set(key, { hash: createHash(m.algo), blocks: [] }); return; }
+  const s = sessions.get(key);
+  if (m.op === 'block') {
+    if (s) s.blocks[m.block] = new Uint8Array(m.buf);
+  } else if (m.op === 'update') {
+    if (s) s.hash.update(s.blocks[m.block].subarray(0, m.len));
     parentPort.postMessage({ op: 'done', id: m.id, block: m.block });
   } else if (m.op === 'final') {
     sessions.delete(key);
-    parentPort.postMessage({ op: 'digest', id: m.id, algo: m.algo, hex: h ? h.digest('hex') : null });
+    parentPort.postMessage({ op: 'digest', id: m.id, algo: m.algo, hex: s ? s.hash.digest('hex') : null });
   } else if (m.op === 'abort') {
     sessions.delete(key);
   }
@@ -133,9 +136,8 @@ export class HashSession {
     const block = this.current!;
     const index = this.blocks.indexOf(block);
     block.pending = 2;
-    const msg = { op: 'update', id: this.id, block: index, buf: block.buf, len: this.fill };
-    this.md5Worker.postMessage({ ...msg, algo: 'md5' });
-    this.shaWorker.postMessage({ ...msg, algo: 'sha512' });
+    this.md5Worker.postMessage({ op: 'update', id: this.id, algo: 'md5', block: index, len: this.fill });
+    this.shaWorker.postMessage({ op: 'update', id: this.id, algo: 'sha512', block: index, len: this.fill });
     this.current = undefined;
     this.fill = 0;
   }
@@ -148,7 +150,9 @@ export class HashSession {
       if (this.blocks.length < BLOCKS_PER_SESSION) {
         const buf = new SharedArrayBuffer(BLOCK_SIZE);
         const block = { buf, view: new Uint8Array(buf), pending: 0 };
-        this.blocks.push(block);
+        const index = this.blocks.push(block) - 1;
+        this.md5Worker.postMessage({ op: 'block', id: this.id, algo: 'md5', block: index, buf });
+        this.shaWorker.postMessage({ op: 'block', id: this.id, algo: 'sha512', block: index, buf });
         return block;
       }
       await new Promise<void>((resolve) => (this.waiter = resolve));
