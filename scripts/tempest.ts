@@ -276,7 +276,7 @@ function summarize(ws: string): Summary {
   // skip reasons are only in the trace output
   const trace = spawnSync('/bin/sh', ['-c', 'stestr last --subunit | subunit-trace --no-summary'], { cwd: ws, encoding: 'utf8', maxBuffer: 64 << 20 });
   for (const line of (trace.stdout ?? '').split('\n')) {
-    const m = /^\{\d+\} (\S+) \.\.\. SKIPPED: (.*)$/.exec(line);
+    const m = /^\{\d+\} (.+?) \.\.\. SKIPPED: (.*)$/.exec(line);
     if (!m) continue;
     const entry = s.skipped.find((e) => e.test.split('[')[0] === m[1].split('[')[0]);
     if (entry) entry.reason = m[2];
