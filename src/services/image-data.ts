@@ -95,6 +95,8 @@ export class DataService {
     const { image, membership } = await this.rt.imageService.getVisible(imageId, ctx);
     this.rt.policy.enforce('upload_image', ctx, targetOf(image, membership), 'You are not permitted to upload data to this image.');
     if (image.status !== 'queued') throw new Conflict(`Image status transition from ${image.status} to saving is not allowed`);
+    const missing = (['disk_format', 'container_format'] as const).filter((k) => !(k === 'disk_format' ? image.diskFormat : image.containerFormat));
+    if (missing.length) throw new BadRequest(`${missing.length > 1 ? 'Properties' : 'Property'} ${missing.join(', ')} must be set prior to saving data.`);
     if (store.info.readOnly) throw new StoreReadOnly(store.info.id);
     const cap = await this.uploadCap(image, ctx);
     const known = req.declaredSize ?? req.contentLength;

@@ -119,6 +119,22 @@ describe('PUT /v2/images/{id}/file', () => {
     assertErrorBody(await put(s, img.id, data1k()), 409);
   });
 
+  test('400 until disk_format and container_format are set (as Glance)', async () => {
+    const none = await createImage(s, { disk_format: undefined, container_format: undefined });
+    let e = assertErrorBody(await put(s, none.id, data1k()), 400);
+    assert.equal(e.message, 'Properties disk_format, container_format must be set prior to saving data.');
+    const half = await createImage(s, { container_format: undefined });
+    e = assertErrorBody(await put(s, half.id, data1k()), 400);
+    assert.equal(e.message, 'Property container_format must be set prior to saving data.');
+    assert.equal((await imageOf(s, half.id)).status, 'queued');
+    const patched = await s.req('PATCH', `/v2/images/${half.id}`, {
+      headers: { 'content-type': 'application/openstack-images-v2.1-json-patch' },
+      body: JSON.stringify([{ op: 'add', path: '/container_format', value: 'bare' }]),
+    });
+    assert.equal(patched.status, 200);
+    assert.equal((await put(s, half.id, data1k())).status, 204);
+  });
+
   test('two concurrent uploads: the second gets 409 before any of its bytes are stored', async () => {
     const img = await createImage(s);
     const first = new ManualUpload(s.url, img.id, { contentLength: 2000 });
