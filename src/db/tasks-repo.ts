@@ -207,9 +207,24 @@ export class TasksRepo {
     await this.db.updateTable('tasks').set({ state: JSON.stringify(state) }).where('id', '=', id).execute();
   }
 
-  /** Gives a task back to the queue (shutdown, or resumption after a crash). */
-  async requeue(id: string, message: string): Promise<void> {
-    await this.db.updateTable('tasks').set({ status: 'pending', runner_node: null, heartbeat_at: null, message, updated_at: now() }).where('id', '=', id).execute();
+  /**
+   * Gives a task back to the queue, marked as resumed (shutdown, or after a
+   * crash). A graceful stop does not count as an attempt.
+   */
+  async requeue(id: string, message: string, state: TaskState, opts: { countAttempt: boolean }): Promise<void> {
+    await this.db
+      .updateTable('tasks')
+      .set((eb) => ({
+        status: 'pending',
+        runner_node: null,
+        heartbeat_at: null,
+        message,
+        state: JSON.stringify({ ...state, resumed: true }),
+        updated_at: now(),
+        ...(opts.countAttempt ? {} : { attempts: eb('attempts', '-', 1) }),
+      }))
+      .where('id', '=', id)
+      .execute();
   }
 
   /**

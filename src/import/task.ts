@@ -42,6 +42,8 @@ export interface TaskState {
   previousFormats?: { disk_format: string | null; container_format: string | null };
   /** glance-download: properties copied from the remote image */
   copiedProperties?: string[];
+  /** the task was interrupted (stop or crash) and picked up again */
+  resumed?: boolean;
 }
 
 export interface Task {

@@ -195,12 +195,12 @@ export class TaskService {
       const run = new ImportRun(rt, task, { token: this.tokens.get(task.id), signal: controller.signal, progress, resolve: this.resolver });
       try {
         let message = await run.run();
-        if (task.attempts > 1) message += ' (resumed after Imago restarted)';
+        if (task.state.resumed) message += ' (resumed after Imago restarted)';
         await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, rt.config.import.taskTimeToLiveHours);
       } catch (err) {
         const reason = controller.signal.aborted ? controller.signal.reason : err;
         if (reason instanceof ServiceUnavailable && rt.writers.isClosing) {
-          await this.repo.requeue(task.id, 'Imago is stopping; this import will go on when it starts again.');
+          await this.repo.requeue(task.id, 'Imago is stopping; this import will go on when it starts again.', task.state, { countAttempt: false });
           return;
         }
         await this.fail(task, reason);
@@ -300,7 +300,7 @@ export class TaskService {
         await this.fail(task, why);
         failed++;
       } else {
-        await this.repo.requeue(task.id, `Imago stopped while this import was running (attempt ${task.attempts}); it resumes now.`);
+        await this.repo.requeue(task.id, `Imago stopped while this import was running (attempt ${task.attempts}); it resumes now.`, task.state, { countAttempt: true });
         resumed++;
       }
     }
