@@ -20,6 +20,13 @@ export interface ApiResponse {
 
 export class BenchFailure extends Error {}
 
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'DELETE']);
+
+function isConnectionLost(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_CLOSED';
+}
+
 export const IMAGE_PATCH = 'application/openstack-images-v2.1-json-patch';
 
 /** The few image API calls the scenarios need, outside their timed windows. */
@@ -32,7 +39,8 @@ export class Api {
     const url = new URL(target.baseUrl);
     this.origin = url.origin;
     this.prefix = url.pathname.replace(/\/+$/, '');
-    this.pool = new Pool(this.origin, { connections: 4 });
+    // Idle connections close well before the server's keep-alive timeout, so a request never races the server closing one.
+    this.pool = new Pool(this.origin, { connections: 4, keepAliveTimeout: 10_000, keepAliveMaxTimeout: 30_000 });
   }
 
   path(p: string): string {
@@ -54,8 +62,17 @@ export class Api {
       payload = JSON.stringify(body);
       h['content-type'] ??= 'application/json';
     }
-    const res = await this.pool.request({ method: method as 'GET', path: this.path(p), headers: h, body: payload });
-    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+    const send = async () => {
+      const res = await this.pool.request({ method: method as 'GET', path: this.path(p), headers: h, body: payload });
+      return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+    };
+    try {
+      return await send();
+    } catch (err) {
+      // A kept-alive connection the server closed while a long transfer ran: safe to resend what is idempotent.
+      if (!IDEMPOTENT.has(method) || !isConnectionLost(err)) throw err;
+      return send();
+    }
   }
 
   async expect(method: string, p: string, status: number, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse> {
@@ -95,7 +112,8 @@ export class Api {
 
   /** Downloads the image's data and hashes it as it streams. */
   async hashDownload(id: string): Promise<{ status: number; size: number; md5: string; sha512: string }> {
-    const res = await this.pool.request({ method: 'GET', path: this.path(`/v2/images/${id}/file`), headers: this.authHeaders() });
+    const get = () => this.pool.request({ method: 'GET', path: this.path(`/v2/images/${id}/file`), headers: this.authHeaders() });
+    const res = await get().catch((err) => (isConnectionLost(err) ? get() : Promise.reject(err)));
     const md5 = createHash('md5');
     const sha = createHash('sha512');
     let size = 0;
