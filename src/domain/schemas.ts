@@ -50,7 +50,6 @@ export function imageBaseProperties(): Record<string, PropSpec> {
     min_disk: { type: 'integer', description: 'Disk (GiB) an instance needs to boot the image' },
     self: readOnly('string', 'Path of this image'),
     file: readOnly('string', 'Path of the image data'),
-    stores: readOnly('string', 'Comma-separated identifiers of the stores that hold the image data'),
     schema: readOnly('string', 'Path of the image schema'),
     locations: {
       type: 'array',
@@ -106,6 +105,13 @@ export function imageCustomProperties(): Record<string, PropSpec> {
   };
 }
 
+/**
+ * Glance also lists `stores` (read-only) here. We leave it out: glanceclient
+ * up to 4.x turns every schema property into an option of image-create-via-import,
+ * which already has its own --stores, so with token auth (the cached schema
+ * is then read) every `glance` command dies with "conflicting option string:
+ * --stores". Images still carry `stores`, valid as an additional string property.
+ */
 export function imageSchema(): Schema {
   return {
     name: 'image',
