@@ -316,4 +316,27 @@ describe('PUT /v2/images/{id}/file', () => {
       agent.destroy();
     }
   });
+
+  test('a refused body announced larger than the discard bound: Connection: close; one that goes past it is cut', async () => {
+    const active = await createImage(s);
+    assert.equal((await put(s, active.id, data1k())).status, 204);
+    const big = new ManualUpload(s.url, active.id, { contentLength: 100 * 1024 * 1024 });
+    const r = await big.response;
+    assertErrorBody(r, 409);
+    assert.equal(r.headers.connection, 'close');
+    big.abort();
+
+    // chunked, so the server cannot know: it reads and discards up to 64 MiB, then cuts
+    const agent = new http.Agent({ keepAlive: true });
+    const endless = new ManualUpload(s.url, active.id, { agent });
+    assertErrorBody(await endless.response, 409);
+    const piece = Buffer.alloc(1024 * 1024);
+    let cut = false;
+    endless.req.socket!.on('close', () => (cut = true));
+    for (let i = 0; i < 200 && !cut; i++) await Promise.race([endless.write(piece), new Promise((r) => setTimeout(r, 1000))]);
+    assert.ok(cut, 'the connection was cut');
+    assert.ok(endless.sent > 60 * 1024 * 1024 && endless.sent < 100 * 1024 * 1024, `cut after ${endless.sent} bytes`);
+    assert.equal((await imageOf(s, active.id)).status, 'active');
+    agent.destroy();
+  });
 });
