@@ -283,6 +283,20 @@ describe('openstack CLI against Imago behind a real Keystone', { skip: skipKeyst
     await openstackScenario(cli('demo-member'), disks.raw, 'raw', 'ks-member-raw', dir, ks.projects.demo);
   });
 
+  test('OS_* environment variables and the glance CLI find Imago through the catalog too', async () => {
+    const u = ks.users['demo-member'];
+    const created = JSON.parse(ok(await run(OPENSTACK, ['image', 'create', '--disk-format', 'raw', '--container-format', 'bare', '--file', disks.raw, 'ks-env', '-f', 'json'], ks.openstackEnv('demo-member'), dir), 'image create (env)'));
+    const g: Cli = (args) => run(GLANCE, [
+      '--os-auth-url', ks.authUrl, '--os-username', u.name, '--os-password', u.password, '--os-project-name', u.projectName,
+      '--os-user-domain-name', 'Default', '--os-project-domain-name', 'Default', ...args,
+    ], {}, dir);
+    assert.match(ok(await g(['image-list']), 'glance image-list'), new RegExp(`\\| ${created.id} \\| ks-env`));
+    const shown = glanceTable(ok(await g(['image-show', created.id]), 'glance image-show'));
+    assert.equal(shown.owner, ks.projects.demo);
+    assert.equal(shown.checksum, md5(disks.raw));
+    ok(await g(['image-delete', created.id]), 'glance image-delete');
+  });
+
   test('project boundaries hold through the CLI', async () => {
     const member = cli('demo-member');
     const created = JSON.parse(ok(await member(['image', 'create', '--private', '--disk-format', 'raw', '--container-format', 'bare', 'ks-private', '-f', 'json']), 'image create'));
