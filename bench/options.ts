@@ -33,6 +33,8 @@ export interface Options {
   /** remote Glance-compatible endpoint; absent = start a local Imago */
   target?: string;
   token?: string;
+  /** pid of the --target server when it runs on this machine: RSS and CPU are sampled from it */
+  serverPid?: number;
   keystone?: KeystoneAuth;
   only: Set<ScenarioId>;
   workDir?: string;
@@ -70,6 +72,7 @@ export const USAGE = `Usage: npm run bench -- [options]
   --only a,b                  run only these scenarios: ${SCENARIOS.join(', ')}
   --target URL                benchmark a running Glance-compatible endpoint instead of a local Imago
   --token T                   token for --target (X-Auth-Token)
+  --server-pid PID            the --target server's pid, when it runs here: its RSS and CPU are sampled
   --os-auth-url URL           Keystone password auth for --target (with the options below; OS_* env vars also work)
   --os-username NAME
   --os-password PASS
@@ -113,6 +116,12 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       }
       case '--target': opts.target = value().replace(/\/+$/, ''); break;
       case '--token': opts.token = value(); break;
+      case '--server-pid': {
+        const v = value();
+        if (!/^\d+$/.test(v)) throw new UsageError(`--server-pid must be a process id, got "${v}"`);
+        opts.serverPid = Number(v);
+        break;
+      }
       case '--os-auth-url': ks.authUrl = value(); explicitKeystone = true; break;
       case '--os-username': ks.username = value(); explicitKeystone = true; break;
       case '--os-password': ks.password = value(); explicitKeystone = true; break;
@@ -141,8 +150,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       }
       opts.keystone = ks as KeystoneAuth;
     }
-  } else if (opts.token || explicitKeystone) {
-    throw new UsageError('--token and --os-* options only make sense with --target');
+  } else if (opts.token || explicitKeystone || opts.serverPid) {
+    throw new UsageError('--token, --server-pid and --os-* options only make sense with --target');
   }
   return opts;
 }

@@ -10,7 +10,7 @@ export function table(head: string[], rows: (string | number)[][]): string {
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
 }
 
-const DETAIL_KEYS = ['runsMiBps', 'ceilingMiBps', 'ceilingPerSec', 'seconds', 'p50Ms', 'p99Ms', 'p50MsDuring', 'p99MsIdle', 'slowestMiBps', 'stageSeconds', 'importSeconds', 'pages', 'uploadMiBps', 'rangesPerSecWithChecks'];
+const DETAIL_KEYS = ['runsMiBps', 'ceilingMiBps', 'ceilingPerSec', 'opsPerSecPerFreeCore', 'seconds', 'p50Ms', 'p99Ms', 'p50MsDuring', 'p99MsIdle', 'slowestMiBps', 'stageSeconds', 'importSeconds', 'pages', 'uploadMiBps', 'rangesPerSecWithChecks'];
 
 function details(r: ScenarioResult): string {
   if (r.note) return r.note;
@@ -19,13 +19,14 @@ function details(r: ScenarioResult): string {
 
 export function scenarioTable(results: ScenarioResult[]): string {
   return table(
-    ['scenario', 'result', 'figure', 'details', 'peak RSS', 'checks', 'load'],
+    ['scenario', 'result', 'figure', 'details', 'peak RSS', 'server CPU s (main)', 'checks', 'load'],
     results.map((r) => [
       r.title,
       r.status,
       r.figure ? `${r.figure.value} ${r.figure.unit}` : '',
       details(r),
       r.rss ? `${r.rss.peakMB} MB` : 'n/a',
+      r.serverCpu ? `${r.serverCpu.processSeconds} (${r.serverCpu.mainThreadSeconds})` : 'n/a',
       `${r.checks.filter((c) => c.ok).length}/${r.checks.length}`,
       `${r.load[0].toFixed(1)}→${r.load[1].toFixed(1)}`,
     ]),

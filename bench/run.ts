@@ -46,7 +46,7 @@ function isLoopback(url: string): boolean {
 async function openTarget(o: Options, workDir: string, profDir: string): Promise<{ target: Target; local?: LocalImago }> {
   if (o.target) {
     const token = o.token ?? (await keystoneToken(o.keystone!));
-    return { target: { baseUrl: o.target, token, sameMachine: isLoopback(o.target) } };
+    return { target: { baseUrl: o.target, token, sameMachine: isLoopback(o.target), pid: isLoopback(o.target) ? o.serverPid : undefined } };
   }
   const nodeArgs = [...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...o.serverNodeArgs];
   const local = await startImago({ repoRoot, workDir, nodeArgs });

@@ -3,6 +3,7 @@ import type { Api, Target } from './api.js';
 import type { Options } from './options.js';
 import type { RefServer } from './references.js';
 import { RssSampler, type RssPeak } from './rss.js';
+import { cpuSpent, cpuTimes, type CpuTimes } from './cpu.js';
 
 export interface Check {
   name: string;
@@ -20,6 +21,10 @@ export interface ScenarioResult {
   metrics: Record<string, number | string>;
   checks: Check[];
   rss?: RssPeak;
+  /** CPU the server process spent during the scenario (local server only) */
+  serverCpu?: CpuTimes;
+  /** CPU the bench process itself spent (its clients share the machine with the server) */
+  benchCpuSeconds: number;
   /** 1-minute load average before and after: other work on the machine skews figures */
   load: [number, number];
   seconds: number;
@@ -74,12 +79,14 @@ export class Recorder {
  * become a failed result (with the message), never a crash of the bench.
  */
 export async function runScenario(ctx: BenchContext, id: string, title: string, body: (r: Recorder) => Promise<void>): Promise<ScenarioResult> {
-  const result: ScenarioResult = { id, title, status: 'ok', metrics: {}, checks: [], load: [loadavg()[0], 0], seconds: 0, monotonicUs: [monotonicUs(), 0] };
+  const result: ScenarioResult = { id, title, status: 'ok', metrics: {}, checks: [], load: [loadavg()[0], 0], seconds: 0, monotonicUs: [monotonicUs(), 0], benchCpuSeconds: 0 };
   const timeoutMs = ctx.opts.sizes.scenarioTimeoutMs;
   const started = performance.now();
   const rec = new Recorder(result, started + timeoutMs);
   const sampler = ctx.target.pid ? new RssSampler(ctx.target.pid) : undefined;
   sampler?.start();
+  const cpuBefore = ctx.target.pid ? cpuTimes(ctx.target.pid) : undefined;
+  const benchBefore = process.cpuUsage();
   let timer: NodeJS.Timeout | undefined;
   process.stdout.write(`  ${title} ... `);
   try {
@@ -100,6 +107,16 @@ export async function runScenario(ctx: BenchContext, id: string, title: string, 
     clearTimeout(timer);
   }
   if (sampler) result.rss = sampler.stop();
+  if (ctx.target.pid) result.serverCpu = cpuSpent(cpuBefore, cpuTimes(ctx.target.pid));
+  const bench = process.cpuUsage(benchBefore);
+  result.benchCpuSeconds = Math.round((bench.user + bench.system) / 1e4) / 100;
+  const ops = result.metrics.operations;
+  if (result.serverCpu && typeof ops === 'number' && ops > 0) {
+    // The server's cost of one operation, and the rate one free core would give at that cost.
+    const msPerOp = (result.serverCpu.mainThreadSeconds * 1000) / ops;
+    result.metrics.serverMainThreadMsPerOp = Math.round(msPerOp * 1000) / 1000;
+    if (msPerOp > 0) result.metrics.opsPerSecPerFreeCore = Math.round(1000 / msPerOp);
+  }
   result.load[1] = loadavg()[0];
   result.monotonicUs[1] = monotonicUs();
   result.seconds = Math.round((performance.now() - started) / 100) / 10;

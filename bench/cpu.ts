@@ -1,0 +1,44 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat on every Linux that Node runs on. */
+const TICKS_PER_SECOND = 100;
+
+function ticksOf(statFile: string): number {
+  try {
+    const stat = readFileSync(statFile, 'utf8');
+    // Fields after the command name (which may hold spaces) start at state; utime and stime are the 12th and 13th of those.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return NaN;
+  }
+}
+
+export interface CpuTimes {
+  /** CPU seconds used by the whole server process (main thread, hash workers, libuv pool) */
+  processSeconds: number;
+  /** CPU seconds of the main (event loop) thread alone */
+  mainThreadSeconds: number;
+}
+
+/** CPU time is what a scenario costs the server whatever else runs on the machine: steadier than rates on a shared box. */
+export function cpuTimes(pid: number): CpuTimes | undefined {
+  const all = ticksOf(`/proc/${pid}/stat`);
+  const main = ticksOf(`/proc/${pid}/task/${pid}/stat`);
+  if (!Number.isFinite(all)) return undefined;
+  return { processSeconds: all / TICKS_PER_SECOND, mainThreadSeconds: main / TICKS_PER_SECOND };
+}
+
+export function threadCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/task`).length;
+  } catch {
+    return 0;
+  }
+}
+
+export function cpuSpent(before: CpuTimes | undefined, after: CpuTimes | undefined): CpuTimes | undefined {
+  if (!before || !after) return undefined;
+  const r = (n: number) => Math.round(n * 100) / 100;
+  return { processSeconds: r(after.processSeconds - before.processSeconds), mainThreadSeconds: r(after.mainThreadSeconds - before.mainThreadSeconds) };
+}
