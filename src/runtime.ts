@@ -75,6 +75,8 @@ export interface Runtime {
 }
 
 export async function createRuntime(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Runtime> {
+  // A bad policy file stops the start before anything is opened.
+  const policy = loadPolicy(config);
   const { db, dialect, close: closeDb } = await openDatabase(config.database.url);
   const stores = new StoreRegistry(config.stores.map(createStore), config.defaultStore, createStore(config.staging));
   const hashPool = new HashPool(config.hashWorkers);
@@ -90,7 +92,7 @@ export async function createRuntime(config: Config, log: Logger = pino({ level: 
     stores,
     hashPool,
     auth,
-    policy: loadPolicy(config),
+    policy,
     writers: new WriterRegistry(),
   } as Partial<Runtime> as Runtime;
   rt.imageService = new ImageService(rt);
