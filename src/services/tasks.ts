@@ -185,7 +185,7 @@ export class TaskService {
     };
     const heartbeat = setInterval(() => {
       this.repo.touch(task.id, rt.nodeId).then(
-        (mine) => { if (!mine) controller.abort(new ImportFailure('This import was taken over by another Imago process.')); },
+        (mine) => { if (!mine) controller.abort(new TakenOver()); },
         () => {},
       );
     }, HEARTBEAT_MS);
@@ -199,6 +199,11 @@ export class TaskService {
         await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, rt.config.import.taskTimeToLiveHours);
       } catch (err) {
         const reason = controller.signal.aborted ? controller.signal.reason : err;
+        if (reason instanceof TakenOver) {
+          // Another node decided this one was dead and runs the task now: leave everything to it.
+          rt.log.warn({ task: task.id }, 'import task taken over by another node; stopped here');
+          return;
+        }
         if (reason instanceof ServiceUnavailable && rt.writers.isClosing) {
           await this.repo.requeue(task.id, 'Imago is stopping; this import will go on when it starts again.', task.state, { countAttempt: false });
           return;
@@ -242,6 +247,7 @@ export class TaskService {
       }
       const kept = new Set(active.filter((l) => !revert.includes(l.id)).map((l) => l.storeId));
       const failed = input.backend.filter((s) => !kept.has(s));
+      if (!copy) await rt.staging.discard(imageId);
       const removed = await this.repo.revert(imageId, task.id, {
         locationIds: revert,
         toQueued,
@@ -251,7 +257,6 @@ export class TaskService {
         removeProperties: toQueued ? task.state.copiedProperties : undefined,
       });
       await rt.data.removeLocations(removed);
-      if (toQueued) await rt.staging.discard(imageId);
       outcome = toQueued ? ` The image is back in status queued; ${retryHint(method, imageId)}`
         : copy ? ' The image itself is unchanged.'
         : ` The image stays active in ${[...kept].sort().join(', ') || 'its stores'}.`;
@@ -305,6 +310,13 @@ export class TaskService {
       }
     }
     return { resumed, failed };
+  }
+}
+
+/** This node's heartbeat found its task running elsewhere (PostgreSQL, several nodes). */
+class TakenOver extends Error {
+  constructor() {
+    super('This import was taken over by another Imago process.');
   }
 }
 
