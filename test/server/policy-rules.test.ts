@@ -125,3 +125,10 @@ test('enforce: 404 for image targets the caller may not see, 403 otherwise', () 
   assert.throws(() => p.enforce('get_image', noRoles, img), NotFound);
   assert.throws(() => p.enforce('tasks_api_access', other, {}), Forbidden);
 });
+
+test('docs/policy.md lists every default rule as the code has it', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { renderPolicyDoc, POLICY_DOC } = await import('../policy-doc.js');
+  const doc = readFileSync(POLICY_DOC, 'utf8');
+  assert.equal(doc, renderPolicyDoc(doc), 'docs/policy.md is stale: run `npx tsx test/policy-doc.ts`');
+});
