@@ -4,10 +4,14 @@
  * tests on) against a real Keystone and an Imago found through its catalog.
  *
  *   npx tsx scripts/tempest.ts [--regex RE] [--exclude-list FILE | --no-exclude]
- *                              [--commit REF] [--keep] [--build] [--timeout SECONDS] [-- extra tempest run args]
+ *                              [--commit REF] [--remote-worker] [--keep] [--build] [--timeout SECONDS]
+ *                              [-- extra tempest run args]
  *
  * --commit REF runs Imago from a `git archive` of REF instead of the working
  * tree (other people's half-finished edits do not break the run).
+ * --remote-worker runs a second Imago on the same PostgreSQL database and
+ * stores, in the catalog as `image_remote` (tempest's alternate_image_endpoint):
+ * it enables test_remote_import and test_remote_delete.
  *
  * Exit code: 0 when tempest reports no failure, 1 otherwise, 2 when the
  * environment is missing something. See docs/tempest.md.
@@ -34,18 +38,19 @@ interface Options {
   keep: boolean;
   build: boolean;
   commit?: string;
+  remoteWorker: boolean;
   timeoutSeconds: number;
   extra: string[];
 }
 
 function usage(msg?: string): never {
   if (msg) console.error(`tempest.ts: ${msg}`);
-  console.error('usage: npx tsx scripts/tempest.ts [--regex RE] [--exclude-list FILE | --no-exclude] [--commit REF] [--keep] [--build] [--timeout SECONDS] [-- tempest run args]');
+  console.error('usage: npx tsx scripts/tempest.ts [--regex RE] [--exclude-list FILE | --no-exclude] [--commit REF] [--remote-worker] [--keep] [--build] [--timeout SECONDS] [-- tempest run args]');
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { regex: DEFAULT_REGEX, excludeList: DEFAULT_EXCLUDE, keep: process.env.IMAGO_TEMPEST_KEEP === '1', build: false, timeoutSeconds: 3600, extra: [] };
+  const o: Options = { regex: DEFAULT_REGEX, excludeList: DEFAULT_EXCLUDE, keep: process.env.IMAGO_TEMPEST_KEEP === '1', build: false, remoteWorker: false, timeoutSeconds: 3600, extra: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => argv[++i] ?? usage(`${a} needs a value`);
@@ -56,6 +61,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--keep') o.keep = true;
     else if (a === '--build') o.build = true;
     else if (a === '--commit') o.commit = value();
+    else if (a === '--remote-worker') o.remoteWorker = true;
     else if (a === '--timeout') o.timeoutSeconds = Number(value());
     else if (a === '-h' || a === '--help') usage();
     else usage(`unknown argument ${a}`);
@@ -106,7 +112,7 @@ async function startImageServer(): Promise<{ url: string; server: Server; sha512
   return { url: `http://127.0.0.1:${port}/tempest-image.img`, server, sha512 };
 }
 
-function imagoConfig(dataDir: string, ks: Keystone, imagePort: number, imagoPort: number): Record<string, unknown> {
+function imagoConfig(dataDir: string, ks: Keystone, ports: number[]): Record<string, unknown> {
   return {
     host: '127.0.0.1',
     logLevel: process.env.IMAGO_TEMPEST_LOG_LEVEL ?? 'info',
@@ -125,7 +131,7 @@ function imagoConfig(dataDir: string, ks: Keystone, imagePort: number, imagoPort
       webDownload: {
         allowedSchemes: ['http', 'https'],
         allowedHosts: [],
-        allowedPorts: [80, 443, imagePort, imagoPort],
+        allowedPorts: [80, 443, ...ports],
         allowPrivateNetworks: true,
       },
     },
@@ -145,21 +151,16 @@ function exportCommit(ref: string, dir: string): string {
   return dir;
 }
 
-async function startImago(ws: string, ks: Keystone, imagePort: number, build: boolean, root: string): Promise<Imago> {
-  const dataDir = path.join(ws, 'imago');
-  mkdirSync(dataDir, { recursive: true });
-  const configFile = path.join(ws, 'imago-config.json');
-  const port = await freePort();
-  writeFileSync(configFile, JSON.stringify(imagoConfig(dataDir, ks, imagePort, port), null, 2));
-  const url = `http://127.0.0.1:${port}`;
-  const logFile = path.join(ws, 'imago.log');
+interface ImagoLaunch { name: string; port: number; configFile: string; dataDir: string; databaseUrl?: string; build: boolean; root: string }
+
+async function startImago(ws: string, l: ImagoLaunch): Promise<Imago> {
+  const url = `http://127.0.0.1:${l.port}`;
+  const logFile = path.join(ws, `${l.name}.log`);
   const log = createWriteStream(logFile);
-  const cmd = build ? [process.execPath, path.join(root, 'dist', 'src', 'main.js')] : [path.join(REPO, 'node_modules', '.bin', 'tsx'), path.join(root, 'src', 'main.ts')];
-  const proc = spawn(cmd[0], cmd.slice(1), {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, IMAGO_CONFIG: configFile, IMAGO_DATA_DIR: dataDir, IMAGO_PORT: String(port), IMAGO_PUBLIC_ENDPOINT: url },
-  });
+  const cmd = l.build ? [process.execPath, path.join(l.root, 'dist', 'src', 'main.js')] : [path.join(REPO, 'node_modules', '.bin', 'tsx'), path.join(l.root, 'src', 'main.ts')];
+  const env: NodeJS.ProcessEnv = { ...process.env, IMAGO_CONFIG: l.configFile, IMAGO_DATA_DIR: l.dataDir, IMAGO_PORT: String(l.port), IMAGO_PUBLIC_ENDPOINT: url };
+  if (l.databaseUrl) env.IMAGO_DATABASE_URL = l.databaseUrl;
+  const proc = spawn(cmd[0], cmd.slice(1), { cwd: l.root, stdio: ['ignore', 'pipe', 'pipe'], env });
   proc.stdout!.pipe(log, { end: false });
   proc.stderr!.pipe(log, { end: false });
   let exited = false;
@@ -195,7 +196,22 @@ function tail(file: string, lines: number): string {
   try { return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n'); } catch { return '(no log)'; }
 }
 
-function tempestConf(ws: string, ks: Keystone, httpImage: string): string {
+/** Puts a second image service (type `image_remote`) in the catalog, as tempest's alternate_image_endpoint. */
+async function registerRemoteEndpoint(ks: Keystone, url: string): Promise<void> {
+  const token = await ks.token('admin');
+  const call = async (method: string, p: string, body?: unknown) => {
+    const res = await fetch(ks.authUrl + p, { method, headers: { 'x-auth-token': token, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const json = (await res.json()) as any;
+    if (res.status >= 300) throw new Error(`Keystone ${method} ${p} → ${res.status}: ${JSON.stringify(json)}`);
+    return json;
+  };
+  const service = (await call('POST', '/services', { service: { type: 'image_remote', name: 'imago-remote', description: 'second Imago worker', enabled: true } })).service;
+  for (const iface of ['public', 'internal', 'admin']) {
+    await call('POST', '/endpoints', { endpoint: { service_id: service.id, interface: iface, url, region_id: 'RegionOne', enabled: true } });
+  }
+}
+
+function tempestConf(ws: string, ks: Keystone, httpImage: string, remote: boolean): string {
   const admin = ks.users.admin;
   return `[DEFAULT]
 log_file = ${path.join(ws, 'tempest.log')}
@@ -234,7 +250,7 @@ endpoint_type = public
 http_image = ${httpImage}
 build_timeout = 120
 build_interval = 1
-
+${remote ? 'alternate_image_endpoint = image_remote\nalternate_image_endpoint_type = public\n' : ''}
 [image-feature-enabled]
 api_v2 = true
 api_v1 = false
@@ -333,11 +349,13 @@ async function main(): Promise<void> {
   const ws = mkdtempSync(path.join(tmpdir(), 'imago-tempest-'));
   const wsName = path.basename(ws);
   let ks: Keystone | undefined;
-  let imago: Imago | undefined;
+  const workers: Imago[] = [];
+  let database: { url: string; drop(): Promise<void> } | undefined;
   let imageServer: Server | undefined;
   let code = 1;
   const cleanup = async () => {
-    await imago?.stop().catch(() => undefined);
+    await Promise.all(workers.map((w) => w.stop().catch(() => undefined)));
+    await database?.drop().catch(() => undefined);
     imageServer?.close();
     await ks?.stop().catch(() => undefined);
   };
@@ -357,10 +375,27 @@ async function main(): Promise<void> {
       const b = spawnSync(path.join(REPO, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], { cwd: root, encoding: 'utf8' });
       if (!existsSync(path.join(root, 'dist', 'src', 'main.js'))) throw new Error(`build of ${o.commit} failed:\n${b.stdout}${b.stderr}`);
     }
-    imago = await startImago(ws, ks, imagePort, o.build, root);
-    await ks.registerImageEndpoint(imago.url);
-    console.log(`imago:     ${imago.url} (log: ${imago.logFile})`);
-    writeFileSync(path.join(ws, 'etc', 'tempest.conf'), tempestConf(ws, ks, img.url));
+    if (o.remoteWorker) {
+      // both workers share one database and the same store and staging directories
+      const pg = await import('../test/support/postgres.js');
+      if (!(await pg.postgresAvailable())) throw new Error(`--remote-worker needs PostgreSQL at ${pg.PG_ADMIN_URL} (IMAGO_TEST_PG_URL)`);
+      database = await pg.createTestDatabase();
+    }
+    const ports = [await freePort(), ...(o.remoteWorker ? [await freePort()] : [])];
+    const dataDir = path.join(ws, 'imago');
+    mkdirSync(dataDir, { recursive: true });
+    const configFile = path.join(ws, 'imago-config.json');
+    writeFileSync(configFile, JSON.stringify(imagoConfig(dataDir, ks, [imagePort, ...ports]), null, 2));
+    const launch = { configFile, dataDir, databaseUrl: database?.url, build: o.build, root };
+    workers.push(await startImago(ws, { ...launch, name: 'imago', port: ports[0] }));
+    await ks.registerImageEndpoint(workers[0].url);
+    console.log(`imago:     ${workers[0].url} (log: ${workers[0].logFile})${database ? ' on PostgreSQL' : ''}`);
+    if (o.remoteWorker) {
+      workers.push(await startImago(ws, { ...launch, name: 'imago-remote', port: ports[1] }));
+      await registerRemoteEndpoint(ks, workers[1].url);
+      console.log(`remote:    ${workers[1].url} (log: ${workers[1].logFile}), catalog type image_remote`);
+    }
+    writeFileSync(path.join(ws, 'etc', 'tempest.conf'), tempestConf(ws, ks, img.url, o.remoteWorker));
 
     const t0 = Date.now();
     const rc = await runTempest(ws, o, path.join(ws, 'tempest-output.txt'));
