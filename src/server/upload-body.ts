@@ -39,7 +39,7 @@ class LazyBody extends PassThrough {
   private started = false;
 
   constructor(private readonly start: () => void) {
-    super({ highWaterMark: 1024 * 1024 });
+    super({ highWaterMark: 64 * 1024 });
   }
 
   override _read(size: number): void {

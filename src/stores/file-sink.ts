@@ -10,7 +10,7 @@ export class FileSink extends Writable {
   /** bytes handed to the file so far */
   bytesWritten = 0;
 
-  constructor(private readonly handle: FileHandle, highWaterMark = 1024 * 1024) {
+  constructor(private readonly handle: FileHandle, highWaterMark = 512 * 1024) {
     super({ highWaterMark });
   }
 

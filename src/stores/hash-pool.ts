@@ -1,15 +1,16 @@
 import { Worker } from 'node:worker_threads';
+import { ServiceUnavailable } from '../domain/errors.js';
 
 /**
  * md5 and sha512 run on a fixed pool of worker threads so that the event
  * loop never hashes (invariant 9). Bytes reach the workers through a small
- * ring of SharedArrayBuffer blocks per session: each block is filled on the
+ * ring of SharedArrayBuffer blocks per session (4 × 256 KiB): each block is filled on the
  * main thread (one memcpy), then hashed by the md5 worker and the sha512
  * worker in parallel, then reused. A session never has more than
  * BLOCKS_PER_SESSION blocks in flight; when all are busy, update() returns a
  * promise and the caller waits, which is how backpressure reaches the socket.
  */
-const BLOCK_SIZE = 1024 * 1024;
+const BLOCK_SIZE = 256 * 1024;
 const BLOCKS_PER_SESSION = 4;
 
 // A block's SharedArrayBuffer is sent to a worker once ('block'); updates name it by index.
@@ -53,17 +54,31 @@ export class HashPool {
   private readonly listeners = new Map<number, Listener>();
   private nextId = 1;
   private nextWorker = 0;
+  private closing = false;
 
   constructor(size: number) {
-    for (let i = 0; i < size; i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true });
-      w.unref();
-      w.on('message', (m) => this.listeners.get(m.id)?.(m));
-      w.on('error', (err) => {
-        for (const l of this.listeners.values()) l({ op: 'error', id: -1, hex: String(err) });
-      });
-      this.workers.push(w);
-    }
+    for (let i = 0; i < size; i++) this.workers.push(this.spawn(i));
+  }
+
+  /**
+   * A worker that dies (a bug, out of memory) fails the sessions in flight,
+   * which roll their writes back, and is replaced for the next ones.
+   */
+  private spawn(index: number): Worker {
+    // The worker holds a few hash states: small heaps keep its memory small.
+    const w = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
+    w.unref();
+    w.on('message', (m) => this.listeners.get(m.id)?.(m));
+    const fail = (why: string) => {
+      for (const l of [...this.listeners.values()]) l({ op: 'error', id: -1, hex: why });
+    };
+    w.on('error', (err) => fail(String(err)));
+    w.on('exit', (code) => {
+      if (this.closing) return;
+      fail(`hash worker exited with code ${code}`);
+      if (this.workers[index] === w) this.workers[index] = this.spawn(index);
+    });
+    return w;
   }
 
   /** Starts hashing one stream; md5 and sha512 land on different workers when there are two or more. */
@@ -75,6 +90,7 @@ export class HashPool {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
@@ -87,6 +103,7 @@ export class HashSession {
   private digests: Partial<Digests> = {};
   private finish: { resolve: (d: Digests) => void; reject: (e: Error) => void } | undefined;
   private ended = false;
+  private failure: Error | undefined;
 
   constructor(
     private readonly id: number,
@@ -114,6 +131,7 @@ export class HashSession {
 
   /** Hashes what remains and returns both digests in hex. */
   digest(): Promise<Digests> {
+    if (this.failure) return Promise.reject(this.failure);
     if (this.fill > 0) this.dispatch();
     this.ended = true;
     return new Promise<Digests>((resolve, reject) => {
@@ -144,6 +162,7 @@ export class HashSession {
 
   private async freeBlock(): Promise<Block> {
     for (;;) {
+      if (this.failure) throw this.failure;
       if (this.ended) throw new Error('hash session ended');
       const free = this.blocks.find((b) => b.pending === 0);
       if (free) return free;
@@ -176,7 +195,8 @@ export class HashSession {
       this.listeners.delete(this.id);
       this.ended = true;
       this.waiter?.();
-      this.finish?.reject(new Error(`hash worker failed: ${m.hex}`));
+      this.failure = new ServiceUnavailable('The image data could not be hashed (a hashing worker stopped); try again.', m.hex ?? '');
+      this.finish?.reject(this.failure);
     }
   }
 }

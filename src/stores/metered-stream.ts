@@ -20,7 +20,9 @@ export class MeteredStream extends Transform {
     private readonly tooLarge: (cap: number) => Error,
     private readonly taps: ChunkTap[] = [],
   ) {
-    super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024 });
+    // Small buffers on purpose: the hash ring and the store's writer already pipeline, and
+    // every byte buffered here is multiplied by the number of concurrent uploads.
+    super({ readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024 });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {

@@ -130,4 +130,23 @@ describe('store faults during PUT /v2/images/{id}/file', () => {
     assert.equal((await put(s, img.id, data1k(), { headers: { 'x-image-meta-store': 'vanishing' } })).status, 204);
     assert.equal((await imageOf(s, img.id)).checksum, md5(data1k()));
   });
+
+  test('a hashing worker that dies mid-upload: 503, image queued, nothing left; the pool replaces it', async () => {
+    const img = await createImage(s);
+    const up = new ManualUpload(s.url, img.id, {});
+    await up.write(pattern(2 * MiB));
+    await waitFor('saving', async () => (await imageOf(s, img.id)).status === 'saving');
+    const workers = (s.rt.hashPool as unknown as { workers: { terminate(): Promise<number> }[] }).workers;
+    const dead = workers[0];
+    await dead.terminate();
+    await up.write(pattern(2 * MiB, 3));
+    const r = await up.end();
+    const e = assertErrorBody(r, 503);
+    assert.match(e.message, /hash/);
+    await assertRolledBack(img.id, path.join(dataDir, 'images'));
+    await waitFor('a new worker', () => workers[0] !== dead);
+    const data = pattern(3 * MiB, 8);
+    assert.equal((await put(s, img.id, data)).status, 204);
+    assert.equal((await imageOf(s, img.id)).checksum, md5(data));
+  });
 });
