@@ -160,7 +160,7 @@ export class ImportRun {
   /** After a restart, a store this task already wrote is the source for the rest. */
   private committedSource(image: Image): Source {
     const loc = image.locations.find((l) => l.status === 'active' && this.rt.stores.holding(l.storeId));
-    if (!loc || image.size === null) throw new ImportFailure('The staged data is gone and no store holds a copy to continue from; stage the data again and retry the import.');
+    if (!loc || image.size === null) throw new ImportFailure('The staged data is gone and no store holds a copy to continue from.');
     return { store: this.rt.stores.holding(loc.storeId)!, url: loc.url, size: image.size, md5: image.checksum, sha512: image.osHashValue, staged: false, virtualSize: image.virtualSize };
   }
 
@@ -174,7 +174,7 @@ export class ImportRun {
   private async fetch(image: Image): Promise<Staged> {
     if (this.method === 'web-download') return this.webDownload(image);
     if (this.method === 'glance-download') return this.glanceDownload(image);
-    throw new ImportFailure('No data is staged for this image; stage it again (PUT /v2/images/{id}/stage) and retry the import.');
+    throw new ImportFailure('No data is staged for this image (it was removed or never completely staged).');
   }
 
   private async webDownload(image: Image): Promise<Staged> {
@@ -192,7 +192,7 @@ export class ImportRun {
     if (typeof remote.size !== 'number') throw new ImportFailure(`Size attribute of remote image ${m.glance_image_id} could not be determined.`);
     const props = propertiesToCopy(remote, this.rt.config.import.glanceDownload.extraProperties);
     this.state.previousFormats ??= { disk_format: image.diskFormat, container_format: image.containerFormat };
-    this.state.copiedProperties = Object.keys(props).filter((k) => !(k in image.properties));
+    this.state.copiedProperties ??= Object.keys(props).filter((k) => !(k in image.properties));
     await this.rt.tasks.repo.saveState(this.task.id, this.state);
     await this.rt.tasks.repo.updateImage(this.imageId, this.task.id, { disk_format: remote.disk_format ?? null, container_format: remote.container_format ?? null }, props);
     const src = await this.open(`${endpoint}/v2/images/${m.glance_image_id}/file`, { 'x-auth-token': token });
@@ -359,12 +359,18 @@ export class ImportRun {
     const abortAll = (err: unknown) => siblings.abort(err);
     this.opts.signal.addEventListener('abort', () => abortAll(this.opts.signal.reason), { once: true });
 
-    const one = async (storeId: string, adopt: boolean) => {
+    const one = async (storeId: string, adoptFirst: boolean) => {
+      let adopt = adoptFirst;
       const store = rt.stores.byId.get(storeId)!;
       let written: Written | undefined;
       try {
         if (siblings.signal.aborted) throw siblings.signal.reason;
-        written = adopt ? await this.adopt(store, source) : await this.copy(store, source, siblings.signal);
+        written = adopt ? await this.adopt(store, source).catch(() => undefined) : undefined;
+        // A rename can still fail (a bind mount of the same device: EXDEV); the staged object is then copied.
+        if (!written) {
+          adopt = false;
+          written = await this.copy(store, source, siblings.signal);
+        }
         const activate = this.method !== 'copy-image' && (!this.allMustSucceed || --left === 0);
         const data = this.method === 'copy-image' ? undefined : { size: written.size, checksum: written.md5, sha512: written.sha512, virtualSize };
         const recorded = await rt.tasks.repo.commitStore(this.imageId, this.task.id, { storeId, url: written.location, data, activate });

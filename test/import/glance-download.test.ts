@@ -24,7 +24,7 @@ describe('glance-download from another region', { skip }, () => {
   const call = async (s: TestServer, method: string, p: string, body?: unknown, headers: Record<string, string> = {}) => {
     const h: Record<string, string> = { 'x-auth-token': token, ...headers };
     let b: BodyInit | undefined;
-    if (Buffer.isBuffer(body)) b = body;
+    if (Buffer.isBuffer(body)) b = new Uint8Array(body);
     else if (body !== undefined) {
       h['content-type'] = 'application/json';
       b = JSON.stringify(body);
