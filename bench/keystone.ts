@@ -13,6 +13,8 @@ export async function keystoneToken(k: KeystoneAuth): Promise<string> {
         scope: { project: { name: k.projectName, domain: { name: k.projectDomainName } } },
       },
     }),
+  }).catch((err: Error) => {
+    throw new Error(`cannot reach Keystone at ${url}: ${(err.cause as Error | undefined)?.message ?? err.message}`);
   });
   const text = await res.text();
   const token = res.headers.get('x-subject-token');
