@@ -281,8 +281,8 @@ export class TaskService {
    * `importing` without a live task go back to queued; scratch files go.
    */
   async recoverAtStart(): Promise<{ resumed: number; failed: number; released: number }> {
-    await rm(this.rt.config.import.workDir, { recursive: true, force: true }).catch(() => {});
     const { resumed, failed } = await this.recoverInterrupted();
+    await this.sweepWorkDir();
     let released = 0;
     const importing = await this.rt.db.selectFrom('images').select(['id', 'writer_id']).where('status', '=', 'importing').execute();
     for (const img of importing) {
@@ -294,6 +294,22 @@ export class TaskService {
     }
     if (resumed || failed || released) this.rt.log.warn({ resumed, failed, released }, 'recovered interrupted imports');
     return { resumed, failed, released };
+  }
+
+  /** Scratch files are named after their task; those of tasks no live process runs are removed. */
+  private async sweepWorkDir(): Promise<void> {
+    const dir = this.rt.config.import.workDir;
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const task = await this.repo.get(name.slice(0, 36)).catch(() => undefined);
+      const runningElsewhere = task?.status === 'processing' && task.runnerNode !== null && task.runnerNode !== this.rt.nodeId;
+      if (!runningElsewhere) await rm(`${dir}/${name}`, { recursive: true, force: true }).catch(() => {});
+    }
   }
 
   private async recoverInterrupted(): Promise<{ resumed: number; failed: number }> {
