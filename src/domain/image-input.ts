@@ -29,6 +29,18 @@ export const CREATE_READ_ONLY = ['created_at', 'updated_at', 'status', 'checksum
 /** Base attributes a create body may set. */
 const CREATE_BASE = ['id', 'name', 'visibility', 'protected', 'os_hidden', 'disk_format', 'container_format', 'min_disk', 'min_ram', 'owner', 'tags'];
 
+/** No NUL (PostgreSQL text cannot hold one) and no unpaired UTF-16 surrogate (not Unicode): strings every database stores as they are. */
+export function storable(s: string): boolean {
+  return !/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+}
+
+function unstorableIn(value: unknown): boolean {
+  if (typeof value === 'string') return !storable(value);
+  if (Array.isArray(value)) return value.some(unstorableIn);
+  if (typeof value === 'object' && value !== null) return Object.entries(value).some(([k, v]) => !storable(k) || unstorableIn(v));
+  return false;
+}
+
 export function specOf(key: string): PropSpec {
   if (Object.hasOwn(BASE_SPECS, key)) return BASE_SPECS[key];
   if (Object.hasOwn(CUSTOM_SPECS, key)) return CUSTOM_SPECS[key];
@@ -46,6 +58,7 @@ export function isCustomProperty(key: string): boolean {
 export function checkValue(key: string, value: unknown): unknown {
   const problem = schemaProblem(specOf(key), value);
   if (problem) throw new BadRequest(`Invalid value for '${key}': ${problem}.`);
+  if (unstorableIn(value)) throw new BadRequest(`Invalid value for '${key}': it contains a NUL character or an unpaired surrogate.`);
   if ((key === 'min_disk' || key === 'min_ram') && ((value as number) < 0 || (value as number) > DB_INT_MAX)) {
     throw new BadRequest(`Invalid value for '${key}': ${value} must be between 0 and ${DB_INT_MAX}.`);
   }
@@ -62,12 +75,14 @@ export const checkBaseValue = checkValue;
 export function checkTag(t: unknown): string {
   if (typeof t !== 'string') throw new BadRequest(`Invalid tag ${JSON.stringify(t)}: tags are strings.`);
   if (codePoints(t) > 255) throw new BadRequest('Invalid tag: a tag is at most 255 characters long.');
+  if (!storable(t)) throw new BadRequest('Invalid tag: it contains a NUL character or an unpaired surrogate.');
   return t;
 }
 
 export function checkPropertyName(key: string): void {
   if (key.length === 0) throw new BadRequest('Property names cannot be empty.');
   if (codePoints(key) > 255) throw new BadRequest('Property names are at most 255 characters long.');
+  if (!storable(key)) throw new BadRequest('Property names cannot contain a NUL character or an unpaired surrogate.');
 }
 
 /** 403 for names reserved to the server. */

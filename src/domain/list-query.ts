@@ -1,4 +1,5 @@
 import { BadRequest } from './errors.js';
+import { storable } from './image-input.js';
 
 /**
  * GET /v2/images query parameters, with the semantics of Glance's
@@ -175,6 +176,11 @@ function parseBoolFilter(raw: string, field: string): boolean {
 }
 
 export function parseImageListQuery(q: Query): ImageListQuery {
+  for (const key of Object.keys(q)) {
+    if (!storable(key) || all(q, key).some((v) => !storable(v))) {
+      throw new BadRequest(`The query parameter ${JSON.stringify(key)} contains a NUL character or an unpaired surrogate.`);
+    }
+  }
   const limit = parseLimit(first(q, 'limit'));
   const marker = first(q, 'marker');
   const memberStatus = (first(q, 'member_status') ?? 'accepted') as MemberStatusFilter;

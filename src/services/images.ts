@@ -3,7 +3,7 @@ import type { RequestContext } from '../auth/context.js';
 import type { Runtime } from '../runtime.js';
 import { BadRequest, Conflict, Forbidden, NotFound } from '../domain/errors.js';
 import { setOwn, type Image, type Visibility } from '../domain/image.js';
-import { checkLimits, checkTag, isUuid, parseCreateBody } from '../domain/image-input.js';
+import { checkLimits, checkTag, isUuid, parseCreateBody, storable } from '../domain/image-input.js';
 import { applyPatch, parsePatch, type PatchState } from '../domain/patch.js';
 import { canSee, type MemberStatus } from '../domain/visibility.js';
 import type { PolicyTarget } from '../domain/policy.js';
@@ -165,6 +165,7 @@ export class ImageService {
   }
 
   async removeTag(id: string, tag: string, ctx: RequestContext): Promise<void> {
+    if (!storable(tag)) throw new NotFound(`Tag ${JSON.stringify(tag)} not found on image ${id}.`);
     const { image, membership } = await this.getVisible(id, ctx);
     this.rt.policy.enforce('modify_image', ctx, targetOf(image, membership), `Not allowed to delete tags for image ${id}.`);
     if (!(await this.rt.images.removeTag(id, tag))) throw new NotFound(`Tag ${tag} not found on image ${id}.`);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { startTestServer, createImage, type TestServer } from '../support/server.js';
+import { createTestDatabase, postgresAvailable } from '../support/postgres.js';
 
 type Json = Record<string, any>;
 
@@ -105,63 +106,83 @@ describe('errors', () => {
       seen.add(id);
     }
   });
-
-  test('fuzz: random JSON shapes to create and PATCH never give a 500', async () => {
-    const rnd = prng(20241126);
-    const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)];
-    const keys = ['name', 'id', 'visibility', 'protected', 'os_hidden', 'disk_format', 'container_format', 'min_ram', 'min_disk', 'tags', 'owner', 'status', 'size', 'locations', 'kernel_id', 'os_glance_x', '__proto__', 'constructor', '', '🐧', 'a.b', 'x'.repeat(300), 'self', 'stores'];
-    const value = (depth: number): unknown => {
-      switch (Math.floor(rnd() * (depth > 2 ? 7 : 9))) {
-        case 0: return null;
-        case 1: return rnd() < 0.5;
-        case 2: return pick([0, -1, 1.5, 2 ** 31, 2 ** 53, 1e308, -0, 42]);
-        case 3: return pick(['', 'raw', 'public', 'x'.repeat(70000), '\u0000', 'ü🐧', randomUUID(), '../../etc/passwd', '%00', '<script>']);
-        case 4: return pick(['a', 'b']);
-        case 5: return 'plain';
-        case 6: return String(rnd());
-        case 7: return Array.from({ length: Math.floor(rnd() * 4) }, () => value(depth + 1));
-        default: return Object.fromEntries(Array.from({ length: Math.floor(rnd() * 4) }, () => [pick(keys), value(depth + 1)]));
-      }
-    };
-    const target = await createImage(s);
-    for (let i = 0; i < 150; i++) {
-      const body = rnd() < 0.8 ? Object.fromEntries(Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => [pick(keys), value(0)])) : value(0);
-      const res = await s.req('POST', '/v2/images', { json: body });
-      if (res.status !== 201) await assertSpecError(res);
-      else await res.arrayBuffer();
-      const ops = Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => {
-        const op: Record<string, unknown> = { op: pick(['add', 'replace', 'remove', 'move', undefined]), path: pick([`/${pick(keys)}`, '/', 'name', '/a/b', '/~2', 5]) };
-        if (rnd() < 0.8) op.value = value(0);
-        return rnd() < 0.1 ? value(0) : op;
-      });
-      const p = await s.req('PATCH', `/v2/images/${target.id}`, { body: JSON.stringify(rnd() < 0.9 ? ops : value(0)), headers: { 'content-type': 'application/openstack-images-v2.1-json-patch' } });
-      if (p.status !== 200) await assertSpecError(p);
-      else await p.arrayBuffer();
-    }
-    assert.equal((await s.req('GET', `/v2/images/${target.id}`)).status, 200);
-  });
-
-  test('fuzz: weird query strings and paths never give a 500', async () => {
-    const rnd = prng(7);
-    const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)];
-    const keys = ['limit', 'marker', 'sort', 'sort_key', 'sort_dir', 'name', 'status', 'created_at', 'updated_at', 'size_min', 'size_max', 'tag', 'visibility', 'member_status', 'os_hidden', 'protected', 'id', 'owner', 'min_ram', 'x_min', 'foo', 'changes-since', '__proto__', 'constructor', 'deleted', 'checksum', '🐧', ''];
-    const values = ['', 'in:', 'in:a,"b', 'in:"a","b"', 'gt:', 'gt:2020-01-01', 'eq:', 'a:b:c', '-1', '1e3', '99999999999999999999', 'NaN', 'true', 'TRUE', 'asc', 'name:asc,id', 'name:', ':asc', ',', '%00', '\u0000', 'ü🐧', '2020-02-30T00:00:00Z', '9999-99-99', randomUUID(), 'x'.repeat(2000), 'all', 'shared'];
-    for (let i = 0; i < 200; i++) {
-      const params = Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => `${encodeURIComponent(pick(keys))}=${encodeURIComponent(pick(values))}`).join('&');
-      const res = await s.req('GET', `/v2/images?${params}`);
-      if (res.status === 200) {
-        const body = (await res.json()) as Json;
-        assert.ok(Array.isArray(body.images), params);
-      } else {
-        await assertSpecError(res, 400);
-      }
-    }
-    for (const path of ['/v2/images/%2e%2e%2f', '/v2/images/a%2Fb', '/v2/images/' + 'x'.repeat(2000), '/v2/images/%F0%9F%90%A7/tags/%F0%9F%90%A7', '/v2//images', '/v2/images/?limit=1', '/v2/images#frag', '/V2/IMAGES', '/v2/images/%00/file', '/v2/images/ /actions/deactivate']) {
-      for (const method of ['GET', 'PUT', 'DELETE', 'PATCH', 'POST']) {
-        const res = await s.req(method, path, method === 'GET' ? {} : { body: '{}', headers: { 'content-type': 'application/json' } });
-        if (res.status >= 400) await assertSpecError(res);
-        else await res.arrayBuffer();
-      }
-    }
-  });
 });
+
+const pgUp = await postgresAvailable();
+
+/** The fuzz runs on SQLite and PostgreSQL: what one database stores, the other may refuse (NUL, lone surrogates). */
+for (const dialect of ['sqlite', 'postgres'] as const) {
+  describe(`fuzz (${dialect})`, { skip: dialect === 'postgres' && !pgUp ? 'no PostgreSQL at IMAGO_TEST_PG_URL' : false }, () => {
+    let s: TestServer;
+    let drop: (() => Promise<void>) | undefined;
+    before(async () => {
+      const db = dialect === 'postgres' ? await createTestDatabase() : undefined;
+      drop = db?.drop;
+      s = await startTestServer(db ? { config: { database: { url: db.url } } } : {});
+    });
+    after(async () => {
+      await s?.close();
+      await drop?.();
+    });
+
+    test('fuzz: random JSON shapes to create and PATCH never give a 500', async () => {
+      const rnd = prng(20241126);
+      const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)];
+      const keys = ['name', 'id', 'visibility', 'protected', 'os_hidden', 'disk_format', 'container_format', 'min_ram', 'min_disk', 'tags', 'owner', 'status', 'size', 'locations', 'kernel_id', 'os_glance_x', '__proto__', 'constructor', '', '🐧', 'a.b', 'x'.repeat(300), 'self', 'stores', 'k\u0000', '\udc00'];
+      const value = (depth: number): unknown => {
+        switch (Math.floor(rnd() * (depth > 2 ? 7 : 9))) {
+          case 0: return null;
+          case 1: return rnd() < 0.5;
+          case 2: return pick([0, -1, 1.5, 2 ** 31, 2 ** 53, 1e308, -0, 42]);
+          case 3: return pick(['', 'raw', 'public', 'x'.repeat(70000), '\u0000', 'a\u0000b', '\ud800', 'ü🐧', randomUUID(), '../../etc/passwd', '%00', '<script>']);
+          case 4: return pick(['a', 'b']);
+          case 5: return 'plain';
+          case 6: return String(rnd());
+          case 7: return Array.from({ length: Math.floor(rnd() * 4) }, () => value(depth + 1));
+          default: return Object.fromEntries(Array.from({ length: Math.floor(rnd() * 4) }, () => [pick(keys), value(depth + 1)]));
+        }
+      };
+      const target = await createImage(s);
+      for (let i = 0; i < 150; i++) {
+        const body = rnd() < 0.8 ? Object.fromEntries(Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => [pick(keys), value(0)])) : value(0);
+        const res = await s.req('POST', '/v2/images', { json: body });
+        if (res.status !== 201) await assertSpecError(res);
+        else await res.arrayBuffer();
+        const ops = Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => {
+          const op: Record<string, unknown> = { op: pick(['add', 'replace', 'remove', 'move', undefined]), path: pick([`/${pick(keys)}`, '/', 'name', '/a/b', '/~2', 5]) };
+          if (rnd() < 0.8) op.value = value(0);
+          return rnd() < 0.1 ? value(0) : op;
+        });
+        const p = await s.req('PATCH', `/v2/images/${target.id}`, { body: JSON.stringify(rnd() < 0.9 ? ops : value(0)), headers: { 'content-type': 'application/openstack-images-v2.1-json-patch' } });
+        if (p.status !== 200) await assertSpecError(p);
+        else await p.arrayBuffer();
+      }
+      assert.equal((await s.req('GET', `/v2/images/${target.id}`)).status, 200);
+    });
+
+    test('fuzz: weird query strings and paths never give a 500', async () => {
+      const rnd = prng(7);
+      const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)];
+      const keys = ['limit', 'marker', 'sort', 'sort_key', 'sort_dir', 'name', 'status', 'created_at', 'updated_at', 'size_min', 'size_max', 'tag', 'visibility', 'member_status', 'os_hidden', 'protected', 'id', 'owner', 'min_ram', 'x_min', 'foo', 'changes-since', '__proto__', 'constructor', 'deleted', 'checksum', '🐧', ''];
+      const values = ['', '\u0000', 'a\u0000', 'in:', 'in:a,"b', 'in:"a","b"', 'gt:', 'gt:2020-01-01', 'eq:', 'a:b:c', '-1', '1e3', '99999999999999999999', 'NaN', 'true', 'TRUE', 'asc', 'name:asc,id', 'name:', ':asc', ',', '%00', '\u0000', 'ü🐧', '2020-02-30T00:00:00Z', '9999-99-99', randomUUID(), 'x'.repeat(2000), 'all', 'shared'];
+      for (let i = 0; i < 200; i++) {
+        const params = Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => `${encodeURIComponent(pick(keys))}=${encodeURIComponent(pick(values))}`).join('&');
+        const res = await s.req('GET', `/v2/images?${params}`);
+        if (res.status === 200) {
+          const body = (await res.json()) as Json;
+          assert.ok(Array.isArray(body.images), params);
+        } else {
+          await assertSpecError(res, 400);
+        }
+      }
+      const img = await createImage(s);
+    for (const path of [`/v2/images/${img.id}/tags/%00`, `/v2/images/${img.id}/tags/a%00b`, '/v2/images/%2e%2e%2f', '/v2/images/a%2Fb', '/v2/images/' + 'x'.repeat(2000), '/v2/images/%F0%9F%90%A7/tags/%F0%9F%90%A7', '/v2//images', '/v2/images/?limit=1', '/v2/images#frag', '/V2/IMAGES', '/v2/images/%00/file', '/v2/images/ /actions/deactivate']) {
+        for (const method of ['GET', 'PUT', 'DELETE', 'PATCH', 'POST']) {
+          const res = await s.req(method, path, method === 'GET' ? {} : { body: '{}', headers: { 'content-type': 'application/json' } });
+          if (res.status >= 400) await assertSpecError(res);
+          else await res.arrayBuffer();
+        }
+      }
+    });
+  });
+}

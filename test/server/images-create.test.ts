@@ -131,6 +131,7 @@ describe('POST /v2/images', () => {
       ['extra', 5], ['extra', null], ['extra', ['a']], ['extra', { a: 1 }], ['extra', true],
       ['kernel_id', 'not-a-uuid'], ['ramdisk_id', 7], ['architecture', 64], ['cinder_encryption_key_deletion_policy', 'sometimes'],
       ['size', 'big'], ['locations', 'nowhere'],
+      ['name', 'nul\u0000inside'], ['extra', 'lone \ud800 surrogate'], ['tags', ['ok', 'n\u0000']],
     ];
     for (const [key, value] of cases) {
       const e = await errorOf(await post({ [key]: value }), 400);
