@@ -1,4 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { once } from 'node:events';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { isRecycling, type Recycling } from '../stores/file-range-reader.js';
 import type { Runtime } from '../runtime.js';
 import { BadRequest, UnsupportedMediaType } from '../domain/errors.js';
 import { resource } from './routes.js';
@@ -24,11 +28,37 @@ function optionalSize(request: FastifyRequest, header: string): number | undefin
   return Number(raw);
 }
 
+/**
+ * Writes a download to the socket and hands each chunk back to the store's
+ * reader once the socket has taken it, so a multi-GiB download reuses a few
+ * buffers instead of leaving one per read for the garbage collector.
+ */
+async function sendRecycling(request: FastifyRequest, reply: FastifyReply, body: Readable & Recycling): Promise<void> {
+  reply.hijack();
+  const res = reply.raw;
+  const closed = new Promise<void>((resolve) => res.once('close', resolve));
+  try {
+    res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
+    for await (const chunk of body) {
+      if (res.destroyed) break;
+      if (!res.write(chunk, () => body.recycle(chunk))) await Promise.race([once(res, 'drain'), closed]);
+    }
+    if (!res.destroyed) res.end();
+  } catch (err) {
+    // the headers are out: all that is left is to cut the connection, as any streamed failure does
+    request.log.warn({ err }, 'download interrupted');
+    res.destroy();
+  } finally {
+    body.destroy();
+  }
+}
+
 export function registerImageData(app: FastifyInstance, rt: Runtime): void {
   const download = async (request: FastifyRequest<IdParams>, reply: FastifyReply) => {
     const head = request.method === 'HEAD';
     const d = await rt.data.download(request.params.id, request.ctx, one(request.headers.range), one(request.headers['content-range']), { open: !head });
     reply.code(d.status).headers(d.headers);
+    if (d.body && isRecycling(d.body)) return sendRecycling(request, reply, d.body);
     return reply.send(d.body);
   };
 

@@ -1,4 +1,5 @@
-import { createReadStream, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { FileRangeReader } from './file-range-reader.js';
 import { FileSink } from './file-sink.js';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -89,7 +90,11 @@ export class FilesystemStore implements Store {
     const file = this.pathOf(location);
     try {
       const handle = await open(file, 'r');
-      return createReadStream('', { fd: handle, start: range?.start, end: range?.end, highWaterMark: READ_CHUNK });
+      const end = range ? range.end : (await handle.stat().catch(async (err) => {
+        await handle.close();
+        throw err;
+      })).size - 1;
+      return new FileRangeReader(handle, range?.start ?? 0, end, READ_CHUNK);
     } catch (err) {
       throw fsError(this.info.id, err);
     }
