@@ -292,7 +292,7 @@ test('races on PostgreSQL: the advisory lock serializes quota decisions across c
   const db = await createTestDatabase();
   const pgServer = await startTestServer({ config: { quotas: QUOTAS, database: { url: db.url } } });
   try {
-    const creations = await Promise.all(Array.from({ length: 30 }, (_, i) => pgServer.req('POST', '/v2/images', { token: 'third', json: { name: `pg-race-${i}` } })));
+    const creations = await Promise.all(Array.from({ length: 30 }, (_, i) => pgServer.req('POST', '/v2/images', { token: 'third', json: { name: `pg-race-${i}`, disk_format: 'raw', container_format: 'bare' } })));
     const codes = creations.map((r) => r.status);
     await Promise.all(creations.map((r) => r.text()));
     assert.equal(codes.filter((c) => c === 201).length, 20, codes.join(','));
@@ -302,8 +302,8 @@ test('races on PostgreSQL: the advisory lock serializes quota decisions across c
     const up = (id: string, fill: number) =>
       pgServer.req('PUT', `/v2/images/${id}/file`, { token: 'third', headers: { 'content-type': 'application/octet-stream' }, body: chunked(2 * MiB, fill) });
     const [rx, ry] = await Promise.all([up(x.id, 1), up(y.id, 2)]);
-    await Promise.all([rx.text(), ry.text()]);
-    assert.deepEqual([rx.status, ry.status].sort(), [204, 413]);
+    const bodies = await Promise.all([rx.text(), ry.text()]);
+    assert.deepEqual([rx.status, ry.status].sort(), [204, 413], bodies.join('\n'));
     const u = ((await (await pgServer.req('GET', '/v2/info/usage', { token: 'third' })).json()) as any).usage;
     assert.deepEqual(u.image_size_total, { limit: 3, usage: 2 });
     assert.deepEqual(u.image_count_total, { limit: 20, usage: 2 });
