@@ -23,7 +23,9 @@ function invalid(size: number): never {
 function parseRangeHeader(header: string, size: number): ResolvedRange {
   const m = /^\s*([A-Za-z]+)\s*=\s*(.*)$/s.exec(header);
   if (!m || m[1].toLowerCase() !== 'bytes') invalid(size);
-  const specs = m![2].split(',').map((s) => s.trim());
+  // empty list elements are ignored (RFC 9110, 5.6.1)
+  const specs = m![2].split(',').map((s) => s.trim()).filter((s, i, all) => s !== '' || all.length === 1);
+  if (specs.length === 0) invalid(size);
   if (specs.length > 1) {
     throw new BadRequest('Requests with multiple ranges are not supported. You may make multiple single-range requests instead.');
   }

@@ -65,6 +65,8 @@ describe('GET /v2/images/{id}/file', () => {
     ['bytes=0-0', 0, 0],
     ['bytes=-5000', 0, 999],
     ['BYTES = 5-9', 5, 9],
+    ['bytes=10-19,', 10, 19],
+    ['bytes=, 20-29', 20, 29],
   ];
   for (const [range, start, end] of ranges) {
     test(`Range: ${range} -> 206 bytes ${start}-${end}/1000`, async () => {
@@ -89,7 +91,7 @@ describe('GET /v2/images/{id}/file', () => {
     }
   });
 
-  for (const range of ['bytes=1000-1100', 'bytes=5000-', 'bytes=50-10', 'items=0-10', 'bytes=abc', 'bytes=', 'bytes=-0', 'bytes=-', '0-10', 'bytes=1-2-3']) {
+  for (const range of ['bytes=1000-1100', 'bytes=5000-', 'bytes=50-10', 'items=0-10', 'bytes=abc', 'bytes=', 'bytes=,', 'bytes=-0', 'bytes=-', '0-10', 'bytes=1-2-3']) {
     test(`Range: ${range} -> 416 with Content-Range: bytes */1000`, async () => {
       const r = await get(small, { range });
       assertErrorBody(r, 416);
