@@ -8,7 +8,7 @@ import { TASK_STATUSES, TASK_TYPES, copiedMessage, type ImportTaskInput, type Ta
 import type { Resolver } from '../import/http-source.js';
 import { ImportFailure, ImportRun } from './import-run.js';
 import { targetOf } from './images.js';
-import { liveNodes } from './recovery.js';
+import { liveNodes, nodeTimeoutMs } from './recovery.js';
 
 /** A task interrupted by crashes this many times is rolled back instead of resumed again. */
 export const MAX_ATTEMPTS = 3;
@@ -139,7 +139,9 @@ export class TaskService {
       do {
         this.again = false;
         if (this.stopped || this.rt.writers.isClosing) return;
-        if (Date.now() - this.lastSweep > SWEEP_MS) {
+        // With a shared database, other nodes' interrupted imports are taken over as their heartbeats stop.
+        const sweepEvery = this.rt.dialect === 'postgres' ? Math.min(SWEEP_MS, nodeTimeoutMs() / 3) : SWEEP_MS;
+        if (Date.now() - this.lastSweep > sweepEvery) {
           this.lastSweep = Date.now();
           await this.repo.deleteExpired();
           if (this.rt.dialect === 'postgres') await this.recoverInterrupted();
@@ -195,7 +197,7 @@ export class TaskService {
       const run = new ImportRun(rt, task, { token: this.tokens.get(task.id), signal: controller.signal, progress, resolve: this.resolver });
       try {
         let message = await run.run();
-        if (task.state.resumed) message += ' (resumed after Imago restarted)';
+        if (task.state.resumed) message += ' (resumed after an interruption)';
         await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, rt.config.import.taskTimeToLiveHours);
       } catch (err) {
         const reason = controller.signal.aborted ? controller.signal.reason : err;
@@ -296,6 +298,26 @@ export class TaskService {
     return { resumed, failed, released };
   }
 
+  /**
+   * What a dead runner was writing for the image: temporary objects, and
+   * complete objects naming the image that no location or staging record
+   * owns. Safe only while no live process writes for the image.
+   */
+  private async removeLeftovers(imageId: string): Promise<void> {
+    const owned = new Set<string>([
+      ...(await this.rt.images.allLocations()).filter((l) => l.imageId === imageId).map((l) => l.url),
+      ...((await this.rt.staging.get(imageId)) ? [(await this.rt.staging.get(imageId))!.url] : []),
+    ]);
+    for (const store of [...this.rt.stores.stores, this.rt.stores.staging]) {
+      try {
+        await store.removeTemporary(imageId);
+        for await (const url of store.list()) if (url.includes(imageId) && !owned.has(url)) await store.delete(url);
+      } catch (err) {
+        this.rt.log.warn({ err, imageId, store: store.info.id }, 'could not remove what an interrupted import left');
+      }
+    }
+  }
+
   /** Scratch files are named after their task; those of tasks no live process runs are removed. */
   private async sweepWorkDir(): Promise<void> {
     const dir = this.rt.config.import.workDir;
@@ -316,6 +338,7 @@ export class TaskService {
     let resumed = 0;
     let failed = 0;
     for (const task of await this.repo.interrupted(await liveNodes(this.rt))) {
+      if (task.imageId) await this.removeLeftovers(task.imageId);
       if (task.attempts >= MAX_ATTEMPTS) {
         const why = new ImportFailure(`Imago stopped ${task.attempts} times while running this import, so it was rolled back instead of being tried again.`);
         await this.fail(task, why);

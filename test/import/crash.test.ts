@@ -159,7 +159,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       child = await spawnImago(dataDir, { config: config() });
       const task = await finishedTask(child, id);
       assert.equal(task.status, 'success', task.message);
-      assert.equal(task.message, 'Copied 6 MiB (resumed after Imago restarted)');
+      assert.equal(task.message, 'Copied 6 MiB (resumed after an interruption)');
       const img = await image(child, id);
       assert.equal(img.status, 'active');
       assert.equal(img.stores, 'cheap,fast');
@@ -277,7 +277,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       child = await spawnImago(dataDir, { config: config() });
       const task = await finishedTask(child, id);
       assert.equal(task.status, 'success', task.message);
-      assert.equal(task.message, 'Copied 6 MiB (resumed after Imago restarted)');
+      assert.equal(task.message, 'Copied 6 MiB (resumed after an interruption)');
       assert.equal((await image(child, id)).os_hash_value, sha512(data));
       const { rt: after } = await inspectDataDir(dataDir, config());
       try {
