@@ -3,24 +3,40 @@ import type { Image } from '../domain/image.js';
 import type { InspectionPlugin } from '../runtime.js';
 import { FormatInspector, checkDeclaredFormat, type InspectionResult } from './inspect/inspector.js';
 
-/** Why the bytes cannot become this image, or undefined when they can. */
-export function inspectionVerdict(diskFormat: string | null, result: InspectionResult): { kind: 'unsafe' | 'mismatch'; message: string } | undefined {
+export interface Verdict {
+  kind: 'unsafe' | 'mismatch';
+  message: string;
+}
+
+/**
+ * Why the bytes cannot become this image, or undefined when they can.
+ * Unsafe content is refused whatever the container. The declared
+ * disk_format is held to the content only for bare images (as Glance does):
+ * an ova, ovf, docker or compressed container wraps the disk, so its bytes
+ * are not the disk format.
+ */
+export function inspectionVerdict(image: Pick<Image, 'diskFormat' | 'containerFormat'>, result: InspectionResult): Verdict | undefined {
   if (result.safetyProblems.length > 0) {
     return { kind: 'unsafe', message: `Image data is not safe to use: ${result.safetyProblems.join('; ')}.` };
   }
-  const mismatch = checkDeclaredFormat(diskFormat, result);
+  if (image.containerFormat !== null && image.containerFormat !== 'bare') return undefined;
+  const mismatch = checkDeclaredFormat(image.diskFormat, result);
   if (mismatch !== null) {
     return { kind: 'mismatch', message: `${mismatch}; set disk_format to the image's real format or upload data of the declared format.` };
   }
   return undefined;
 }
 
+/** The virtual size to record: the inspector's, when the content is what the image says it is. */
+export function inspectedVirtualSize(image: Pick<Image, 'diskFormat'>, result: InspectionResult): number | null {
+  return checkDeclaredFormat(image.diskFormat, result) === null ? result.virtualSize : null;
+}
+
 /**
  * Format inspection on direct uploads: the inspector sees every chunk while
  * it streams (a MeteredStream tap, bounded memory), and at the end the
- * upload is refused when the bytes are unsafe (400) or, for container_format
- * bare, are not the declared disk_format (415); otherwise the inspector's
- * virtual size is recorded (bare only).
+ * upload is refused when the bytes are unsafe (400) or are not the declared
+ * disk_format (415); otherwise the inspector's virtual size is recorded.
  */
 export class UploadInspection implements InspectionPlugin {
   start(image: Image): { tap: (chunk: Buffer, offset: number) => void; finish(size: number): number | null } {
@@ -29,13 +45,10 @@ export class UploadInspection implements InspectionPlugin {
       tap: (chunk, offset) => inspector.push(chunk, offset),
       finish: (size) => {
         const result = inspector.finish(size);
-        const verdict = inspectionVerdict(image.diskFormat, result);
+        const verdict = inspectionVerdict(image, result);
         if (verdict?.kind === 'unsafe') throw new BadRequest(verdict.message);
-        // Only bare bytes are the disk itself: an ami/ova/docker... container's
-        // bytes cannot match its disk_format (Glance inspects bare uploads only).
-        if (image.containerFormat !== 'bare') return null;
         if (verdict?.kind === 'mismatch') throw new UnsupportedMediaType(verdict.message);
-        return result.virtualSize;
+        return inspectedVirtualSize(image, result);
       },
     };
   }

@@ -10,7 +10,7 @@ import type { Image } from '../domain/image.js';
 import type { Store } from '../stores/store.js';
 import { StoreFull } from '../stores/errors.js';
 import { FormatInspector, type InspectionResult } from '../import/inspect/inspector.js';
-import { inspectionVerdict } from '../import/inspection.js';
+import { inspectedVirtualSize, inspectionVerdict } from '../import/inspection.js';
 import { discard, openHttpSource, type Resolver } from '../import/http-source.js';
 import { glanceEndpoint, propertiesToCopy, remoteImage } from '../import/glance-download.js';
 import { decompressor, detectCompression, readHead } from '../import/plugins/decompress.js';
@@ -126,13 +126,13 @@ export class ImportRun {
     let current = image;
     if (staged || remaining.length === 0) {
       if (staged) ({ staged, image: current } = await this.plugins(current, staged));
-      source = staged ? this.stagedSource(staged) : this.committedSource(current);
+      source = staged ? this.stagedSource(staged, current) : this.committedSource(current);
     } else if (this.state.committed!.length > 0) {
       source = this.committedSource(current);
     } else {
       staged = await this.fetch(current);
       ({ staged, image: current } = await this.plugins(await this.image(), staged));
-      source = this.stagedSource(staged);
+      source = this.stagedSource(staged, current);
     }
     await this.toStores(current, source, remaining);
     const after = await this.image();
@@ -153,8 +153,8 @@ export class ImportRun {
     return image;
   }
 
-  private stagedSource(s: Staged): Source {
-    return { store: this.rt.stores.staging, url: s.url, size: s.size, md5: s.checksum, sha512: s.sha512, staged: true, virtualSize: s.inspection?.virtualSize ?? null };
+  private stagedSource(s: Staged, image: Image): Source {
+    return { store: this.rt.stores.staging, url: s.url, size: s.size, md5: s.checksum, sha512: s.sha512, staged: true, virtualSize: s.inspection ? inspectedVirtualSize(image, s.inspection) : null };
   }
 
   /** After a restart, a store this task already wrote is the source for the rest. */
@@ -283,7 +283,7 @@ export class ImportRun {
     let inspection = staged.inspection;
     if (p.formatInspection) {
       inspection ??= await this.inspect(staged);
-      const verdict = inspectionVerdict(image.diskFormat, inspection);
+      const verdict = inspectionVerdict(image, inspection);
       if (verdict) throw new ImportFailure(verdict.message);
     }
     const to = p.conversion.outputFormat;

@@ -392,6 +392,12 @@ describe('POST /v2/images/{id}/import', () => {
     const good = await createImage(s, { disk_format: 'qcow2' });
     assert.equal((await uploadBytes(s, good.id, qcow2(fixtures))).status, 204);
     assert.equal((await getImage(s, good.id)).virtual_size, 1024 ** 3);
+    // a container wraps the disk: its bytes need not be the disk format (as Glance), but unsafe data is refused
+    const ova = await createImage(s, { disk_format: 'vmdk', container_format: 'ova' });
+    assert.equal((await uploadBytes(s, ova.id, payload(8192))).status, 204);
+    assert.equal((await getImage(s, ova.id)).virtual_size, null);
+    const wrapped = await createImage(s, { disk_format: 'qcow2', container_format: 'ovf' });
+    assert.equal((await uploadBytes(s, wrapped.id, qcow2(fixtures, { backing: true }))).status, 400);
     await consistent(s);
   });
 });
