@@ -202,3 +202,37 @@ test('at most 128 members per image (413)', async () => {
   }
   await expectError(await s.req('POST', `/v2/images/${img.id}/members`, { token: 'admin', json: { member: 'one-too-many' } }), 413, /128/);
 });
+
+test('no input makes the member API answer 500', async () => {
+  const img = await createImage(s, { name: 'fuzz' }, 'member');
+  assert.equal((await s.req('POST', `/v2/images/${img.id}/members`, { token: 'member', json: { member: 'p2' } })).status, 200);
+  const bodies: unknown[] = [null, true, 0, -1, 'x', [], [{}], {}, { member: {} }, { member: [] }, { member: true }, { member: '\u0000' }, { member: '💥'.repeat(100) },
+    { status: null }, { status: ['accepted'] }, { status: { accepted: true } }, { status: 'ACCEPTED' }, { status: 'accepted', extra: 1 }, { member: 'p2', status: 'accepted' }];
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const randomJson = (depth: number): unknown => {
+    const k = Math.floor(rnd() * 6);
+    if (depth > 3 || k === 0) return Math.floor(rnd() * 1e6) - 5e5;
+    if (k === 1) return String.fromCodePoint(...Array.from({ length: Math.floor(rnd() * 20) }, () => Math.floor(rnd() * 0x2fff)));
+    if (k === 2) return rnd() < 0.5;
+    if (k === 3) return null;
+    if (k === 4) return Array.from({ length: Math.floor(rnd() * 4) }, () => randomJson(depth + 1));
+    return Object.fromEntries(Array.from({ length: Math.floor(rnd() * 4) }, (_, i) => [['member', 'status', 'x', `k${i}`][Math.floor(rnd() * 4)], randomJson(depth + 1)]));
+  };
+  for (let i = 0; i < 60; i++) bodies.push(randomJson(0));
+  const raw = ['', '{', '{"member":', 'null', '\uFEFF{}', '{"member":"p9"}garbage', 'x'.repeat(2 * 1024 * 1024)];
+  const urls = [`/v2/images/${img.id}/members`, `/v2/images/${img.id}/members/p2`, `/v2/images/${img.id}/members/${'%F0%9F%92%A5'.repeat(10)}`, `/v2/images/${img.id}/members/${'m'.repeat(1500)}`, `/v2/images/${img.id}/members/%00`, `/v2/images/${img.id}/members/a%2Fb`, `/v2/images/${img.id}/members?x=${'%'.repeat(3)}`];
+  const seen = new Set<number>();
+  for (const [token, url] of (['other', 'member'] as const).flatMap((t) => urls.map((u) => [t, u] as const))) {
+    for (const method of ['GET', 'POST', 'PUT', 'DELETE', 'PATCH']) {
+      for (const b of [...bodies.map((x) => JSON.stringify(x)), ...raw].slice(0, method === 'GET' || method === 'DELETE' ? 3 : undefined)) {
+        const res = await s.req(method, url, { token, body: method === 'GET' ? undefined : b, headers: { 'content-type': 'application/json' } });
+        const text = await res.text();
+        seen.add(res.status);
+        assert.ok(res.status < 500, `${method} ${url.slice(0, 80)} ${String(b).slice(0, 60)} → ${res.status} ${text.slice(0, 200)}`);
+        if (res.status >= 400) assert.equal(JSON.parse(text).error.code, res.status, `${method} ${url.slice(0, 80)}: ${text.slice(0, 200)}`);
+      }
+    }
+  }
+  assert.ok(seen.has(400) && seen.has(404) && seen.has(405), [...seen].join(','));
+});
