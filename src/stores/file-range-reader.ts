@@ -11,22 +11,32 @@ export function isRecycling(s: unknown): s is Readable & Recycling {
   return typeof (s as Partial<Recycling>)?.recycle === 'function';
 }
 
-const POOL = 4;
+/** Buffers one reader keeps for reuse. */
+const PER_READER = 4;
+/** Buffers kept between readers (of the most common size), so short range requests allocate nothing. */
+const SHARED = 8;
+const shared: Buffer[] = [];
+
+function release(b: Buffer): void {
+  if (shared.length < SHARED && (shared.length === 0 || shared[0].length === b.length)) shared.push(b);
+}
 
 /**
  * Reads bytes [start, end] of an open file in `chunkSize` reads. A plain
  * fs.ReadStream allocates a fresh buffer per read; at gigabytes per minute
- * that is tens of megabytes of garbage waiting for V8 to notice it. This
- * stream reuses up to POOL buffers that its consumer hands back through
- * recycle() (the HTTP layer does once the socket has taken a chunk); a
- * consumer that never recycles simply gets fresh buffers, as with fs.
- * The handle is closed when the stream ends or is destroyed.
+ * that is tens of megabytes of garbage waiting for V8 to notice it, and a
+ * thousand 1 MiB range requests are a thousand 1 MiB buffers. This stream
+ * reuses buffers its consumer hands back through recycle() (the HTTP layer
+ * does once the socket has taken a chunk), and passes them on to the next
+ * reader when it ends. A consumer that never recycles simply gets fresh
+ * buffers, as with fs. The handle is closed when the stream ends or is
+ * destroyed.
  */
 export class FileRangeReader extends Readable implements Recycling {
   private position: number;
   private readonly free: Buffer[] = [];
-  /** the pooled buffers, by their memory, and those of them lent to the consumer now */
-  private readonly pooled = new Map<ArrayBuffer, Buffer>();
+  /** the buffers this reader may reuse, by their memory, and those of them lent to the consumer now */
+  private readonly owned = new Map<ArrayBuffer, Buffer>();
   private readonly lent = new Set<ArrayBuffer>();
 
   constructor(
@@ -56,7 +66,7 @@ export class FileRangeReader extends Readable implements Recycling {
           return;
         }
         this.position += bytesRead;
-        if (this.pooled.has(buf.buffer as ArrayBuffer)) this.lent.add(buf.buffer as ArrayBuffer);
+        if (this.owned.has(buf.buffer as ArrayBuffer)) this.lent.add(buf.buffer as ArrayBuffer);
         this.push(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
       },
       (err) => this.destroy(err),
@@ -65,18 +75,22 @@ export class FileRangeReader extends Readable implements Recycling {
 
   recycle(chunk: Buffer): void {
     const memory = chunk.buffer as ArrayBuffer;
-    if (!this.destroyed && this.lent.delete(memory)) this.free.push(this.pooled.get(memory)!);
+    if (!this.lent.delete(memory)) return;
+    const buf = this.owned.get(memory)!;
+    if (this.destroyed) release(buf);
+    else this.free.push(buf);
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    this.free.length = 0;
-    this.lent.clear();
+    // Buffers still lent come back through recycle() once the socket is done with them.
+    for (const b of this.free.splice(0)) release(b);
     this.handle.close().then(() => cb(err), () => cb(err));
   }
 
   private allocate(): Buffer {
-    const b = Buffer.allocUnsafeSlow(this.chunkSize);
-    if (this.pooled.size < POOL) this.pooled.set(b.buffer as ArrayBuffer, b);
+    const reused = shared.length && shared[0].length === this.chunkSize ? shared.pop() : undefined;
+    const b = reused ?? Buffer.allocUnsafeSlow(this.chunkSize);
+    if (this.owned.size < PER_READER) this.owned.set(b.buffer as ArrayBuffer, b);
     return b;
   }
 }
