@@ -7,7 +7,12 @@ import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { checkConsistency, type ConsistencyReport } from '../../src/services/recovery.js';
 import { testConfig, writeTokens } from '../support/server.js';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The repository root, from test/recovery/ or from its compiled copy in dist/test/recovery/. */
+export const REPO = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
 
 export interface ChildImago {
   proc: ChildProcess;
