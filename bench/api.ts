@@ -34,6 +34,8 @@ export class Api {
   readonly origin: string;
   readonly prefix: string;
   private readonly pool: Pool;
+  /** images this run created and has not deleted yet: removed at the end whatever happened */
+  private readonly created = new Set<string>();
 
   constructor(readonly target: Target) {
     const url = new URL(target.baseUrl);
@@ -83,7 +85,9 @@ export class Api {
 
   async createImage(name: string, extra: Record<string, unknown> = {}): Promise<Record<string, any>> {
     const res = await this.expect('POST', '/v2/images', 201, { name, disk_format: 'raw', container_format: 'bare', ...extra });
-    return JSON.parse(res.text);
+    const image = JSON.parse(res.text) as Record<string, any>;
+    this.created.add(image.id);
+    return image;
   }
 
   async getImage(id: string): Promise<Record<string, any> | undefined> {
@@ -96,6 +100,14 @@ export class Api {
   async deleteImage(id: string): Promise<void> {
     const res = await this.call('DELETE', `/v2/images/${id}`);
     if (res.status !== 204 && res.status !== 404) throw new BenchFailure(`DELETE image ${id} answered ${res.status}: ${res.text.slice(0, 300)}`);
+    this.created.delete(id);
+  }
+
+  /** Deletes every image this run created and still holds (a scenario that failed half-way leaves some). */
+  async deleteLeftovers(): Promise<number> {
+    const ids = [...this.created];
+    for (const id of ids) await this.deleteImage(id).catch(() => {});
+    return ids.length;
   }
 
   /** Polls every `intervalMs` until the image reaches one of `statuses`; fails on `killed` or the deadline. */

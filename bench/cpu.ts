@@ -42,3 +42,28 @@ export function cpuSpent(before: CpuTimes | undefined, after: CpuTimes | undefin
   const r = (n: number) => Math.round(n * 100) / 100;
   return { processSeconds: r(after.processSeconds - before.processSeconds), mainThreadSeconds: r(after.mainThreadSeconds - before.mainThreadSeconds) };
 }
+
+/** Adds up the server CPU of timed windows only (verification and ceilings left out). */
+export class CpuMeter {
+  private total: CpuTimes = { processSeconds: 0, mainThreadSeconds: 0 };
+  private started: CpuTimes | undefined;
+  constructor(private readonly pid: number | undefined) {}
+
+  start(): void {
+    this.started = this.pid ? cpuTimes(this.pid) : undefined;
+  }
+
+  stop(): void {
+    const spent = cpuSpent(this.started, this.pid ? cpuTimes(this.pid) : undefined);
+    if (!spent) return;
+    this.total.processSeconds += spent.processSeconds;
+    this.total.mainThreadSeconds += spent.mainThreadSeconds;
+  }
+
+  /** Server CPU seconds per `units` (e.g. per GiB, per 1000 ranges) over the timed windows; undefined without a local pid. */
+  per(units: number): { process: number; main: number } | undefined {
+    if (!this.pid || units <= 0) return undefined;
+    const r = (n: number) => Math.round((n / units) * 1000) / 1000;
+    return { process: r(this.total.processSeconds), main: r(this.total.mainThreadSeconds) };
+  }
+}

@@ -56,6 +56,7 @@ function run(cmd: string, args: string[]): Promise<number> {
 export interface RefServer {
   /** URL of a data file (by its path) on the trivial server */
   urlOf(file: DataFile): string;
+  pid?: number;
   stop(): void;
 }
 
@@ -70,7 +71,7 @@ export async function startRefServer(dir: string): Promise<RefServer> {
   });
   child.removeAllListeners('exit');
   const port = JSON.parse(line).port as number;
-  return { urlOf: (f) => `http://127.0.0.1:${port}/${encodeURIComponent(path.basename(f.path))}`, stop: () => child.kill('SIGTERM') };
+  return { urlOf: (f) => `http://127.0.0.1:${port}/${encodeURIComponent(path.basename(f.path))}`, pid: child.pid, stop: () => child.kill('SIGTERM') };
 }
 
 export interface ReferencePlan {

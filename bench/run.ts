@@ -211,6 +211,8 @@ async function main(): Promise<number> {
       ({ results, refs } = await scenarios(ctx, files));
     } finally {
       ref?.stop();
+      const left = await api.deleteLeftovers();
+      if (left) console.log(`  (deleted ${left} image(s) left by failed scenarios)`);
       await api.close();
     }
   } catch (err) {

@@ -5,6 +5,7 @@ import { curlRanges, randomRanges, type ByteRange } from '../curl-ranges.js';
 import type { DataFile } from '../files.js';
 import type { Recorder } from '../scenario.js';
 import type { RefServer } from '../references.js';
+import { CpuMeter } from '../cpu.js';
 import { now, round, seededRandom, summarize } from '../stats.js';
 
 export const RANGE_SEED = 20240601;
@@ -21,7 +22,15 @@ export async function rangedReads(r: Recorder, api: Api, imageId: string, file: 
   const url = api.url(`/v2/images/${imageId}/file`);
   await curlRanges(url, api.authHeaders(), ranges.slice(0, WARMUP), r.secondsLeft(), scratchDir);
   const timed = ranges.slice(WARMUP);
+  const cpu = new CpuMeter(api.target.pid);
+  cpu.start();
   const run = await curlRanges(url, api.authHeaders(), timed, r.secondsLeft(), scratchDir);
+  cpu.stop();
+  const perRange = cpu.per(count);
+  if (perRange) {
+    r.metric('serverCpuMsPerRange', round(perRange.process * 1000, 3));
+    r.metric('serverMainThreadMsPerRange', round(perRange.main * 1000, 3));
+  }
 
   r.equal('transfers reported', run.transfers.length, count);
   const wrong = run.transfers
@@ -42,7 +51,12 @@ export async function rangedReads(r: Recorder, api: Api, imageId: string, file: 
   r.metric('maxMs', s.maxMs);
   if (ref) {
     // The same ranges from the trivial server, right after: the ceiling under the machine's load of this minute.
+    const refCpu = new CpuMeter(ref.pid);
+    refCpu.start();
     const c = await curlRanges(ref.urlOf(file), {}, timed, r.secondsLeft(), scratchDir);
+    refCpu.stop();
+    const refPerRange = refCpu.per(count);
+    if (refPerRange) r.metric('ceilingServerCpuMsPerRange', round(refPerRange.process * 1000, 3));
     r.check('ceiling ranges: 206 and 1 MiB each', c.transfers.every((t) => t.httpCode === 206 && t.size === rangeSize), 'the trivial server answered wrong');
     r.metric('ceilingPerSec', round(count / c.wallSeconds, 0));
   }

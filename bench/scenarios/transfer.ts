@@ -3,7 +3,8 @@ import { curl, type CurlResult } from '../curl.js';
 import type { RefServer } from '../references.js';
 import type { DataFile } from '../files.js';
 import type { Recorder } from '../scenario.js';
-import { mibPerSec } from '../stats.js';
+import { GiB, mibPerSec } from '../stats.js';
+import { CpuMeter } from '../cpu.js';
 
 export function uploadWithCurl(api: Api, imageId: string, file: DataFile, maxSeconds: number, what = 'file'): Promise<CurlResult> {
   return curl({
@@ -47,9 +48,12 @@ export async function checkDownloadMatches(r: Recorder, api: Api, imageId: strin
  */
 export async function timedUpload(r: Recorder, api: Api, file: DataFile, name: string, repeats: number): Promise<string> {
   const runs: { id: string; seconds: number }[] = [];
+  const cpu = new CpuMeter(api.target.pid);
   for (let i = 0; i < repeats; i++) {
     const image = await api.createImage(`${name}-${i}`);
+    cpu.start();
     const res = await uploadWithCurl(api, image.id, file, r.secondsLeft());
+    cpu.stop();
     r.equal(`upload ${i + 1} status`, res.httpCode, 204);
     r.equal(`upload ${i + 1} bytes sent`, res.sizeUpload, file.size);
     await checkImageMatches(r, api, image.id, file, `upload ${i + 1}`);
@@ -61,6 +65,7 @@ export async function timedUpload(r: Recorder, api: Api, file: DataFile, name: s
   r.metric('seconds', best.seconds);
   r.metric('bytes', file.size);
   r.metric('runsMiBps', runs.map((x) => mibPerSec(file.size, x.seconds)).join(', '));
+  cpuPerGiB(r, cpu, (file.size * repeats) / GiB);
   return best.id;
 }
 
@@ -68,13 +73,19 @@ export async function timedUpload(r: Recorder, api: Api, file: DataFile, name: s
 export async function timedDownload(r: Recorder, api: Api, imageId: string, file: DataFile, repeats: number, ref?: RefServer): Promise<void> {
   const seconds: number[] = [];
   const ceiling: number[] = [];
+  const cpu = new CpuMeter(api.target.pid);
+  const refCpu = new CpuMeter(ref?.pid);
   for (let i = 0; i < repeats; i++) {
+    cpu.start();
     const res = await downloadWithCurl(api, imageId, r.secondsLeft());
+    cpu.stop();
     r.equal(`download ${i + 1} status`, res.httpCode, 200);
     r.equal(`download ${i + 1} bytes received`, res.sizeDownload, file.size);
     seconds.push(res.seconds);
     if (ref) {
+      refCpu.start();
       const c = await curl({ url: ref.urlOf(file), output: '/dev/null', maxSeconds: r.secondsLeft() });
+      refCpu.stop();
       r.check(`ceiling GET ${i + 1}: 200 and every byte`, c.httpCode === 200 && c.sizeDownload === file.size, `${c.httpCode}, ${c.sizeDownload} bytes`);
       ceiling.push(mibPerSec(file.size, c.seconds));
     }
@@ -88,5 +99,16 @@ export async function timedDownload(r: Recorder, api: Api, imageId: string, file
   r.metric('seconds', best);
   r.metric('bytes', file.size);
   r.metric('runsMiBps', seconds.map((x) => mibPerSec(file.size, x)).join(', '));
+  cpuPerGiB(r, cpu, (file.size * repeats) / GiB);
+  const refPer = refCpu.per((file.size * repeats) / GiB);
+  if (refPer) r.metric('ceilingServerCpuSecondsPerGiB', refPer.process);
   await checkDownloadMatches(r, api, imageId, file);
+}
+
+/** What moving a GiB costs the server in CPU seconds (all threads, and the event loop alone): steady whatever else runs here. */
+export function cpuPerGiB(r: Recorder, cpu: CpuMeter, gib: number): void {
+  const per = cpu.per(gib);
+  if (!per) return;
+  r.metric('serverCpuSecondsPerGiB', per.process);
+  r.metric('serverMainThreadSecondsPerGiB', per.main);
 }
