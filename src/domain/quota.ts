@@ -30,18 +30,30 @@ export function reportedUsage(name: QuotaName, usage: number): number {
   return name === 'image_size_total' || name === 'image_stage_total' ? Math.floor(usage / MiB) : usage;
 }
 
+const isCount = (name: QuotaName) => name === 'image_count_total' || name === 'image_count_uploading';
+const oneDecimal = (x: number) => x.toFixed(1).replace(/\.0$/, '');
+
 function show(name: QuotaName, n: number): string {
-  if (name === 'image_count_total' || name === 'image_count_uploading') return `${n} image${n === 1 ? '' : 's'}`;
-  const mib = n / MiB;
-  return `${Number.isInteger(mib) ? mib : mib.toFixed(1)} MiB`;
+  if (isCount(name)) return `${n} image${n === 1 ? '' : 's'}`;
+  if (n >= MiB || n === 0) return `${oneDecimal(n / MiB)} MiB`;
+  return n >= 1024 ? `${oneDecimal(n / 1024)} KiB` : `${n} byte${n === 1 ? '' : 's'}`;
 }
 
 /** The 413 of a refused request, naming the limit, the usage and what was asked for. */
 export function overLimit(project: string, name: QuotaName, limit: number, usage: number, delta: number, what: string): PayloadTooLarge {
+  const head = `Project ${project} is over its ${name} quota: the limit is ${show(name, limitInUnits(name, limit))}`;
+  if (isCount(name)) {
+    return new PayloadTooLarge(`${head} and ${usage} ${usage === 1 ? 'exists' : 'exist'} already; ${what} would make ${usage + delta}.`);
+  }
+  return new PayloadTooLarge(`${head}, ${show(name, usage)} are in use, and ${what} needs ${show(name, delta)} more.`);
+}
+
+/** The 413 of a write that passed the room its owner had left (known only as a cap, not a size). */
+export function noRoomLeft(project: string, name: ByteQuota, limit: number, usage: number, what: string): PayloadTooLarge {
+  const left = Math.max(0, limitInUnits(name, limit) - usage);
   return new PayloadTooLarge(
-    `Project ${project} is over its ${name} quota: the limit is ${show(name, limitInUnits(name, limit))}, ` +
-      `${show(name, usage)} ${name === 'image_count_total' || name === 'image_count_uploading' ? 'exist' : 'are in use'}, ` +
-      `and ${what} needs ${show(name, delta)} more.`,
+    `Project ${project} is over its ${name} quota: the limit is ${show(name, limitInUnits(name, limit))}, ${show(name, usage)} are in use, ` +
+      `and ${what} is larger than the ${show(name, left)} left.`,
   );
 }
 

@@ -8,6 +8,7 @@ import {
   limitInUnits,
   limitsFor,
   nextReservation,
+  noRoomLeft,
   overLimit,
   reportedUsage,
   type ByteQuota,
@@ -77,7 +78,7 @@ export class QuotaService implements QuotaChecker {
     if (cap === Infinity) return undefined;
     const used = await this.repo.read((q) => q.bytesUsed(owner, 'image_size_total'));
     const bytes = Math.max(0, cap - used);
-    return { bytes, error: (n) => overLimit(owner, 'image_size_total', limit, used, n + 1, 'this upload') };
+    return { bytes, error: () => noRoomLeft(owner, 'image_size_total', limit, used, 'this upload') };
   }
 
   /**
