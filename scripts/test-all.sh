@@ -10,6 +10,7 @@ APT_PACKAGES=(
   python3-openstackclient python3-glanceclient  # the CLIs the end-to-end tests drive
   qemu-utils                                  # qemu-img: test images, conversion plugin
   curl xz-utils zstd                          # transfers, decompression plugin
+  tempest glance-tempest-plugin               # tempest's image API tests (test/tempest/tempest.test.ts)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -23,4 +24,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 npm ci --no-audit --no-fund
+# Tempest runs as one of the tests (several minutes); IMAGO_TEMPEST=0 leaves it out.
+export IMAGO_TEMPEST="${IMAGO_TEMPEST:-1}"
 npm test
