@@ -304,10 +304,9 @@ export class TaskService {
    * owns. Safe only while no live process writes for the image.
    */
   private async removeLeftovers(imageId: string): Promise<void> {
-    const owned = new Set<string>([
-      ...(await this.rt.images.allLocations()).filter((l) => l.imageId === imageId).map((l) => l.url),
-      ...((await this.rt.staging.get(imageId)) ? [(await this.rt.staging.get(imageId))!.url] : []),
-    ]);
+    const staged = await this.rt.staging.get(imageId);
+    const owned = new Set<string>((await this.rt.images.allLocations()).filter((l) => l.imageId === imageId).map((l) => l.url));
+    if (staged) owned.add(staged.url);
     for (const store of [...this.rt.stores.stores, this.rt.stores.staging]) {
       try {
         await store.removeTemporary(imageId);
