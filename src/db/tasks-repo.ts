@@ -50,6 +50,7 @@ export interface Revert {
   failed: string[];
   restoreFormats?: { disk_format: string | null; container_format: string | null };
   removeProperties?: string[];
+  restoreProperties?: Record<string, string>;
 }
 
 export interface TaskListQuery {
@@ -363,7 +364,11 @@ export class TasksRepo {
       if (image.writer_id === taskId) Object.assign(set, { writer_id: null, writer_node: null, writer_heartbeat_at: null });
       if (r.restoreFormats) Object.assign(set, r.restoreFormats);
       await trx.updateTable('images').set(set).where('id', '=', imageId).execute();
-      if (r.removeProperties?.length) await trx.deleteFrom('image_properties').where('image_id', '=', imageId).where('name', 'in', r.removeProperties).execute();
+      const restore = r.restoreProperties ?? {};
+      const drop = [...(r.removeProperties ?? []), ...Object.keys(restore)];
+      if (drop.length) await trx.deleteFrom('image_properties').where('image_id', '=', imageId).where('name', 'in', drop).execute();
+      const rows = Object.entries(restore).map(([name, value]) => ({ image_id: imageId, name, value }));
+      if (rows.length) await trx.insertInto('image_properties').values(rows).execute();
       await this.updateStoreLists(trx, imageId, { importingRemove: r.clearImporting, failedAdd: r.failed });
       return locs.map((l) => ({ id: l.id, storeId: l.store_id, url: l.url, status: 'pending_delete' }));
     });

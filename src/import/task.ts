@@ -40,8 +40,10 @@ export interface TaskState {
   failed?: Record<string, string>;
   /** glance-download: formats the image had before the remote ones replaced them */
   previousFormats?: { disk_format: string | null; container_format: string | null };
-  /** glance-download: properties copied from the remote image */
+  /** glance-download: properties copied from the remote image that the image did not have */
   copiedProperties?: string[];
+  /** glance-download: values the copied properties replaced */
+  previousProperties?: Record<string, string>;
   /** the task was interrupted (stop or crash) and picked up again */
   resumed?: boolean;
 }

@@ -193,6 +193,7 @@ export class ImportRun {
     const props = propertiesToCopy(remote, this.rt.config.import.glanceDownload.extraProperties);
     this.state.previousFormats ??= { disk_format: image.diskFormat, container_format: image.containerFormat };
     this.state.copiedProperties ??= Object.keys(props).filter((k) => !(k in image.properties));
+    this.state.previousProperties ??= Object.fromEntries(Object.keys(props).filter((k) => k in image.properties).map((k) => [k, image.properties[k]]));
     await this.rt.tasks.repo.saveState(this.task.id, this.state);
     await this.rt.tasks.repo.updateImage(this.imageId, this.task.id, { disk_format: remote.disk_format ?? null, container_format: remote.container_format ?? null }, props);
     const src = await this.open(`${endpoint}/v2/images/${m.glance_image_id}/file`, { 'x-auth-token': token });

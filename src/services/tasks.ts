@@ -257,6 +257,7 @@ export class TaskService {
         failed,
         restoreFormats: toQueued ? task.state.previousFormats : undefined,
         removeProperties: toQueued ? task.state.copiedProperties : undefined,
+        restoreProperties: toQueued ? task.state.previousProperties : undefined,
       });
       await rt.data.removeLocations(removed);
       outcome = toQueued ? ` The image is back in status queued; ${retryHint(method, imageId)}`

@@ -132,6 +132,35 @@ describe('glance-download from another region', { skip }, () => {
     assert.deepEqual(await checkConsistency(here.rt), { missingObjects: [], orphanObjects: [] });
   });
 
+  test('a failure after the metadata was copied puts the image\'s own metadata back', async () => {
+    const port = Number(new URL(there.url).port);
+    const small = await startTestServer({
+      env: { IMAGO_IMAGE_SIZE_CAP: String(1024 * 1024) },
+      config: { auth: { mode: 'keystone', keystone: ks.keystoneConfig() }, import: { webDownload: { allowedHosts: ['127.0.0.1'], allowedPorts: [port] } } },
+    });
+    try {
+      const remote = await remoteImage('active');
+      const res = await call(small, 'POST', '/v2/images', { name: 'x', disk_format: 'iso', container_format: 'ovf', hw_disk_bus: 'ide' });
+      const id = ((await res.json()) as Json).id;
+      assert.equal((await call(small, 'POST', `/v2/images/${id}/import`, { method: { name: 'glance-download', glance_region: 'RegionTwo', glance_image_id: remote } })).status, 202);
+      let task: Json = {};
+      for (let i = 0; i < 200 && !['success', 'failure'].includes(task.status); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        task = ((await (await call(small, 'GET', `/v2/images/${id}/tasks`)).json()) as { tasks: Json[] }).tasks[0] ?? {};
+      }
+      assert.equal(task.status, 'failure');
+      assert.match(task.message, /image_size_cap/);
+      const image = (await (await call(small, 'GET', `/v2/images/${id}`)).json()) as Json;
+      assert.equal(image.status, 'queued');
+      assert.equal(image.disk_format, 'iso');
+      assert.equal(image.container_format, 'ovf');
+      assert.equal(image.hw_disk_bus, 'ide');
+      assert.equal('os_distro' in image, false);
+    } finally {
+      await small.close();
+    }
+  });
+
   test('the other region must pass the download filter too', async () => {
     const strict = await startTestServer({ config: { auth: { mode: 'keystone', keystone: ks.keystoneConfig() } } });
     try {
