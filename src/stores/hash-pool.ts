@@ -117,16 +117,40 @@ export class HashSession {
   }
 
   /** Copies `chunk` into the ring; resolves when it is accepted (immediately unless the ring is full). */
-  async update(chunk: Uint8Array): Promise<void> {
+  update(chunk: Uint8Array): Promise<void> {
+    return this.tryUpdate(chunk) ?? Promise.resolve();
+  }
+
+  /**
+   * The same, allocation-free in the common case: returns undefined when the
+   * chunk was taken at once, a promise only when the caller has to wait for a
+   * block. (It runs for every 64 KiB of every upload on the event loop.)
+   */
+  tryUpdate(chunk: Uint8Array): Promise<void> | undefined {
     let offset = 0;
     while (offset < chunk.length) {
-      if (!this.current) this.current = await this.freeBlock();
-      const n = Math.min(chunk.length - offset, BLOCK_SIZE - this.fill);
-      this.current.view.set(chunk.subarray(offset, offset + n), this.fill);
-      this.fill += n;
-      offset += n;
-      if (this.fill === BLOCK_SIZE) this.dispatch();
+      if (!this.current) {
+        this.current = this.takeFreeBlock();
+        if (!this.current) return this.updateSlowly(chunk, offset);
+      }
+      offset = this.copy(chunk, offset);
     }
+    return undefined;
+  }
+
+  private async updateSlowly(chunk: Uint8Array, offset: number): Promise<void> {
+    while (offset < chunk.length) {
+      if (!this.current) this.current = await this.freeBlock();
+      offset = this.copy(chunk, offset);
+    }
+  }
+
+  private copy(chunk: Uint8Array, offset: number): number {
+    const n = Math.min(chunk.length - offset, BLOCK_SIZE - this.fill);
+    this.current!.view.set(chunk.subarray(offset, offset + n), this.fill);
+    this.fill += n;
+    if (this.fill === BLOCK_SIZE) this.dispatch();
+    return offset + n;
   }
 
   /** Hashes what remains and returns both digests in hex. */
@@ -162,20 +186,24 @@ export class HashSession {
 
   private async freeBlock(): Promise<Block> {
     for (;;) {
-      if (this.failure) throw this.failure;
-      if (this.ended) throw new Error('hash session ended');
-      const free = this.blocks.find((b) => b.pending === 0);
-      if (free) return free;
-      if (this.blocks.length < BLOCKS_PER_SESSION) {
-        const buf = new SharedArrayBuffer(BLOCK_SIZE);
-        const block = { buf, view: new Uint8Array(buf), pending: 0 };
-        const index = this.blocks.push(block) - 1;
-        this.md5Worker.postMessage({ op: 'block', id: this.id, algo: 'md5', block: index, buf });
-        this.shaWorker.postMessage({ op: 'block', id: this.id, algo: 'sha512', block: index, buf });
-        return block;
-      }
+      const block = this.takeFreeBlock();
+      if (block) return block;
       await new Promise<void>((resolve) => (this.waiter = resolve));
     }
+  }
+
+  /** A block no worker is reading, or a new one while the ring is not full; undefined when all are busy. */
+  private takeFreeBlock(): Block | undefined {
+    if (this.failure) throw this.failure;
+    if (this.ended) throw new Error('hash session ended');
+    for (const b of this.blocks) if (b.pending === 0) return b;
+    if (this.blocks.length === BLOCKS_PER_SESSION) return undefined;
+    const buf = new SharedArrayBuffer(BLOCK_SIZE);
+    const block = { buf, view: new Uint8Array(buf), pending: 0 };
+    const index = this.blocks.push(block) - 1;
+    this.md5Worker.postMessage({ op: 'block', id: this.id, algo: 'md5', block: index, buf });
+    this.shaWorker.postMessage({ op: 'block', id: this.id, algo: 'sha512', block: index, buf });
+    return block;
   }
 
   private onMessage(m: { op: string; block?: number; algo?: string; hex?: string }): void {

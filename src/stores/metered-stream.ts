@@ -38,7 +38,15 @@ export class MeteredStream extends Transform {
       cb(err as Error);
       return;
     }
-    this.hash.update(chunk).then(() => cb(null, chunk), cb);
+    let waiting;
+    try {
+      waiting = this.hash.tryUpdate(chunk);
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    if (waiting) waiting.then(() => cb(null, chunk), cb);
+    else cb(null, chunk);
   }
 
   override _flush(cb: TransformCallback): void {
