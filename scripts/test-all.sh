@@ -10,6 +10,7 @@ APT_PACKAGES=(
   python3-openstackclient python3-glanceclient  # the CLIs the end-to-end tests drive
   qemu-utils                                  # qemu-img: test images, conversion plugin
   curl xz-utils zstd                          # transfers, decompression plugin
+  strace                                      # the durability test checks the fsync order
   tempest glance-tempest-plugin               # tempest's image API tests (test/tempest/tempest.test.ts)
 )
 missing=()
