@@ -27,8 +27,13 @@ export function inspectionVerdict(image: Pick<Image, 'diskFormat' | 'containerFo
   return undefined;
 }
 
-/** The virtual size to record: the inspector's, when the content is what the image says it is. */
-export function inspectedVirtualSize(image: Pick<Image, 'diskFormat'>, result: InspectionResult): number | null {
+/**
+ * The virtual size to record: the inspector's, for bare images whose content
+ * is what they say it is (a container's bytes are not the disk: Glance
+ * records none for those either).
+ */
+export function inspectedVirtualSize(image: Pick<Image, 'diskFormat' | 'containerFormat'>, result: InspectionResult): number | null {
+  if (image.containerFormat !== null && image.containerFormat !== 'bare') return null;
   return checkDeclaredFormat(image.diskFormat, result) === null ? result.virtualSize : null;
 }
 

@@ -51,8 +51,8 @@ interface Source {
   sha512: string | null;
   /** a staged object may be moved into a store instead of copied */
   staged: boolean;
-  /** what format inspection found, when it ran */
-  virtualSize: number | null;
+  /** what format inspection says the virtual size is (null: none); undefined when it did not run */
+  virtualSize: number | null | undefined;
 }
 
 export interface RunOptions {
@@ -154,7 +154,7 @@ export class ImportRun {
   }
 
   private stagedSource(s: Staged, image: Image): Source {
-    return { store: this.rt.stores.staging, url: s.url, size: s.size, md5: s.checksum, sha512: s.sha512, staged: true, virtualSize: s.inspection ? inspectedVirtualSize(image, s.inspection) : null };
+    return { store: this.rt.stores.staging, url: s.url, size: s.size, md5: s.checksum, sha512: s.sha512, staged: true, virtualSize: s.inspection ? inspectedVirtualSize(image, s.inspection) : undefined };
   }
 
   /** After a restart, a store this task already wrote is the source for the rest. */
@@ -409,9 +409,10 @@ export class ImportRun {
     }
   }
 
-  /** Inspection's answer, else what conversion recorded, else raw/iso's own size. */
+  /** Inspection's answer when it ran (as on upload), else what conversion recorded, else raw/iso's own size. */
   private virtualSize(image: Image, source: Source): number | null {
-    return source.virtualSize ?? image.virtualSize ?? defaultVirtualSize(image.diskFormat, source.size);
+    if (source.virtualSize !== undefined) return source.virtualSize;
+    return image.virtualSize ?? defaultVirtualSize(image.diskFormat, source.size);
   }
 
   private async adopt(store: Store, source: Source): Promise<Written> {
