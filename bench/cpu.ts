@@ -60,10 +60,9 @@ export class CpuMeter {
     this.total.mainThreadSeconds += spent.mainThreadSeconds;
   }
 
-  /** Server CPU seconds per `units` (e.g. per GiB, per 1000 ranges) over the timed windows; undefined without a local pid. */
+  /** Server CPU seconds per `units` (e.g. per GiB, per range) over the timed windows; undefined without a local pid. */
   per(units: number): { process: number; main: number } | undefined {
     if (!this.pid || units <= 0) return undefined;
-    const r = (n: number) => Math.round((n / units) * 1000) / 1000;
-    return { process: r(this.total.processSeconds), main: r(this.total.mainThreadSeconds) };
+    return { process: this.total.processSeconds / units, main: this.total.mainThreadSeconds / units };
   }
 }

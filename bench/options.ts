@@ -11,6 +11,8 @@ export interface Sizes {
   concurrent: { count: number; size: number };
   ranges: number;
   rangeSize: number;
+  /** every how many-th range is fetched again and compared byte for byte with the file */
+  rangeVerifyEvery: number;
   metadataImages: number;
   /** single transfers and references keep the best of this many runs */
   repeats: number;
@@ -50,6 +52,7 @@ export const QUICK: Sizes = {
   concurrent: { count: 8, size: 64 * MiB },
   ranges: 2000,
   rangeSize: MiB,
+  rangeVerifyEvery: 4,
   metadataImages: 2000,
   repeats: 2,
   scenarioTimeoutMs: 60_000,
@@ -61,6 +64,7 @@ export const FULL: Sizes = {
   concurrent: { count: 8, size: 512 * MiB },
   ranges: 5000,
   rangeSize: MiB,
+  rangeVerifyEvery: 1,
   metadataImages: 10_000,
   repeats: 2,
   scenarioTimeoutMs: 15 * 60_000,

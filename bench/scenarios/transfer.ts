@@ -3,7 +3,7 @@ import { curl, type CurlResult } from '../curl.js';
 import type { RefServer } from '../references.js';
 import type { DataFile } from '../files.js';
 import type { Recorder } from '../scenario.js';
-import { GiB, mibPerSec } from '../stats.js';
+import { GiB, mibPerSec, round } from '../stats.js';
 import { CpuMeter } from '../cpu.js';
 
 export function uploadWithCurl(api: Api, imageId: string, file: DataFile, maxSeconds: number, what = 'file'): Promise<CurlResult> {
@@ -101,7 +101,7 @@ export async function timedDownload(r: Recorder, api: Api, imageId: string, file
   r.metric('runsMiBps', seconds.map((x) => mibPerSec(file.size, x)).join(', '));
   cpuPerGiB(r, cpu, (file.size * repeats) / GiB);
   const refPer = refCpu.per((file.size * repeats) / GiB);
-  if (refPer) r.metric('ceilingServerCpuSecondsPerGiB', refPer.process);
+  if (refPer) r.metric('ceilingServerCpuSecondsPerGiB', round(refPer.process, 2));
   await checkDownloadMatches(r, api, imageId, file);
 }
 
@@ -109,6 +109,6 @@ export async function timedDownload(r: Recorder, api: Api, imageId: string, file
 export function cpuPerGiB(r: Recorder, cpu: CpuMeter, gib: number): void {
   const per = cpu.per(gib);
   if (!per) return;
-  r.metric('serverCpuSecondsPerGiB', per.process);
-  r.metric('serverMainThreadSecondsPerGiB', per.main);
+  r.metric('serverCpuSecondsPerGiB', round(per.process, 2));
+  r.metric('serverMainThreadSecondsPerGiB', round(per.main, 2));
 }
