@@ -46,10 +46,12 @@ test('upload and download of a big image keep the server RSS under 200 MB', { sk
   const pid = server.proc.pid!;
   const peaks: Record<string, number> = {};
   let phase = 'idle';
-  const sampler = setInterval(() => {
+  const sample = () => {
     const { rss } = memoryOf(pid);
     peaks[phase] = Math.max(peaks[phase] ?? 0, rss);
-  }, 50);
+  };
+  sample();
+  const sampler = setInterval(sample, 50);
   try {
     const auth = ['-H', `X-Auth-Token: ${TOKENS.admin}`];
     const created = JSON.parse(await curl([...auth, '-H', 'Content-Type: application/json', '-d', '{"disk_format":"raw","container_format":"bare","name":"big"}', `${server.url}/v2/images`]));
