@@ -136,8 +136,9 @@ export class ImageService {
     if (!locations) throw new NotFound(`No image found with ID ${id}`);
     // A writer still streaming into this image learns now, not at commit (invariant 4).
     this.rt.writers.abort(id);
-    await this.rt.staging.discard(id);
+    // removeLocations first makes the delete durable before any data goes, staged data included.
     await this.rt.data.removeLocations(locations);
+    await this.rt.staging.discard(id);
   }
 
   async deactivate(id: string, ctx: RequestContext): Promise<void> {

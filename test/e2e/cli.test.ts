@@ -307,6 +307,13 @@ describe('openstack CLI against Imago behind a real Keystone', { skip: skipKeyst
     assert.match(reader.stderr, /403|Forbidden|not permitted/i);
     const shown = JSON.parse(ok(await cli('demo-reader')(['image', 'show', created.id, '-f', 'json']), 'reader show'));
     assert.equal(shown.owner, ks.projects.demo);
+    // The core scenario as a reader: listing and showing work, every write and the download are refused.
+    assert.match(ok(await cli('demo-reader')(['image', 'list', '-f', 'value', '-c', 'ID']), 'reader list'), new RegExp(created.id));
+    const readerCreate = await cli('demo-reader')(['image', 'create', '--disk-format', 'raw', '--container-format', 'bare', 'ks-reader']);
+    assert.notEqual(readerCreate.code, 0, 'a reader cannot create');
+    assert.match(readerCreate.stderr, /403|Forbidden|not authorized|not permitted/i);
+    const readerSet = await cli('demo-reader')(['image', 'set', '--property', 'k=v', created.id]);
+    assert.notEqual(readerSet.code, 0, 'a reader cannot change an image');
     ok(await member(['image', 'delete', created.id]), 'member delete');
   });
 });
