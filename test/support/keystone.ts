@@ -362,7 +362,7 @@ async function provision(a: ProvisionArgs): Promise<Keystone> {
     let lastErr: unknown;
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        const res = await fetch(authUrl + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
+        const res = await fetch(authUrl + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(90_000) });
         const text = await res.text();
         let json: any = null;
         try { json = text ? JSON.parse(text) : null; } catch { json = text; }
