@@ -54,7 +54,7 @@ export const QUICK: Sizes = {
   rangeSize: MiB,
   rangeVerifyEvery: 4,
   metadataImages: 2000,
-  repeats: 2,
+  repeats: 1,
   scenarioTimeoutMs: 60_000,
 };
 

@@ -37,6 +37,7 @@ export function referenceTable(refs: References): string {
   const names: [keyof References, string][] = [
     ['md5', 'node md5, one core'],
     ['sha512', 'node sha512, one core'],
+    ['hashPool', "Imago's HashPool (md5 + sha512 on 2 workers), no HTTP"],
     ['ddFsync', 'dd bs=1M conv=fsync'],
     ['cp', 'cp'],
     ['cpFsync', 'cp + sync of the copy'],

@@ -37,7 +37,7 @@ export function evaluateTargets(results: ScenarioResult[], refs: References | un
   const uploads = results.filter((r) => r.id.startsWith('upload-'));
   for (const u of uploads) {
     add(`${u.title} ≥ 0.5 × min(md5, sha512)`, u.id, hashFloor ? `≥ ${round(0.5 * hashFloor)} MiB/s` : 'needs local references', hashFloor && 0.5 * hashFloor, 'atLeast',
-      refs ? `md5 ${refs.md5}, sha512 ${refs.sha512}, curl→sink ${refs.httpPut}, dd fsync ${refs.ddFsync} MiB/s` : undefined);
+      refs ? `md5 ${refs.md5}, sha512 ${refs.sha512}, hash pool ${refs.hashPool ?? 'n/a'}, curl→sink ${refs.httpPut}, dd fsync ${refs.ddFsync} MiB/s` : undefined);
   }
   for (const d of results.filter((r) => r.id.startsWith('download-'))) {
     // The higher of the references run and the ceiling measured right next to this download.
