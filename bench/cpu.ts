@@ -19,6 +19,25 @@ export interface CpuTimes {
   processSeconds: number;
   /** CPU seconds of the main (event loop) thread alone */
   mainThreadSeconds: number;
+  /** seconds the process's threads were ready to run but waited for a CPU (schedstat): other work on the machine */
+  runQueueWaitSeconds?: number;
+}
+
+/** Sum over the process's threads of the time spent runnable but not running (/proc/<pid>/task/<tid>/schedstat, field 2, ns). */
+function runQueueWait(pid: number): number | undefined {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]);
+      } catch {
+        // the thread ended between readdir and read
+      }
+    }
+    return ns / 1e9;
+  } catch {
+    return undefined;
+  }
 }
 
 /** CPU time is what a scenario costs the server whatever else runs on the machine: steadier than rates on a shared box. */
@@ -26,7 +45,7 @@ export function cpuTimes(pid: number): CpuTimes | undefined {
   const all = ticksOf(`/proc/${pid}/stat`);
   const main = ticksOf(`/proc/${pid}/task/${pid}/stat`);
   if (!Number.isFinite(all)) return undefined;
-  return { processSeconds: all / TICKS_PER_SECOND, mainThreadSeconds: main / TICKS_PER_SECOND };
+  return { processSeconds: all / TICKS_PER_SECOND, mainThreadSeconds: main / TICKS_PER_SECOND, runQueueWaitSeconds: runQueueWait(pid) };
 }
 
 export function threadCount(pid: number): number {
@@ -40,7 +59,10 @@ export function threadCount(pid: number): number {
 export function cpuSpent(before: CpuTimes | undefined, after: CpuTimes | undefined): CpuTimes | undefined {
   if (!before || !after) return undefined;
   const r = (n: number) => Math.round(n * 100) / 100;
-  return { processSeconds: r(after.processSeconds - before.processSeconds), mainThreadSeconds: r(after.mainThreadSeconds - before.mainThreadSeconds) };
+  const spent: CpuTimes = { processSeconds: r(after.processSeconds - before.processSeconds), mainThreadSeconds: r(after.mainThreadSeconds - before.mainThreadSeconds) };
+  // Threads that ended during the window take their wait with them, so this is a lower bound.
+  if (before.runQueueWaitSeconds !== undefined && after.runQueueWaitSeconds !== undefined) spent.runQueueWaitSeconds = Math.max(0, r(after.runQueueWaitSeconds - before.runQueueWaitSeconds));
+  return spent;
 }
 
 /** Adds up the server CPU of timed windows only (verification and ceilings left out). */

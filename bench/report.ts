@@ -19,7 +19,7 @@ function details(r: ScenarioResult): string {
 
 export function scenarioTable(results: ScenarioResult[]): string {
   return table(
-    ['scenario', 'result', 'figure', 'details', 'peak RSS', 'server CPU s (main)', 'checks', 'load'],
+    ['scenario', 'result', 'figure', 'details', 'peak RSS', 'server CPU s (main)', 'server waited for CPU s', 'checks', 'load'],
     results.map((r) => [
       r.title,
       r.status,
@@ -27,6 +27,7 @@ export function scenarioTable(results: ScenarioResult[]): string {
       details(r),
       r.rss ? `${r.rss.peakMB} MB` : 'n/a',
       r.serverCpu ? `${r.serverCpu.processSeconds} (${r.serverCpu.mainThreadSeconds})` : 'n/a',
+      r.serverCpu?.runQueueWaitSeconds ?? 'n/a',
       `${r.checks.filter((c) => c.ok).length}/${r.checks.length}`,
       `${r.load[0].toFixed(1)}→${r.load[1].toFixed(1)}`,
     ]),
