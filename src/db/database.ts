@@ -34,7 +34,7 @@ export async function openDatabase(url: string): Promise<OpenedDb> {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
     opened = { db, dialect: 'sqlite', close: () => db.destroy() };
   } else {
     pg.types.setTypeParser(20, (v) => Number(v));
@@ -66,4 +66,37 @@ export function now(): string {
 /** Glance shows timestamps to the second. */
 export function displayTime(iso: string | null): string | null {
   return iso === null ? null : iso.slice(0, 19) + 'Z';
+}
+
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * Kysely's SQLite driver prepares every statement again on each execution;
+ * preparing is a large part of a metadata request's CPU. Statements are
+ * reusable, and the driver runs one query at a time on its connection, so a
+ * bounded cache keyed by SQL text is safe.
+ */
+function withStatementCache(sqlite: SQLite.Database): SQLite.Database {
+  const cache = new Map<string, SQLite.Statement>();
+  const prepare = sqlite.prepare.bind(sqlite);
+  return new Proxy(sqlite, {
+    get(target, prop, receiver) {
+      if (prop !== 'prepare') {
+        const value = Reflect.get(target, prop, receiver);
+        // Native methods need the real database as `this`.
+        return typeof value === 'function' ? value.bind(target) : value;
+      }
+      return (source: string) => {
+        let stmt = cache.get(source);
+        if (stmt) {
+          cache.delete(source);
+        } else {
+          stmt = prepare(source);
+          if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+        }
+        cache.set(source, stmt);
+        return stmt;
+      };
+    },
+  });
 }
