@@ -10,10 +10,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The repository root, from test/tempest/ or from its compiled copy in dist/test/tempest/. */
+const REPO = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
 const skip = process.env.IMAGO_TEMPEST === '1' ? false : 'set IMAGO_TEMPEST=1 to run tempest (several minutes)';
 
 test('tempest image API tests pass against Imago', { skip, timeout: 60 * 60_000 }, async () => {
