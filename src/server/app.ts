@@ -62,7 +62,8 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
   // Image data arrives as a stream; every other body is JSON whatever its Content-Type says (as Glance).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (request, payload, done) => {
-    if (request.routeOptions.config?.raw) return done(null, payload);
+    // Image data streams to its handler; an unknown path answers 404 whatever its body holds.
+    if (request.routeOptions.config?.raw || request.is404) return done(null, payload);
     readJsonBody(payload, app.initialConfig.bodyLimit ?? 1024 * 1024).then((b) => done(null, b), (e) => done(e as Error));
   });
 
