@@ -243,7 +243,9 @@ export async function startKeystone(opts: StartKeystoneOptions = {}): Promise<Ke
       '--plugin', 'python3',
       '--http-socket', `127.0.0.1:${port}`,
       '--wsgi-file', KEYSTONE_WSGI,
-      '--master', '--processes', '1', '--threads', '4', '--enable-threads',
+      // One thread: Keystone's eventlet-patched locks deadlock now and then when uwsgi
+      // threads share them ("greenlet.error: cannot switch to a different thread").
+      '--master', '--processes', '1', '--threads', '1', '--enable-threads',
       '--die-on-term', '--no-orphans', '--need-app',
       '--buffer-size', '65535',
       // --http-socket closes the connection after every response; say so, or
