@@ -45,7 +45,7 @@ test('the data path fsyncs in the documented order (strace)', { skip: !haveStrac
       return i;
     };
     const esc = (p: string) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    const fsyncTmp = find('fsync of the temporary file', new RegExp(`^\\d+ f(data)?sync\\(\\d+<${esc(images)}/\\.tmp/${id}\\.`));
+    const fsyncTmp = find('fsync of the temporary file', new RegExp(`^\\d+\\s+f(data)?sync\\(\\d+<${esc(images)}/\\.tmp/${id}\\.`));
     const rename = find('rename into place', new RegExp(`rename(at2?)?\\(.*${esc(images)}/\\.tmp/${id}\\..*${esc(images)}/${id}"`));
     const fsyncDir = lines.findIndex((l, i) => i > rename && new RegExp(`f(data)?sync\\(\\d+<${esc(images)}>\\)`).test(l));
     assert.ok(fsyncTmp < rename, 'the file is fsynced before it is renamed');
