@@ -5,6 +5,7 @@ import pg from 'pg';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations/index.js';
+import { SqliteCheckpointer } from './sqlite-checkpointer.js';
 
 export type Db = Kysely<Database>;
 export type DialectName = 'sqlite' | 'postgres';
@@ -21,7 +22,8 @@ export interface OpenedDb {
  *
  * Durability: SQLite runs in WAL mode with synchronous=NORMAL, so a
  * committed transaction survives a crash of the process; after a power loss
- * the last few commits may be lost, never the database. PostgreSQL keeps its
+ * the last few commits may be lost, never the database. Checkpoints run on a
+ * worker thread (sqlite-checkpointer.ts). PostgreSQL keeps its
  * own server settings (synchronous_commit).
  */
 export async function openDatabase(url: string): Promise<OpenedDb> {
@@ -34,8 +36,26 @@ export async function openDatabase(url: string): Promise<OpenedDb> {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
+    let checkpointer: SqliteCheckpointer | undefined;
+    if (file !== ':memory:' && file !== '') {
+      sqlite.pragma('wal_autocheckpoint = 0');
+      // After a checkpoint lets the WAL start over, its file is cut back to this size.
+      sqlite.pragma('journal_size_limit = 67108864');
+      checkpointer = new SqliteCheckpointer(
+        file,
+        (message) => process.emitWarning(`SQLite checkpoint failed: ${message}`),
+        () => sqlite.pragma('wal_autocheckpoint = 1000'),
+      );
+    }
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
-    opened = { db, dialect: 'sqlite', close: () => db.destroy() };
+    opened = {
+      db,
+      dialect: 'sqlite',
+      close: async () => {
+        await checkpointer?.stop();
+        await db.destroy();
+      },
+    };
   } else {
     pg.types.setTypeParser(20, (v) => Number(v));
     const pool = new pg.Pool({ connectionString: url, max: 10 });

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Expression, type ExpressionBuilder, type SqlBool, type Transaction } from 'kysely';
+import { sql, type Compilable, type CompiledQuery, type Expression, type ExpressionBuilder, type SqlBool, type Transaction } from 'kysely';
 import type { Db } from './database.js';
 import { now } from './database.js';
-import type { Database, ImagesTable } from './schema.js';
+import type { Database, ImageLocationsTable, ImagePropertiesTable, ImageTagsTable, ImagesTable } from './schema.js';
 import { propertyMap, type Image, type ImageStatus, type Location, type Visibility } from '../domain/image.js';
 import { TIME_FIELDS, type Condition, type ImageListQuery } from '../domain/list-query.js';
 import type { RequestContext } from '../auth/context.js';
@@ -67,42 +67,73 @@ function toImage(r: Row, props: Record<string, string>, tags: string[], location
   };
 }
 
-export class ImagesRepo {
-  constructor(private readonly db: Db) {}
+/**
+ * Kysely builds and compiles a query on each call; for the single-image
+ * reads every request makes, that was most of their cost. These are compiled
+ * once; only the id changes.
+ */
+class ByIdQueries {
+  readonly image;
+  readonly properties;
+  readonly tags;
+  readonly locations;
 
+  constructor(db: Db) {
+    this.image = compileById<Row>(db.selectFrom('images').selectAll().where('id', '=', ID_PARAM));
+    this.properties = compileById<ImagePropertiesTable>(db.selectFrom('image_properties').selectAll().where('image_id', '=', ID_PARAM));
+    this.tags = compileById<ImageTagsTable>(db.selectFrom('image_tags').selectAll().where('image_id', '=', ID_PARAM).orderBy('value'));
+    this.locations = compileById<ImageLocationsTable>(db.selectFrom('image_locations').selectAll().where('image_id', '=', ID_PARAM).orderBy('created_at'));
+  }
+}
+
+const ID_PARAM = '\u0000id';
+
+function compileById<R>(query: Compilable<unknown>): (id: string) => CompiledQuery<R> {
+  const compiled = query.compile();
+  if (compiled.parameters.length !== 1 || compiled.parameters[0] !== ID_PARAM) throw new Error(`not a query by one id: ${compiled.sql}`);
+  return (id) => ({ ...compiled, parameters: [id] }) as CompiledQuery<R>;
+}
+
+export class ImagesRepo {
+  private readonly byId: ByIdQueries;
+
+  constructor(private readonly db: Db) {
+    this.byId = new ByIdQueries(db);
+  }
+
+  /** Inserts the image and returns it as a later read would (no second round of queries). */
   async create(img: NewImage): Promise<Image> {
     const ts = now();
+    const row: Row = {
+      id: img.id,
+      name: img.name,
+      status: 'queued',
+      visibility: img.visibility,
+      protected: img.protected ? 1 : 0,
+      os_hidden: img.osHidden ? 1 : 0,
+      disk_format: img.diskFormat,
+      container_format: img.containerFormat,
+      size: null,
+      virtual_size: null,
+      checksum: null,
+      os_hash_algo: null,
+      os_hash_value: null,
+      min_disk: img.minDisk,
+      min_ram: img.minRam,
+      owner: img.owner,
+      created_at: ts,
+      updated_at: ts,
+      writer_id: null,
+      writer_node: null,
+      writer_heartbeat_at: null,
+    };
+    const tags = [...new Set(img.tags)].sort();
     await this.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('images')
-        .values({
-          id: img.id,
-          name: img.name,
-          status: 'queued',
-          visibility: img.visibility,
-          protected: img.protected ? 1 : 0,
-          os_hidden: img.osHidden ? 1 : 0,
-          disk_format: img.diskFormat,
-          container_format: img.containerFormat,
-          size: null,
-          virtual_size: null,
-          checksum: null,
-          os_hash_algo: null,
-          os_hash_value: null,
-          min_disk: img.minDisk,
-          min_ram: img.minRam,
-          owner: img.owner,
-          created_at: ts,
-          updated_at: ts,
-          writer_id: null,
-          writer_node: null,
-          writer_heartbeat_at: null,
-        })
-        .execute();
+      await trx.insertInto('images').values(row).execute();
       await this.insertProps(trx, img.id, img.properties);
-      await this.insertTags(trx, img.id, img.tags);
+      await this.insertTags(trx, img.id, tags);
     });
-    return (await this.get(img.id))!;
+    return toImage(row, propertyMap(Object.entries(img.properties)), tags, []);
   }
 
   async exists(id: string): Promise<boolean> {
@@ -110,10 +141,19 @@ export class ImagesRepo {
   }
 
   async get(id: string): Promise<Image | undefined> {
-    const row = await this.db.selectFrom('images').selectAll().where('id', '=', id).executeTakeFirst();
+    const [row] = (await this.db.executeQuery(this.byId.image(id))).rows;
     if (!row) return undefined;
-    const [images] = await this.hydrate([row]);
-    return images;
+    const [props, tags, locs] = await Promise.all([
+      this.db.executeQuery(this.byId.properties(id)),
+      this.db.executeQuery(this.byId.tags(id)),
+      this.db.executeQuery(this.byId.locations(id)),
+    ]);
+    return toImage(
+      row,
+      propertyMap(props.rows.map((p) => [p.name, p.value])),
+      tags.rows.map((t) => t.value),
+      locs.rows.map((l) => ({ id: l.id, storeId: l.store_id, url: l.url, status: l.status })),
+    );
   }
 
   /** Loads properties, tags and locations for many rows in three queries. */

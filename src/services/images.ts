@@ -50,7 +50,8 @@ export class ImageService {
     this.checkVisibilityChange(visibility, ctx, { owner, visibility });
     checkLimits(Object.keys(input.properties).length, input.tags.length, this.limits());
     const id = input.id ?? randomUUID();
-    if (await this.rt.images.exists(id)) throw new Conflict(`An image with identifier ${id} already exists.`);
+    // A generated id cannot collide; a client's own id may (the insert's unique key catches a race).
+    if (input.id !== undefined && (await this.rt.images.exists(id))) throw new Conflict(`An image with identifier ${id} already exists.`);
     const admitted = await this.rt.quotas?.admitCreate(owner, id);
     try {
       return await this.rt.images.create({
