@@ -33,7 +33,18 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Starts `node dist/src/main.js` on a fresh data dir and a free loopback port, and waits until it answers. */
+/**
+ * The node flags `npm start` runs Imago with (package.json), so the bench
+ * measures the server as operators start it.
+ */
+export function startFlags(repoRoot: string): string[] {
+  const start: string = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).scripts?.start ?? '';
+  const words = start.trim().split(/\s+/);
+  if (words[0] !== 'node') return [];
+  return words.slice(1).filter((w) => w.startsWith('--'));
+}
+
+/** Starts `node <npm start's flags> dist/src/main.js` on a fresh data dir and a free loopback port, and waits until it answers. */
 export async function startImago(opts: { repoRoot: string; workDir: string; nodeArgs: string[] }): Promise<LocalImago> {
   const main = path.join(opts.repoRoot, 'dist', 'src', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
@@ -44,7 +55,7 @@ export async function startImago(opts: { repoRoot: string; workDir: string; node
   const port = await freePort();
   const logFile = path.join(opts.workDir, 'server.log');
   const log = createWriteStream(logFile);
-  const child = spawn(process.execPath, [...opts.nodeArgs, main], {
+  const child = spawn(process.execPath, [...startFlags(opts.repoRoot), ...opts.nodeArgs, main], {
     cwd: opts.workDir,
     env: { ...process.env, IMAGO_DATA_DIR: dataDir, IMAGO_PORT: String(port), IMAGO_CONFIG: configFile, IMAGO_HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Api, BenchFailure, type Target } from './api.js';
 import { makeDataFile, removeDataFile, type DataFile } from './files.js';
-import { startImago, type LocalImago } from './imago-process.js';
+import { startFlags, startImago, type LocalImago } from './imago-process.js';
 import { keystoneToken } from './keystone.js';
 import { describeMachine } from './machine.js';
 import { parseOptions, USAGE, UsageError, type Options } from './options.js';
@@ -240,7 +240,7 @@ async function main(): Promise<number> {
         startedAt: started.toISOString(),
         finishedAt: new Date().toISOString(),
         mode: opts.quick ? 'quick' : 'full',
-        target: opts.target ?? 'local Imago (node dist/src/main.js)',
+        target: opts.target ?? `local Imago (node ${[...startFlags(repoRoot), 'dist/src/main.js'].join(' ')})`,
         serverConfig: local?.config,
         sizes: opts.sizes,
         scenariosRequested: [...opts.only],

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver } from 'kysely';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations/index.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
@@ -40,14 +40,14 @@ export async function openDatabase(url: string): Promise<OpenedDb> {
     if (file !== ':memory:' && file !== '') {
       sqlite.pragma('wal_autocheckpoint = 0');
       // After a checkpoint lets the WAL start over, its file is cut back to this size.
-      sqlite.pragma('journal_size_limit = 67108864');
+      sqlite.pragma('journal_size_limit = 16777216');
       checkpointer = new SqliteCheckpointer(
         file,
         (message) => process.emitWarning(`SQLite checkpoint failed: ${message}`),
         () => sqlite.pragma('wal_autocheckpoint = 1000'),
       );
     }
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+    const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }) });
     opened = {
       db,
       dialect: 'sqlite',
@@ -86,6 +86,23 @@ export function now(): string {
 /** Glance shows timestamps to the second. */
 export function displayTime(iso: string | null): string | null {
   return iso === null ? null : iso.slice(0, 19) + 'Z';
+}
+
+/**
+ * Transactions begin IMMEDIATE: they take SQLite's write lock up front, waiting
+ * (busy_timeout) while a checkpoint holds it. A deferred transaction that read
+ * first would instead fail at once with SQLITE_BUSY when it tries to write
+ * then, since waiting could deadlock. Requests share one connection and run
+ * their transactions one at a time anyway, so nothing is lost.
+ */
+class ImmediateSqliteDialect extends SqliteDialect {
+  override createDriver(): Driver {
+    const driver = super.createDriver() as SqliteDriver;
+    driver.beginTransaction = async (connection: DatabaseConnection) => {
+      await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    };
+    return driver;
+  }
 }
 
 const STATEMENT_CACHE_SIZE = 500;
