@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Compilable, type CompiledQuery, type Expression, type ExpressionBuilder, type SqlBool, type Transaction } from 'kysely';
+import { sql, type CompiledQuery, type Expression, type ExpressionBuilder, type SqlBool, type Transaction } from 'kysely';
 import type { Db } from './database.js';
 import { now } from './database.js';
 import type { Database, ImageLocationsTable, ImagePropertiesTable, ImageTagsTable, ImagesTable } from './schema.js';
@@ -74,24 +74,34 @@ function toImage(r: Row, props: Record<string, string>, tags: string[], location
  */
 class ByIdQueries {
   readonly image;
-  readonly properties;
-  readonly tags;
-  readonly locations;
+  /** properties, tags (by value) and locations (oldest first) in one round: `k` says which row is which */
+  readonly details;
 
   constructor(db: Db) {
-    this.image = compileById<Row>(db.selectFrom('images').selectAll().where('id', '=', ID_PARAM));
-    this.properties = compileById<ImagePropertiesTable>(db.selectFrom('image_properties').selectAll().where('image_id', '=', ID_PARAM));
-    this.tags = compileById<ImageTagsTable>(db.selectFrom('image_tags').selectAll().where('image_id', '=', ID_PARAM).orderBy('value'));
-    this.locations = compileById<ImageLocationsTable>(db.selectFrom('image_locations').selectAll().where('image_id', '=', ID_PARAM).orderBy('created_at'));
+    this.image = compileById<Row>(db.selectFrom('images').selectAll().where('id', '=', ID_PARAM).compile());
+    this.details = compileById<DetailRow>(sql`
+      select 'p' as k, name as a, value as b, null as c, null as d, null as s from image_properties where image_id = ${ID_PARAM}
+      union all select 't', value, null, null, null, value from image_tags where image_id = ${ID_PARAM}
+      union all select 'l', id, store_id, url, status, created_at from image_locations where image_id = ${ID_PARAM}
+      order by 1, 6`.compile(db));
   }
+}
+
+interface DetailRow {
+  k: 'p' | 't' | 'l';
+  a: string;
+  b: string | null;
+  c: string | null;
+  d: string | null;
 }
 
 const ID_PARAM = '\u0000id';
 
-function compileById<R>(query: Compilable<unknown>): (id: string) => CompiledQuery<R> {
-  const compiled = query.compile();
-  if (compiled.parameters.length !== 1 || compiled.parameters[0] !== ID_PARAM) throw new Error(`not a query by one id: ${compiled.sql}`);
-  return (id) => ({ ...compiled, parameters: [id] }) as CompiledQuery<R>;
+/** A query compiled once whose every parameter is the id: returns it for another id. */
+function compileById<R>(compiled: CompiledQuery<unknown>): (id: string) => CompiledQuery<R> {
+  if (compiled.parameters.length === 0 || compiled.parameters.some((p) => p !== ID_PARAM)) throw new Error(`not a query by id: ${compiled.sql}`);
+  const n = compiled.parameters.length;
+  return (id) => ({ ...compiled, parameters: Array(n).fill(id) }) as CompiledQuery<R>;
 }
 
 export class ImagesRepo {
@@ -143,17 +153,15 @@ export class ImagesRepo {
   async get(id: string): Promise<Image | undefined> {
     const [row] = (await this.db.executeQuery(this.byId.image(id))).rows;
     if (!row) return undefined;
-    const [props, tags, locs] = await Promise.all([
-      this.db.executeQuery(this.byId.properties(id)),
-      this.db.executeQuery(this.byId.tags(id)),
-      this.db.executeQuery(this.byId.locations(id)),
-    ]);
-    return toImage(
-      row,
-      propertyMap(props.rows.map((p) => [p.name, p.value])),
-      tags.rows.map((t) => t.value),
-      locs.rows.map((l) => ({ id: l.id, storeId: l.store_id, url: l.url, status: l.status })),
-    );
+    const props = propertyMap();
+    const tags: string[] = [];
+    const locations: Location[] = [];
+    for (const d of (await this.db.executeQuery(this.byId.details(id))).rows) {
+      if (d.k === 'p') props[d.a] = d.b!;
+      else if (d.k === 't') tags.push(d.a);
+      else locations.push({ id: d.a, storeId: d.b!, url: d.c!, status: d.d! });
+    }
+    return toImage(row, props, tags, locations);
   }
 
   /** Loads properties, tags and locations for many rows in three queries. */
