@@ -36,18 +36,19 @@ export async function openDatabase(url: string): Promise<OpenedDb> {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
+    const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }) });
     let checkpointer: SqliteCheckpointer | undefined;
     if (file !== ':memory:' && file !== '') {
       sqlite.pragma('wal_autocheckpoint = 0');
       // After a checkpoint lets the WAL start over, its file is cut back to this size.
       sqlite.pragma('journal_size_limit = 16777216');
-      checkpointer = new SqliteCheckpointer(
-        file,
-        (message) => process.emitWarning(`SQLite checkpoint failed: ${message}`),
-        () => sqlite.pragma('wal_autocheckpoint = 1000'),
-      );
+      checkpointer = new SqliteCheckpointer(file, {
+        // Kysely hands its one SQLite connection to one caller at a time: holding it keeps every query out.
+        whileIdle: (work) => db.connection().execute(() => work()),
+        onError: (message) => process.emitWarning(`SQLite checkpoint failed: ${message}`),
+        onExit: () => sqlite.pragma('wal_autocheckpoint = 1000'),
+      });
     }
-    const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }) });
     opened = {
       db,
       dialect: 'sqlite',

@@ -7,13 +7,15 @@ import { Worker } from 'node:worker_threads';
  * on the event loop that costs milliseconds every hundred metadata writes.
  * Here the connection that serves requests has automatic checkpoints off and
  * a worker thread with its own connection runs PASSIVE checkpoints (which
- * never block readers or writers) a few times a second. Under a steady
- * stream of writes a PASSIVE checkpoint never catches up with the end of the
- * WAL, and SQLite only starts the WAL over after one that did; so once the
- * WAL passes `restartBytes` the worker follows with a RESTART checkpoint,
- * which holds writers back only while it copies the few pages written since
- * the PASSIVE one. Durability is unchanged: what reaches the WAL and when it
- * is fsynced are the same.
+ * never block readers or writers) a few times a second.
+ *
+ * Under a steady stream of writes a PASSIVE checkpoint never catches up with
+ * the end of the WAL, and SQLite starts the WAL over only after one that did.
+ * So once the WAL passes `restartBytes` the worker asks for a pause: the
+ * caller's `whileIdle` keeps the serving connection out of use (queries wait,
+ * the event loop does not) while the worker runs a RESTART checkpoint, which
+ * then only copies the pages written since its PASSIVE one. Durability is
+ * unchanged: what reaches the WAL and when it is fsynced are the same.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -21,18 +23,30 @@ const SQLite = require(workerData.driver);
 const db = new SQLite(workerData.file);
 db.pragma('busy_timeout = 1000');
 const pageSize = db.pragma('page_size', { simple: true });
-let timer;
+let restartAsked = false;
+const report = (err) => {
+  // Busy means a writer held on longer than busy_timeout: the next round tries again.
+  if (err && err.code === 'SQLITE_BUSY') return;
+  parentPort.postMessage({ op: 'error', message: String((err && err.message) || err) });
+};
 const checkpoint = () => {
   try {
     const [r] = db.pragma('wal_checkpoint(PASSIVE)');
-    if (r && r.log * pageSize > workerData.restartBytes) db.pragma('wal_checkpoint(RESTART)');
+    if (r && r.log * pageSize > workerData.restartBytes && !restartAsked) {
+      restartAsked = true;
+      parentPort.postMessage({ op: 'restart-wanted' });
+    }
   } catch (err) {
-    parentPort.postMessage({ op: 'error', message: String(err && err.message || err) });
+    report(err);
   }
 };
-timer = setInterval(checkpoint, workerData.intervalMs);
+const timer = setInterval(checkpoint, workerData.intervalMs);
 parentPort.on('message', (m) => {
-  if (m.op === 'stop') {
+  if (m.op === 'restart') {
+    try { db.pragma('wal_checkpoint(RESTART)'); } catch (err) { report(err); }
+    restartAsked = false;
+    parentPort.postMessage({ op: 'restarted' });
+  } else if (m.op === 'stop') {
     clearInterval(timer);
     checkpoint();
     db.close();
@@ -41,12 +55,20 @@ parentPort.on('message', (m) => {
 });
 `;
 
+export interface CheckpointerHooks {
+  /** Runs `work` while nothing uses the serving connection (no open transaction, no query). */
+  whileIdle(work: () => Promise<void>): Promise<void>;
+  onError(message: string): void;
+  /** The worker stopped on its own (it should not): turn automatic checkpoints back on. */
+  onExit(): void;
+}
+
 export class SqliteCheckpointer {
   private readonly worker: Worker;
   private stopping: Promise<void> | undefined;
+  private restarted: (() => void) | undefined;
 
-  /** `onExit` runs if the worker stops on its own (it should not): the caller turns automatic checkpoints back on. */
-  constructor(file: string, onError: (message: string) => void, onExit: () => void, opts: { intervalMs?: number; restartBytes?: number } = {}) {
+  constructor(file: string, hooks: CheckpointerHooks, opts: { intervalMs?: number; restartBytes?: number } = {}) {
     const { intervalMs = 200, restartBytes = 16 * 1024 * 1024 } = opts;
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(WORKER_SOURCE, {
@@ -57,11 +79,24 @@ export class SqliteCheckpointer {
     });
     this.worker.unref();
     this.worker.on('message', (m: { op: string; message?: string }) => {
-      if (m.op === 'error') onError(m.message ?? 'checkpoint failed');
+      if (m.op === 'error') hooks.onError(m.message ?? 'checkpoint failed');
+      else if (m.op === 'restarted') this.restarted?.();
+      else if (m.op === 'restart-wanted' && !this.stopping) {
+        hooks
+          .whileIdle(
+            () =>
+              new Promise<void>((resolve) => {
+                this.restarted = resolve;
+                this.worker.postMessage({ op: 'restart' });
+              }),
+          )
+          .catch((err) => hooks.onError(String(err)));
+      }
     });
-    this.worker.on('error', (err) => onError(String(err)));
+    this.worker.on('error', (err) => hooks.onError(String(err)));
     this.worker.on('exit', () => {
-      if (!this.stopping) onExit();
+      this.restarted?.();
+      if (!this.stopping) hooks.onExit();
     });
   }
 
