@@ -38,5 +38,18 @@ export function headerValue(headers: Record<string, string | string[] | undefine
 }
 
 export function toContext(creds: Credentials, requestId: string, token?: string): RequestContext {
-  return { ...creds, requestId, token, isAdmin: creds.roles.includes('admin') };
+  // Field by field rather than a spread: one object shape for every request (a spread of the
+  // authenticators' differently shaped objects showed up as ~10 us per request in profiles).
+  return {
+    userId: creds.userId,
+    projectId: creds.projectId,
+    roles: creds.roles,
+    serviceRoles: creds.serviceRoles,
+    systemScope: creds.systemScope,
+    domainId: creds.domainId,
+    expiresAt: creds.expiresAt,
+    requestId,
+    token,
+    isAdmin: creds.roles.includes('admin'),
+  };
 }
