@@ -6,6 +6,6 @@
  */
 const target = process.env.IMAGO_CRASH_AT;
 
-export function crashPoint(name: 'upload:before-commit' | 'upload:after-commit' | 'delete:before-remove'): void {
+export function crashPoint(name: 'upload:before-commit' | 'upload:after-commit' | 'delete:before-remove' | 'delete:before-staged-remove'): void {
   if (target === name) process.kill(process.pid, 'SIGKILL');
 }

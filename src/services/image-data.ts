@@ -200,6 +200,11 @@ export class DataService {
    * the locations. The marking commit is made durable first, so that no power
    * loss can bring back a location whose object is gone.
    */
+  /** Makes every commit so far survive a power loss (see DurableCommits). */
+  makeCommitsDurable(): Promise<void> {
+    return this.commits.sync();
+  }
+
   async removeLocations(locations: Location[]): Promise<void> {
     if (!locations.length) return;
     crashPoint('delete:before-remove');

@@ -137,9 +137,10 @@ export class ImageService {
     if (!locations) throw new NotFound(`No image found with ID ${id}`);
     // A writer still streaming into this image learns now, not at commit (invariant 4).
     this.rt.writers.abort(id);
-    // removeLocations first makes the delete durable before any data goes, staged data included.
+    // Data goes only once the delete is durable: removeLocations syncs first when there are locations, discard
+    // when there are none (a power loss must not bring back an image whose data is already gone).
     await this.rt.data.removeLocations(locations);
-    await this.rt.staging.discard(id);
+    await this.rt.staging.discard(id, { durableFirst: locations.length === 0 });
   }
 
   async deactivate(id: string, ctx: RequestContext): Promise<void> {

@@ -41,7 +41,7 @@ export async function recoverAtStart(rt: Runtime, opts: { sweepOrphans: boolean 
   let temporary = 0;
   if (opts.sweepOrphans) for (const s of [...rt.stores.stores, rt.stores.staging]) temporary += await s.removeTemporary();
 
-  const deleted = await finishDeletes(rt);
+  const deleted = (await finishDeletes(rt)) + (await finishStagedDeletes(rt));
 
   let orphans = 0;
   if (opts.sweepOrphans) {
@@ -55,6 +55,18 @@ export async function recoverAtStart(rt: Runtime, opts: { sweepOrphans: boolean 
     rt.log.warn({ released, temporary, orphans, deleted }, 'recovered from an unclean stop');
   }
   return { released, temporary, orphans, deleted };
+}
+
+/** Staged data of images that are gone: a delete whose staged data removal did not finish (idempotent). */
+async function finishStagedDeletes(rt: Runtime): Promise<number> {
+  const orphaned = await rt.db
+    .selectFrom('image_staging as s')
+    .leftJoin('images as i', 'i.id', 's.image_id')
+    .where('i.id', 'is', null)
+    .select('s.image_id')
+    .execute();
+  for (const { image_id } of orphaned) await rt.staging.discard(image_id);
+  return orphaned.length;
 }
 
 /** Removes the objects of locations a delete marked but did not finish (idempotent). */

@@ -1,3 +1,4 @@
+import { crashPoint } from './crash-points.js';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { RequestContext } from '../auth/context.js';
@@ -146,9 +147,20 @@ export class StagingService {
   }
 
   /** Forgets and removes whatever is staged for the image. */
-  async discard(imageId: string): Promise<void> {
+  /** Removes the image's staged data. `durableFirst`: only once the commits so far (a delete) would survive a power loss. */
+  async discard(imageId: string, opts: { durableFirst?: boolean } = {}): Promise<void> {
     const row = await this.rt.db.selectFrom('image_staging').selectAll().where('image_id', '=', imageId).executeTakeFirst();
     if (!row) return;
+    if (opts.durableFirst) {
+      try {
+        await this.rt.data.makeCommitsDurable();
+      } catch (err) {
+        // The row stays: the next start removes staged data whose image is gone.
+        this.rt.log.warn({ err, imageId }, 'could not make the delete durable; its staged data stays until the next start');
+        return;
+      }
+      crashPoint('delete:before-staged-remove');
+    }
     await this.rt.stores.staging.delete(row.url).catch((err) => this.rt.log.warn({ err, imageId }, 'could not remove staged data'));
     await this.rt.db.deleteFrom('image_staging').where('image_id', '=', imageId).execute();
   }

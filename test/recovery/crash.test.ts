@@ -175,6 +175,29 @@ describe('crash recovery (kill -9, restart on the same data dir)', { concurrency
     }
   });
 
+  test('killed during DELETE of an image with staged data only, before the staged data was removed: the start removes it', async () => {
+    const dataDir = makeDataDir();
+    try {
+      let s = await spawnImago(dataDir, { env: { IMAGO_CRASH_AT: 'delete:before-staged-remove' } });
+      const id = await create(s);
+      const stage = await fetch(`${s.url}/v2/images/${id}/stage`, {
+        method: 'PUT',
+        headers: { 'x-auth-token': TOKENS.admin, 'content-type': 'application/octet-stream' },
+        body: new Uint8Array(pattern(MiB)),
+      });
+      assert.equal(stage.status, 204);
+      assert.equal(await api(s, 'DELETE', `/v2/images/${id}`).then((r) => r.status).catch(() => 'connection lost'), 'connection lost');
+      assert.equal((await s.exited).signal, 'SIGKILL');
+      assert.ok(filesUnder(path.join(dataDir, 'staging')).includes(id), 'the staged data outlived the crash');
+      s = await spawnImago(dataDir);
+      assert.equal((await api(s, 'GET', `/v2/images/${id}`)).status, 404);
+      assert.deepEqual(filesUnder(path.join(dataDir, 'staging')), []);
+      await assertCleanAfter(s, dataDir);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test('killed with several uploads in flight at different stages: each is queued, nothing is left', async () => {
     const dataDir = makeDataDir();
     try {
