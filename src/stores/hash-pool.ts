@@ -4,30 +4,69 @@ import { ServiceUnavailable } from '../domain/errors.js';
 /**
  * md5 and sha512 run on a fixed pool of worker threads so that the event
  * loop never hashes (invariant 9). Bytes reach the workers through a small
- * ring of SharedArrayBuffer blocks per session (4 × 256 KiB): each block is filled on the
- * main thread (one memcpy), then hashed by the md5 worker and the sha512
- * worker in parallel, then reused. A session never has more than
- * BLOCKS_PER_SESSION blocks in flight; when all are busy, update() returns a
- * promise and the caller waits, which is how backpressure reaches the socket.
+ * ring of SharedArrayBuffer blocks per session (BLOCKS_PER_SESSION ×
+ * BLOCK_SIZE): each block is filled on the main thread (one memcpy), then
+ * hashed by the md5 worker and the sha512 worker in parallel, then reused.
+ *
+ * The ring's bookkeeping lives in shared memory too (a control array per
+ * session), so that bytes cost few messages: the main thread publishes a
+ * filled block by bumping a counter, and posts a 'kick' to a worker only
+ * when that worker has gone idle on the session (it drains every published
+ * block per kick); a worker reports progress in its own counter, and posts
+ * 'done' only when the main thread said it is waiting for a block. A session
+ * never has more than BLOCKS_PER_SESSION blocks in flight; when all are
+ * busy, update() returns a promise and the caller waits, which is how
+ * backpressure reaches the socket.
  */
-const BLOCK_SIZE = 256 * 1024;
-const BLOCKS_PER_SESSION = 4;
+const BLOCK_SIZE = 512 * 1024;
+const BLOCKS_PER_SESSION = 2;
 
-// A block's SharedArrayBuffer is sent to a worker once ('block'); updates name it by index.
+// Control array slots (Int32): blocks published by the main thread; per worker role (0 md5, 1 sha512):
+// blocks hashed, "main waits for this worker" and "worker is idle, kick it"; then the length of each block.
+const SUBMITTED = 0;
+const DONE = 1; // + role
+const WAITING = 3; // + role
+const IDLE = 5; // + role
+const LENGTHS = 7; // + block index
+const CONTROL_SLOTS = LENGTHS + BLOCKS_PER_SESSION;
+
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
+const SUBMITTED = ${SUBMITTED}, DONE = ${DONE}, WAITING = ${WAITING}, IDLE = ${IDLE}, LENGTHS = ${LENGTHS};
+const BLOCK_SIZE = ${BLOCK_SIZE}, BLOCKS = ${BLOCKS_PER_SESSION};
 const sessions = new Map();
+// Hashes every published block, then goes idle; a block published meanwhile is taken too, or brings a kick.
+function drain(m, s) {
+  const c = s.control, r = s.role;
+  for (;;) {
+    let done = s.done;
+    const submitted = Atomics.load(c, SUBMITTED);
+    while (done < submitted) {
+      const i = done % BLOCKS;
+      s.hash.update(s.ring.subarray(i * BLOCK_SIZE, i * BLOCK_SIZE + Atomics.load(c, LENGTHS + i)));
+      done++;
+      Atomics.store(c, DONE + r, done);
+      if (Atomics.exchange(c, WAITING + r, 0) === 1) parentPort.postMessage({ op: 'done', id: m.id });
+    }
+    s.done = done;
+    Atomics.store(c, IDLE + r, 1);
+    if (Atomics.load(c, SUBMITTED) === done) return;
+    // More arrived: take it now unless the main thread already claimed the kick (then it comes as a message).
+    if (Atomics.exchange(c, IDLE + r, 0) === 0) return;
+  }
+}
 parentPort.on('message', (m) => {
   const key = m.id + '/' + m.algo;
-  if (m.op === 'open') { sessions.set(key, { hash: createHash(m.algo), blocks: [] }); return; }
+  if (m.op === 'open') {
+    sessions.set(key, { hash: createHash(m.algo), ring: new Uint8Array(m.ring), control: new Int32Array(m.control), role: m.role, done: 0 });
+    return;
+  }
   const s = sessions.get(key);
-  if (m.op === 'block') {
-    if (s) s.blocks[m.block] = new Uint8Array(m.buf);
-  } else if (m.op === 'update') {
-    if (s) s.hash.update(s.blocks[m.block].subarray(0, m.len));
-    parentPort.postMessage({ op: 'done', id: m.id, block: m.block });
+  if (m.op === 'kick') {
+    if (s) drain(m, s);
   } else if (m.op === 'final') {
+    if (s) drain(m, s);
     sessions.delete(key);
     parentPort.postMessage({ op: 'digest', id: m.id, algo: m.algo, hex: s ? s.hash.digest('hex') : null });
   } else if (m.op === 'abort') {
@@ -39,12 +78,6 @@ parentPort.on('message', (m) => {
 export interface Digests {
   md5: string;
   sha512: string;
-}
-
-interface Block {
-  buf: SharedArrayBuffer;
-  view: Uint8Array;
-  pending: number;
 }
 
 type Listener = (m: { op: string; id: number; block?: number; algo?: string; hex?: string }) => void;
@@ -96,8 +129,14 @@ export class HashPool {
 }
 
 export class HashSession {
-  private readonly blocks: Block[] = [];
-  private current: Block | undefined;
+  private readonly ring = new SharedArrayBuffer(BLOCK_SIZE * BLOCKS_PER_SESSION);
+  private readonly view = new Uint8Array(this.ring);
+  private readonly control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * 4));
+  private readonly workers: [Worker, Worker];
+  /** blocks published so far; the one being filled is number `submitted` */
+  private submitted = 0;
+  /** true when block `submitted` is known to be free */
+  private current = false;
   private fill = 0;
   private waiter: (() => void) | undefined;
   private digests: Partial<Digests> = {};
@@ -107,13 +146,16 @@ export class HashSession {
 
   constructor(
     private readonly id: number,
-    private readonly md5Worker: Worker,
-    private readonly shaWorker: Worker,
+    md5Worker: Worker,
+    shaWorker: Worker,
     private readonly listeners: Map<number, Listener>,
   ) {
+    this.workers = [md5Worker, shaWorker];
     listeners.set(id, (m) => this.onMessage(m));
-    md5Worker.postMessage({ op: 'open', id, algo: 'md5' });
-    shaWorker.postMessage({ op: 'open', id, algo: 'sha512' });
+    Atomics.store(this.control, IDLE, 1);
+    Atomics.store(this.control, IDLE + 1, 1);
+    md5Worker.postMessage({ op: 'open', id, algo: 'md5', role: 0, ring: this.ring, control: this.control.buffer });
+    shaWorker.postMessage({ op: 'open', id, algo: 'sha512', role: 1, ring: this.ring, control: this.control.buffer });
   }
 
   /** Copies `chunk` into the ring; resolves when it is accepted (immediately unless the ring is full). */
@@ -140,14 +182,14 @@ export class HashSession {
 
   private async updateSlowly(chunk: Uint8Array, offset: number): Promise<void> {
     while (offset < chunk.length) {
-      if (!this.current) this.current = await this.freeBlock();
+      if (!this.current) await this.freeBlock();
       offset = this.copy(chunk, offset);
     }
   }
 
   private copy(chunk: Uint8Array, offset: number): number {
     const n = Math.min(chunk.length - offset, BLOCK_SIZE - this.fill);
-    this.current!.view.set(chunk.subarray(offset, offset + n), this.fill);
+    this.view.set(chunk.subarray(offset, offset + n), (this.submitted % BLOCKS_PER_SESSION) * BLOCK_SIZE + this.fill);
     this.fill += n;
     if (this.fill === BLOCK_SIZE) this.dispatch();
     return offset + n;
@@ -160,55 +202,61 @@ export class HashSession {
     this.ended = true;
     return new Promise<Digests>((resolve, reject) => {
       this.finish = { resolve, reject };
-      this.md5Worker.postMessage({ op: 'final', id: this.id, algo: 'md5' });
-      this.shaWorker.postMessage({ op: 'final', id: this.id, algo: 'sha512' });
+      this.workers[0].postMessage({ op: 'final', id: this.id, algo: 'md5' });
+      this.workers[1].postMessage({ op: 'final', id: this.id, algo: 'sha512' });
     });
   }
 
   abort(): void {
     if (this.ended) return;
     this.ended = true;
-    this.md5Worker.postMessage({ op: 'abort', id: this.id, algo: 'md5' });
-    this.shaWorker.postMessage({ op: 'abort', id: this.id, algo: 'sha512' });
+    this.workers[0].postMessage({ op: 'abort', id: this.id, algo: 'md5' });
+    this.workers[1].postMessage({ op: 'abort', id: this.id, algo: 'sha512' });
     this.listeners.delete(this.id);
     this.waiter?.();
   }
 
+  /** Publishes the block being filled; kicks each worker that is idle (a busy one finds it when it looks again). */
   private dispatch(): void {
-    const block = this.current!;
-    const index = this.blocks.indexOf(block);
-    block.pending = 2;
-    this.md5Worker.postMessage({ op: 'update', id: this.id, algo: 'md5', block: index, len: this.fill });
-    this.shaWorker.postMessage({ op: 'update', id: this.id, algo: 'sha512', block: index, len: this.fill });
-    this.current = undefined;
+    const c = this.control;
+    Atomics.store(c, LENGTHS + (this.submitted % BLOCKS_PER_SESSION), this.fill);
+    Atomics.store(c, SUBMITTED, ++this.submitted);
+    if (Atomics.exchange(c, IDLE, 0) === 1) this.workers[0].postMessage({ op: 'kick', id: this.id, algo: 'md5' });
+    if (Atomics.exchange(c, IDLE + 1, 0) === 1) this.workers[1].postMessage({ op: 'kick', id: this.id, algo: 'sha512' });
+    this.current = false;
     this.fill = 0;
   }
 
-  private async freeBlock(): Promise<Block> {
+  private async freeBlock(): Promise<void> {
     for (;;) {
-      const block = this.takeFreeBlock();
-      if (block) return block;
-      await new Promise<void>((resolve) => (this.waiter = resolve));
+      if (this.takeFreeBlock()) {
+        this.current = true;
+        return;
+      }
+      const wait = new Promise<void>((resolve) => (this.waiter = resolve));
+      // Ask the workers that hold the block for a message, then look again: a worker that moved on
+      // before it saw the request is caught by the second look (the message then comes for nothing).
+      for (const r of [0, 1]) if (this.submitted - Atomics.load(this.control, DONE + r) >= BLOCKS_PER_SESSION) Atomics.store(this.control, WAITING + r, 1);
+      if (this.takeFreeBlock()) {
+        this.waiter = undefined;
+        this.current = true;
+        return;
+      }
+      await wait;
     }
   }
 
-  /** A block no worker is reading, or a new one while the ring is not full; undefined when all are busy. */
-  private takeFreeBlock(): Block | undefined {
+  /** Whether block `submitted` is free: both workers are done with what was in it BLOCKS_PER_SESSION blocks ago. */
+  private takeFreeBlock(): boolean {
     if (this.failure) throw this.failure;
     if (this.ended) throw new Error('hash session ended');
-    for (const b of this.blocks) if (b.pending === 0) return b;
-    if (this.blocks.length === BLOCKS_PER_SESSION) return undefined;
-    const buf = new SharedArrayBuffer(BLOCK_SIZE);
-    const block = { buf, view: new Uint8Array(buf), pending: 0 };
-    const index = this.blocks.push(block) - 1;
-    this.md5Worker.postMessage({ op: 'block', id: this.id, algo: 'md5', block: index, buf });
-    this.shaWorker.postMessage({ op: 'block', id: this.id, algo: 'sha512', block: index, buf });
-    return block;
+    const c = this.control;
+    const done = Math.min(Atomics.load(c, DONE), Atomics.load(c, DONE + 1));
+    return this.submitted - done < BLOCKS_PER_SESSION;
   }
 
   private onMessage(m: { op: string; block?: number; algo?: string; hex?: string }): void {
     if (m.op === 'done') {
-      this.blocks[m.block!].pending--;
       const w = this.waiter;
       this.waiter = undefined;
       w?.();

@@ -27,7 +27,7 @@ test('the data path fsyncs in the documented order (strace)', { skip: !haveStrac
   const dataDir = makeDataDir();
   const trace = path.join(dataDir, 'strace.out');
   try {
-    const s = await spawnImago(dataDir, { wrap: ['strace', '-f', '-qq', '-y', '-o', trace, '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat'] });
+    const s = await spawnImago(dataDir, { wrap: ['strace', '-f', '-qq', '-y', '-o', trace, '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat,pwritev,pwritev2,pwrite64'] });
     const headers = { 'x-auth-token': TOKENS.admin };
     const created = await fetch(`${s.url}/v2/images`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ disk_format: 'raw', container_format: 'bare' }) });
     const id = ((await created.json()) as { id: string }).id;
@@ -58,6 +58,13 @@ test('the data path fsyncs in the documented order (strace)', { skip: !haveStrac
     const rename = find('rename into place', new RegExp(`rename(at2?)?\\(.*${esc(images)}/\\.tmp/${id}\\..*${esc(images)}/${id}"`));
     const fsyncDir = lines.findIndex((l, i) => i > rename && new RegExp(`f(data)?sync\\(\\d+<${esc(images)}>\\)`).test(l));
     assert.ok(fsyncTmp < rename, 'the file is fsynced before it is renamed');
+    // Data syncs may run during the upload; what makes it durable is a full fsync after the last write, before the rename.
+    const tmpOp = (re: string) => new RegExp(`^\\d+\\s+${re}\\(\\d+<${esc(images)}/\\.tmp/${id}\\.`);
+    const lastOf = (re: RegExp) => lines.reduce((last, l, i) => (i < rename && re.test(l) ? i : last), -1);
+    const lastWrite = lastOf(tmpOp('pwrite(v2?|64)'));
+    const lastFsync = lastOf(tmpOp('fsync'));
+    assert.ok(lastWrite >= 0, `the writes of the temporary file were not seen in:\n${lines.join('\n')}`);
+    assert.ok(lastFsync > lastWrite, `the temporary file is fsynced after its last write:\n${lines.join('\n')}`);
     assert.ok(fsyncDir > rename, 'the directory is fsynced after the rename');
     const unlink = find('unlink of the deleted image', new RegExp(`unlink(at)?\\(.*${esc(images)}/${id}"`));
     // SQLite's checkpoints fsync the WAL too; the threads that run them are the ones that also fsync the database file.
