@@ -1,5 +1,5 @@
 import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { MiB } from './stats.js';
 
@@ -32,6 +32,9 @@ export function makeDataFile(dir: string, name: string, size: number, seed: stri
       sha.update(bytes);
       for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
     }
+    // Written back now, so the kernel's writeback of a fresh multi-GiB file does not share the disk and the CPUs
+    // with the scenarios that follow (the file stays in the page cache).
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
