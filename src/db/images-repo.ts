@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type CompiledQuery, type Expression, type ExpressionBuilder, type SqlBool, type Transaction } from 'kysely';
+import { PostgresAdapter, sql, type CompiledQuery, type Expression, type ExpressionBuilder, type SqlBool, type Transaction } from 'kysely';
 import type { Db } from './database.js';
 import { now } from './database.js';
 import type { Database, ImageLocationsTable, ImagePropertiesTable, ImageTagsTable, ImagesTable } from './schema.js';
@@ -76,19 +76,31 @@ class ByIdQueries {
   readonly image;
   /** properties, tags (by value) and locations (oldest first) in one round: `k` says which row is which */
   readonly details;
+  /** the same for a page of images: one parameter holds all their ids (a JSON array on SQLite, an array on PostgreSQL) */
+  readonly detailsOfMany;
 
   constructor(db: Db) {
     this.image = compileById<Row>(db.selectFrom('images').selectAll().where('id', '=', ID_PARAM).compile());
     this.details = compileById<DetailRow>(sql`
-      select 'p' as k, name as a, value as b, null as c, null as d, null as s from image_properties where image_id = ${ID_PARAM}
-      union all select 't', value, null, null, null, value from image_tags where image_id = ${ID_PARAM}
-      union all select 'l', id, store_id, url, status, created_at from image_locations where image_id = ${ID_PARAM}
-      order by 1, 6`.compile(db));
+      select 'p' as k, image_id as i, name as a, value as b, null as c, null as d, null as s from image_properties where image_id = ${ID_PARAM}
+      union all select 't', image_id, value, null, null, null, value from image_tags where image_id = ${ID_PARAM}
+      union all select 'l', image_id, id, store_id, url, status, created_at from image_locations where image_id = ${ID_PARAM}
+      order by 1, 7`.compile(db));
+    // Kysely turns an IN list into one node per value: for a page of 1000 images that cost more than the queries.
+    const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+    const anyOf = (column: string) => (postgres ? sql`${sql.ref(column)} = any(${ID_PARAM})` : sql`${sql.ref(column)} in (select value from json_each(${ID_PARAM}))`);
+    const many = compileById<DetailRow>(sql`
+      select 'p' as k, image_id as i, name as a, value as b, null as c, null as d, null as s from image_properties where ${anyOf('image_id')}
+      union all select 't', image_id, value, null, null, null, value from image_tags where ${anyOf('image_id')}
+      union all select 'l', image_id, id, store_id, url, status, created_at from image_locations where ${anyOf('image_id')}
+      order by 1, 7`.compile(db));
+    this.detailsOfMany = (ids: string[]) => many((postgres ? ids : JSON.stringify(ids)) as unknown as string);
   }
 }
 
 interface DetailRow {
   k: 'p' | 't' | 'l';
+  i: string;
   a: string;
   b: string | null;
   c: string | null;
@@ -167,21 +179,19 @@ export class ImagesRepo {
   /** Loads properties, tags and locations for many rows in three queries. */
   private async hydrate(rows: Row[]): Promise<Image[]> {
     if (rows.length === 0) return [];
-    const ids = rows.map((r) => r.id);
-    const [props, tags, locs] = await Promise.all([
-      this.db.selectFrom('image_properties').selectAll().where('image_id', 'in', ids).execute(),
-      this.db.selectFrom('image_tags').selectAll().where('image_id', 'in', ids).orderBy('value').execute(),
-      this.db.selectFrom('image_locations').selectAll().where('image_id', 'in', ids).orderBy('created_at').execute(),
-    ]);
-    const propsBy = new Map<string, Record<string, string>>();
-    for (const p of props) (propsBy.get(p.image_id) ?? propsBy.set(p.image_id, propertyMap()).get(p.image_id)!)[p.name] = p.value;
-    const tagsBy = new Map<string, string[]>();
-    for (const t of tags) (tagsBy.get(t.image_id) ?? tagsBy.set(t.image_id, []).get(t.image_id)!).push(t.value);
-    const locsBy = new Map<string, Location[]>();
-    for (const l of locs) {
-      (locsBy.get(l.image_id) ?? locsBy.set(l.image_id, []).get(l.image_id)!).push({ id: l.id, storeId: l.store_id, url: l.url, status: l.status });
+    const details = new Map<string, { props: Record<string, string>; tags: string[]; locations: Location[] }>();
+    for (const r of rows) details.set(r.id, { props: propertyMap(), tags: [], locations: [] });
+    for (const d of (await this.db.executeQuery(this.byId.detailsOfMany(rows.map((r) => r.id)))).rows) {
+      const of = details.get(d.i);
+      if (!of) continue;
+      if (d.k === 'p') of.props[d.a] = d.b!;
+      else if (d.k === 't') of.tags.push(d.a);
+      else of.locations.push({ id: d.a, storeId: d.b!, url: d.c!, status: d.d! });
     }
-    return rows.map((r) => toImage(r, propsBy.get(r.id) ?? propertyMap(), tagsBy.get(r.id) ?? [], locsBy.get(r.id) ?? []));
+    return rows.map((r) => {
+      const of = details.get(r.id)!;
+      return toImage(r, of.props, of.tags, of.locations);
+    });
   }
 
   /**

@@ -16,6 +16,12 @@ import { Worker } from 'node:worker_threads';
  * the event loop does not) while the worker runs a RESTART checkpoint, which
  * then only copies the pages written since its PASSIVE one. Durability is
  * unchanged: what reaches the WAL and when it is fsynced are the same.
+ *
+ * The same worker keeps the query planner's statistics fresh: every few
+ * seconds `PRAGMA optimize` re-analyzes the tables whose size changed a lot
+ * (sampling at most 1000 rows per index). Without statistics SQLite lists a
+ * project's images by collecting all of them and sorting (22 ms for a page of
+ * 1000 among 10,000); with them it walks the creation-time index (6 ms).
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -23,7 +29,9 @@ const SQLite = require(workerData.driver);
 const db = new SQLite(workerData.file);
 db.pragma('busy_timeout = 1000');
 const pageSize = db.pragma('page_size', { simple: true });
+db.pragma('analysis_limit = 1000');
 let restartAsked = false;
+let rounds = 0;
 const report = (err) => {
   // Busy means a writer held on longer than busy_timeout: the next round tries again.
   if (err && err.code === 'SQLITE_BUSY') return;
@@ -31,6 +39,8 @@ const report = (err) => {
 };
 const checkpoint = () => {
   try {
+    // 0x10002: analyze where useful, looking at every table (this connection itself queries none).
+    if (rounds++ % workerData.optimizeEveryRounds === 0) db.pragma('optimize=0x10002');
     const [r] = db.pragma('wal_checkpoint(PASSIVE)');
     if (r && r.log * pageSize > workerData.restartBytes && !restartAsked) {
       restartAsked = true;
@@ -70,10 +80,11 @@ export class SqliteCheckpointer {
 
   constructor(file: string, hooks: CheckpointerHooks, opts: { intervalMs?: number; restartBytes?: number } = {}) {
     const { intervalMs = 200, restartBytes = 16 * 1024 * 1024 } = opts;
+    const optimizeEveryRounds = Math.max(1, Math.round(2000 / intervalMs));
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { file, driver, intervalMs, restartBytes },
+      workerData: { file, driver, intervalMs, restartBytes, optimizeEveryRounds },
       // It holds one connection and a timer: a small heap keeps its memory small.
       resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
     });
