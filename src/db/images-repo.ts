@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { PostgresAdapter, sql, type CompiledQuery, type Expression, type ExpressionBuilder, type SqlBool, type Transaction } from 'kysely';
+import { PostgresAdapter, sql, type CompiledQuery, type RawBuilder, type Expression, type ExpressionBuilder, type SqlBool, type Transaction } from 'kysely';
 import type { Db } from './database.js';
 import { now } from './database.js';
 import type { Database, ImageLocationsTable, ImagePropertiesTable, ImageTagsTable, ImagesTable } from './schema.js';
@@ -81,21 +81,23 @@ class ByIdQueries {
 
   constructor(db: Db) {
     this.image = compileById<Row>(db.selectFrom('images').selectAll().where('id', '=', ID_PARAM).compile());
-    this.details = compileById<DetailRow>(sql`
-      select 'p' as k, image_id as i, name as a, value as b, null as c, null as d, null as s from image_properties where image_id = ${ID_PARAM}
-      union all select 't', image_id, value, null, null, null, value from image_tags where image_id = ${ID_PARAM}
-      union all select 'l', image_id, id, store_id, url, status, created_at from image_locations where image_id = ${ID_PARAM}
-      order by 1, 7`.compile(db));
-    // Kysely turns an IN list into one node per value: for a page of 1000 images that cost more than the queries.
     const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
-    const anyOf = (column: string) => (postgres ? sql`${sql.ref(column)} = any(${ID_PARAM})` : sql`${sql.ref(column)} in (select value from json_each(${ID_PARAM}))`);
-    const many = compileById<DetailRow>(sql`
-      select 'p' as k, image_id as i, name as a, value as b, null as c, null as d, null as s from image_properties where ${anyOf('image_id')}
-      union all select 't', image_id, value, null, null, null, value from image_tags where ${anyOf('image_id')}
-      union all select 'l', image_id, id, store_id, url, status, created_at from image_locations where ${anyOf('image_id')}
-      order by 1, 7`.compile(db));
+    this.details = compileById<DetailRow>(detailsWhere((column) => sql`${sql.ref(column)} = ${ID_PARAM}`).compile(db));
+    // Kysely turns an IN list into one node per value: for a page of 1000 images that cost more than the queries.
+    const many = compileById<DetailRow>(
+      detailsWhere((column) => (postgres ? sql`${sql.ref(column)} = any(${ID_PARAM})` : sql`${sql.ref(column)} in (select value from json_each(${ID_PARAM}))`)).compile(db),
+    );
     this.detailsOfMany = (ids: string[]) => many((postgres ? ids : JSON.stringify(ids)) as unknown as string);
   }
+}
+
+/** Properties, tags and locations of the images `where` selects, as DetailRows: tags by value, locations oldest first. */
+function detailsWhere(where: (column: string) => RawBuilder<unknown>): RawBuilder<DetailRow> {
+  return sql<DetailRow>`
+    select 'p' as k, image_id as i, name as a, value as b, null as c, null as d, null as s from image_properties where ${where('image_id')}
+    union all select 't', image_id, value, null, null, null, value from image_tags where ${where('image_id')}
+    union all select 'l', image_id, id, store_id, url, status, created_at from image_locations where ${where('image_id')}
+    order by 1, 7`;
 }
 
 interface DetailRow {
