@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RequestContext } from '../auth/context.js';
 import type { Runtime } from '../runtime.js';
-import { BadRequest, Conflict, NotFound } from '../domain/errors.js';
+import { BadRequest, Conflict, Forbidden, NotFound } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
 import { LOCK_PROPERTY } from '../db/tasks-repo.js';
 import { checkGlanceDownload, parseImportBody } from '../import/request.js';
@@ -112,10 +112,11 @@ export class ImportService {
     const target = targetOf(image, membership);
     rt.policy.enforce('get_image_location', ctx, target, 'You are not permitted to see the locations of this image.');
     rt.policy.enforce('delete_image_location', ctx, target, 'You are not permitted to remove image data from a store.');
-    if (image.status !== 'active') throw new Conflict("It's not allowed to remove image data from store if image status is not 'active'");
+    if (image.status !== 'active') throw new Conflict(`Image data can be removed from a store only while the image is active; it is ${image.status}.`);
     const marked = await rt.tasks.repo.markStoreCopyDeleting(image.id, storeId, rt.dialect);
     if (marked.outcome === 'absent') throw new NotFound(`Image ${image.id} is not stored in store ${storeId}.`);
-    if (marked.outcome === 'last') throw new Conflict('Cannot delete image data from the only store containing it. Consider deleting the image instead.');
+    // 403 as Glance: removing the last copy is refused, not a state the client could wait out.
+    if (marked.outcome === 'last') throw new Forbidden(`Store ${storeId} holds the only copy of image ${image.id}; delete the image instead.`);
     await rt.data.removeLocations([marked.location!]);
   }
 
