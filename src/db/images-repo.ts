@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { PostgresAdapter, sql, type CompiledQuery, type RawBuilder, type Expression, type ExpressionBuilder, type SqlBool, type Transaction } from 'kysely';
 import type { Db } from './database.js';
 import { now } from './database.js';
-import type { Database, ImageLocationsTable, ImagePropertiesTable, ImageTagsTable, ImagesTable } from './schema.js';
+import type { Database, ImagesTable } from './schema.js';
 import { propertyMap, type Image, type ImageStatus, type Location, type Visibility } from '../domain/image.js';
 import { TIME_FIELDS, type Condition, type ImageListQuery } from '../domain/list-query.js';
 import type { RequestContext } from '../auth/context.js';
@@ -68,9 +68,9 @@ function toImage(r: Row, props: Record<string, string>, tags: string[], location
 }
 
 /**
- * Kysely builds and compiles a query on each call; for the single-image
- * reads every request makes, that was most of their cost. These are compiled
- * once; only the id changes.
+ * Kysely builds and compiles a query on each call; for the image reads every
+ * request makes, that was most of their cost. These are compiled once; only
+ * the id (or the page's ids) changes.
  */
 class ByIdQueries {
   readonly image;
@@ -84,10 +84,10 @@ class ByIdQueries {
     const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
     this.details = compileById<DetailRow>(detailsWhere((column) => sql`${sql.ref(column)} = ${ID_PARAM}`).compile(db));
     // Kysely turns an IN list into one node per value: for a page of 1000 images that cost more than the queries.
-    const many = compileById<DetailRow>(
+    const many = compileById<DetailRow, string | string[]>(
       detailsWhere((column) => (postgres ? sql`${sql.ref(column)} = any(${ID_PARAM})` : sql`${sql.ref(column)} in (select value from json_each(${ID_PARAM}))`)).compile(db),
     );
-    this.detailsOfMany = (ids: string[]) => many((postgres ? ids : JSON.stringify(ids)) as unknown as string);
+    this.detailsOfMany = (ids: string[]) => many(postgres ? ids : JSON.stringify(ids));
   }
 }
 
@@ -111,11 +111,27 @@ interface DetailRow {
 
 const ID_PARAM = '\u0000id';
 
-/** A query compiled once whose every parameter is the id: returns it for another id. */
-function compileById<R>(compiled: CompiledQuery<unknown>): (id: string) => CompiledQuery<R> {
+/** A query compiled once whose every parameter is the id: returns it for another id (or list of ids). */
+function compileById<R, P = string>(compiled: CompiledQuery<unknown>): (id: P) => CompiledQuery<R> {
   if (compiled.parameters.length === 0 || compiled.parameters.some((p) => p !== ID_PARAM)) throw new Error(`not a query by id: ${compiled.sql}`);
   const n = compiled.parameters.length;
   return (id) => ({ ...compiled, parameters: Array(n).fill(id) }) as CompiledQuery<R>;
+}
+
+interface Details {
+  props: Record<string, string>;
+  tags: string[];
+  locations: Location[];
+}
+
+function emptyDetails(): Details {
+  return { props: propertyMap(), tags: [], locations: [] };
+}
+
+function addDetail(to: Details, d: DetailRow): void {
+  if (d.k === 'p') to.props[d.a] = d.b!;
+  else if (d.k === 't') to.tags.push(d.a);
+  else to.locations.push({ id: d.a, storeId: d.b!, url: d.c!, status: d.d! });
 }
 
 export class ImagesRepo {
@@ -167,32 +183,22 @@ export class ImagesRepo {
   async get(id: string): Promise<Image | undefined> {
     const [row] = (await this.db.executeQuery(this.byId.image(id))).rows;
     if (!row) return undefined;
-    const props = propertyMap();
-    const tags: string[] = [];
-    const locations: Location[] = [];
-    for (const d of (await this.db.executeQuery(this.byId.details(id))).rows) {
-      if (d.k === 'p') props[d.a] = d.b!;
-      else if (d.k === 't') tags.push(d.a);
-      else locations.push({ id: d.a, storeId: d.b!, url: d.c!, status: d.d! });
-    }
-    return toImage(row, props, tags, locations);
+    const details = emptyDetails();
+    for (const d of (await this.db.executeQuery(this.byId.details(id))).rows) addDetail(details, d);
+    return toImage(row, details.props, details.tags, details.locations);
   }
 
-  /** Loads properties, tags and locations for many rows in three queries. */
+  /** Loads properties, tags and locations for many rows in one query. */
   private async hydrate(rows: Row[]): Promise<Image[]> {
     if (rows.length === 0) return [];
-    const details = new Map<string, { props: Record<string, string>; tags: string[]; locations: Location[] }>();
-    for (const r of rows) details.set(r.id, { props: propertyMap(), tags: [], locations: [] });
+    const byImage = new Map(rows.map((r) => [r.id, emptyDetails()]));
     for (const d of (await this.db.executeQuery(this.byId.detailsOfMany(rows.map((r) => r.id)))).rows) {
-      const of = details.get(d.i);
-      if (!of) continue;
-      if (d.k === 'p') of.props[d.a] = d.b!;
-      else if (d.k === 't') of.tags.push(d.a);
-      else of.locations.push({ id: d.a, storeId: d.b!, url: d.c!, status: d.d! });
+      const details = byImage.get(d.i);
+      if (details) addDetail(details, d);
     }
     return rows.map((r) => {
-      const of = details.get(r.id)!;
-      return toImage(r, of.props, of.tags, of.locations);
+      const details = byImage.get(r.id)!;
+      return toImage(r, details.props, details.tags, details.locations);
     });
   }
 

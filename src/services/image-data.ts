@@ -195,16 +195,16 @@ export class DataService {
     return { status: 200, headers, body };
   }
 
-  /**
-   * Removes objects whose locations were marked pending_delete, then forgets
-   * the locations. The marking commit is made durable first, so that no power
-   * loss can bring back a location whose object is gone.
-   */
   /** Makes every commit so far survive a power loss (see DurableCommits). */
   makeCommitsDurable(): Promise<void> {
     return this.commits.sync();
   }
 
+  /**
+   * Removes objects whose locations were marked pending_delete, then forgets
+   * the locations. The marking commit is made durable first, so that no power
+   * loss can bring back a location whose object is gone.
+   */
   async removeLocations(locations: Location[]): Promise<void> {
     if (!locations.length) return;
     crashPoint('delete:before-remove');

@@ -1,4 +1,3 @@
-import { crashPoint } from './crash-points.js';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { RequestContext } from '../auth/context.js';
@@ -9,6 +8,7 @@ import { FormatInspector, type InspectionResult } from '../import/inspect/inspec
 import type { QuotaLease } from '../domain/quota.js';
 import type { Written } from './image-data.js';
 import { targetOf } from './images.js';
+import { crashPoint } from './crash-points.js';
 
 /** An image's staged data, as image_staging records it. */
 export interface Staged {
@@ -146,8 +146,10 @@ export class StagingService {
     await this.rt.db.deleteFrom('image_staging').where('image_id', '=', imageId).where('url', '=', url).execute();
   }
 
-  /** Forgets and removes whatever is staged for the image. */
-  /** Removes the image's staged data. `durableFirst`: only once the commits so far (a delete) would survive a power loss. */
+  /**
+   * Forgets and removes whatever is staged for the image. `durableFirst`: only
+   * once the commits so far (a delete) would survive a power loss.
+   */
   async discard(imageId: string, opts: { durableFirst?: boolean } = {}): Promise<void> {
     const row = await this.rt.db.selectFrom('image_staging').selectAll().where('image_id', '=', imageId).executeTakeFirst();
     if (!row) return;

@@ -50,12 +50,15 @@ export class FileSink extends Writable {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.take(chunk);
-    if (this.batched >= this.batchBytes) this.flush(cb);
-    else cb(this.syncError);
+    this.flushWhenFull(cb);
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
     for (const c of chunks) this.take(c.chunk);
+    this.flushWhenFull(cb);
+  }
+
+  private flushWhenFull(cb: (err?: Error | null) => void): void {
     if (this.batched >= this.batchBytes) this.flush(cb);
     else cb(this.syncError);
   }
