@@ -70,7 +70,9 @@ parentPort.on('message', (m) => {
     sessions.delete(key);
     parentPort.postMessage({ op: 'digest', id: m.id, algo: m.algo, hex: s ? s.hash.digest('hex') : null });
   } else if (m.op === 'abort') {
+    // The reply lets the main thread reuse the session's buffers: this worker reads them no more.
     sessions.delete(key);
+    parentPort.postMessage({ op: 'released', id: m.id, algo: m.algo });
   }
 });
 `;
@@ -82,12 +84,28 @@ export interface Digests {
 
 type Listener = (m: { op: string; id: number; block?: number; algo?: string; hex?: string }) => void;
 
+/** A session's shared memory: the ring of blocks and its control array. */
+interface RingBuffers {
+  ring: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+}
+
+/**
+ * Most idle rings kept for reuse. A ring that is dropped instead is freed
+ * only when each worker that saw it runs a full GC, which an idle worker may
+ * not do for a long time: without reuse every abandoned upload left its
+ * 1 MiB ring behind (issue 14, item 2). Rings in use are bounded by the
+ * number of concurrent uploads; this bounds the ones kept between bursts.
+ */
+const MAX_IDLE_RINGS = 16;
+
 export class HashPool {
   private readonly workers: Worker[] = [];
   private readonly listeners = new Map<number, Listener>();
   private nextId = 1;
   private nextWorker = 0;
   private closing = false;
+  private readonly idleRings: RingBuffers[] = [];
 
   constructor(size: number) {
     for (let i = 0; i < size; i++) this.workers.push(this.spawn(i));
@@ -119,7 +137,16 @@ export class HashPool {
     const id = this.nextId++;
     const a = this.workers[this.nextWorker++ % this.workers.length];
     const b = this.workers[this.nextWorker % this.workers.length];
-    return new HashSession(id, a, b, this.listeners);
+    const buffers = this.idleRings.pop() ?? { ring: new SharedArrayBuffer(BLOCK_SIZE * BLOCKS_PER_SESSION), control: new SharedArrayBuffer(CONTROL_SLOTS * 4) };
+    new Int32Array(buffers.control).fill(0);
+    return new HashSession(id, a, b, this.listeners, buffers, (done) => {
+      if (this.idleRings.length < MAX_IDLE_RINGS) this.idleRings.push(done);
+    });
+  }
+
+  /** Rings kept for reuse (for tests). */
+  get idleRingCount(): number {
+    return this.idleRings.length;
   }
 
   async close(): Promise<void> {
@@ -129,10 +156,12 @@ export class HashPool {
 }
 
 export class HashSession {
-  private readonly ring = new SharedArrayBuffer(BLOCK_SIZE * BLOCKS_PER_SESSION);
-  private readonly view = new Uint8Array(this.ring);
-  private readonly control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * 4));
+  private readonly ring: SharedArrayBuffer;
+  private readonly view: Uint8Array;
+  private readonly control: Int32Array;
   private readonly workers: [Worker, Worker];
+  /** workers that no longer read this session's buffers (digest sent, or abort acknowledged) */
+  private released = 0;
   /** blocks published so far; the one being filled is number `submitted` */
   private submitted = 0;
   /** true when block `submitted` is known to be free */
@@ -149,7 +178,12 @@ export class HashSession {
     md5Worker: Worker,
     shaWorker: Worker,
     private readonly listeners: Map<number, Listener>,
+    private readonly buffers: RingBuffers,
+    private readonly recycle: (buffers: RingBuffers) => void,
   ) {
+    this.ring = buffers.ring;
+    this.view = new Uint8Array(buffers.ring);
+    this.control = new Int32Array(buffers.control);
     this.workers = [md5Worker, shaWorker];
     listeners.set(id, (m) => this.onMessage(m));
     Atomics.store(this.control, IDLE, 1);
@@ -212,8 +246,14 @@ export class HashSession {
     this.ended = true;
     this.workers[0].postMessage({ op: 'abort', id: this.id, algo: 'md5' });
     this.workers[1].postMessage({ op: 'abort', id: this.id, algo: 'sha512' });
-    this.listeners.delete(this.id);
     this.waiter?.();
+  }
+
+  /** Once both workers let go of the buffers, the pool may hand them to another session. */
+  private releasedBy(): void {
+    if (++this.released < 2) return;
+    this.listeners.delete(this.id);
+    this.recycle(this.buffers);
   }
 
   /** Publishes the block being filled; kicks each worker that is idle (a busy one finds it when it looks again). */
@@ -260,15 +300,17 @@ export class HashSession {
       const w = this.waiter;
       this.waiter = undefined;
       w?.();
+    } else if (m.op === 'released') {
+      this.releasedBy();
     } else if (m.op === 'digest') {
       if (m.algo === 'md5') this.digests.md5 = m.hex;
       else this.digests.sha512 = m.hex;
-      if (this.digests.md5 && this.digests.sha512) {
-        this.listeners.delete(this.id);
-        this.finish?.resolve(this.digests as Digests);
-      }
+      if (this.digests.md5 && this.digests.sha512) this.finish?.resolve(this.digests as Digests);
+      this.releasedBy();
     } else if (m.op === 'error') {
+      // A worker died: its buffers are not reused (the other worker is told to drop the session).
       this.listeners.delete(this.id);
+      if (!this.ended) for (const [i, algo] of (['md5', 'sha512'] as const).entries()) this.workers[i].postMessage({ op: 'abort', id: this.id, algo });
       this.ended = true;
       this.waiter?.();
       this.failure = new ServiceUnavailable('The image data could not be hashed (a hashing worker stopped); try again.', m.hex ?? '');
