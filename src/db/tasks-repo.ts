@@ -39,6 +39,18 @@ export interface StoreCommit {
   data?: { size: number; checksum: string; sha512: string; virtualSize: number | null };
   /** move the image to active and drop the writer claim */
   activate: boolean;
+  /** end the task (and drop the lock) in the same transaction: the last store of an import */
+  end?: TaskEnd;
+}
+
+/** How a task ends: written with the image change it goes with, so no one sees one without the other. */
+export interface TaskEnd {
+  status: 'success' | 'failure';
+  message: string;
+  result: Record<string, unknown> | null;
+  ttlHours: number;
+  /** the message instead, when the image turns out to be gone */
+  messageIfGone?: string;
 }
 
 export interface Revert {
@@ -51,6 +63,8 @@ export interface Revert {
   restoreFormats?: { disk_format: string | null; container_format: string | null };
   removeProperties?: string[];
   restoreProperties?: Record<string, string>;
+  /** the task's end, in the same transaction as the rollback */
+  end?: TaskEnd;
 }
 
 export interface TaskListQuery {
@@ -233,16 +247,18 @@ export class TasksRepo {
    * keeps a lock whose task is over.
    */
   async finish(id: string, imageId: string | null, status: 'success' | 'failure', message: string, result: Record<string, unknown> | null, ttlHours: number): Promise<void> {
+    await this.db.transaction().execute((trx) => this.end(trx, id, imageId, { status, message, result, ttlHours }));
+  }
+
+  private async end(trx: Transaction<Database>, id: string, imageId: string | null, e: TaskEnd): Promise<void> {
     const ts = now();
-    const expires = new Date(Date.now() + ttlHours * 3600_000).toISOString();
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('tasks')
-        .set({ status, message, result: result === null ? null : JSON.stringify(result), expires_at: expires, updated_at: ts, heartbeat_at: null })
-        .where('id', '=', id)
-        .execute();
-      if (imageId) await trx.deleteFrom('image_properties').where('image_id', '=', imageId).where('name', '=', LOCK_PROPERTY).where('value', '=', id).execute();
-    });
+    const expires = new Date(Date.now() + e.ttlHours * 3600_000).toISOString();
+    await trx
+      .updateTable('tasks')
+      .set({ status: e.status, message: e.message, result: e.result === null ? null : JSON.stringify(e.result), expires_at: expires, updated_at: ts, heartbeat_at: null })
+      .where('id', '=', id)
+      .execute();
+    if (imageId) await trx.deleteFrom('image_properties').where('image_id', '=', imageId).where('name', '=', LOCK_PROPERTY).where('value', '=', id).execute();
   }
 
   /** Tasks a runner had started whose node is gone. */
@@ -315,6 +331,7 @@ export class TasksRepo {
       if (c.activate) Object.assign(set, { status: 'active', writer_id: null, writer_node: null, writer_heartbeat_at: null });
       await trx.updateTable('images').set(set).where('id', '=', imageId).execute();
       await this.updateStoreLists(trx, imageId, { importingRemove: [c.storeId] });
+      if (c.end) await this.end(trx, taskId, imageId, c.end);
       return locationId;
     });
   }
@@ -346,13 +363,17 @@ export class TasksRepo {
    * Takes back what a failed import did, in one transaction: its locations
    * are marked pending_delete (returned, for the caller to remove from their
    * stores), the image returns to queued (non-copy imports), the store lists
-   * say which stores failed. The lock is dropped by finish().
+   * say which stores failed. With `end`, the task ends and the lock goes in
+   * the same transaction (else finish() does it).
    */
   async revert(imageId: string, taskId: string, r: Revert): Promise<{ id: string; storeId: string; url: string; status: string }[]> {
     return this.db.transaction().execute(async (trx) => {
       const ts = now();
       const image = await trx.selectFrom('images').select(['id', 'status', 'writer_id']).where('id', '=', imageId).executeTakeFirst();
-      if (!image) return [];
+      if (!image) {
+        if (r.end) await this.end(trx, taskId, null, { ...r.end, message: r.end.messageIfGone ?? r.end.message });
+        return [];
+      }
       const locs = r.locationIds.length
         ? await trx.selectFrom('image_locations').selectAll().where('image_id', '=', imageId).where('id', 'in', r.locationIds).where('status', '=', 'active').execute()
         : [];
@@ -370,6 +391,7 @@ export class TasksRepo {
       const rows = Object.entries(restore).map(([name, value]) => ({ image_id: imageId, name, value }));
       if (rows.length) await trx.insertInto('image_properties').values(rows).execute();
       await this.updateStoreLists(trx, imageId, { importingRemove: r.clearImporting, failedAdd: r.failed });
+      if (r.end) await this.end(trx, taskId, imageId, r.end);
       return locs.map((l) => ({ id: l.id, storeId: l.store_id, url: l.url, status: 'pending_delete' }));
     });
   }

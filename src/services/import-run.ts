@@ -77,6 +77,8 @@ export class ImportRun {
   private readonly state: TaskState;
   private readonly allMustSucceed: boolean;
   private readonly ctx: RequestContext;
+  /** the task was ended (success) by the commit that activated the image */
+  ended = false;
 
   constructor(
     private readonly rt: Runtime,
@@ -135,13 +137,21 @@ export class ImportRun {
       source = this.stagedSource(staged, current);
     }
     await this.toStores(current, source, remaining);
+    if (this.ended) {
+      await this.rt.staging.discard(this.imageId);
+      return this.successMessage(source.size);
+    }
     const after = await this.image();
     if (after.status !== 'active') {
       const why = Object.entries(this.failedStores).map(([s, r]) => `${s}: ${r}`).join('; ');
       throw new ImportFailure(`None of the uploads finished${why ? ` (${why})` : ''}.`);
     }
     await this.rt.staging.discard(this.imageId);
-    return copiedMessage(source.size);
+    return this.successMessage(source.size);
+  }
+
+  private successMessage(size: number): string {
+    return copiedMessage(size) + (this.state.resumed ? ' (resumed after an interruption)' : '');
   }
 
   private async image(): Promise<Image> {
@@ -374,7 +384,11 @@ export class ImportRun {
         }
         const activate = this.method !== 'copy-image' && (!this.allMustSucceed || --left === 0);
         const data = this.method === 'copy-image' ? undefined : { size: written.size, checksum: written.md5, sha512: written.sha512, virtualSize };
-        const recorded = await rt.tasks.repo.commitStore(this.imageId, this.task.id, { storeId, url: written.location, data, activate });
+        // The last store of an all-must-succeed import: the image turns active and the task ends in one step.
+        const end = activate && this.allMustSucceed
+          ? { status: 'success' as const, message: this.successMessage(source.size), result: { image_id: this.imageId }, ttlHours: rt.config.import.taskTimeToLiveHours }
+          : undefined;
+        const recorded = await rt.tasks.repo.commitStore(this.imageId, this.task.id, { storeId, url: written.location, data, activate, end });
         if (!recorded) {
           await store.delete(written.location).catch(() => {});
           await this.image();
@@ -382,7 +396,8 @@ export class ImportRun {
         }
         if (adopt) await rt.staging.forget(this.imageId, source.url);
         this.state.committed!.push(storeId);
-        await rt.tasks.repo.saveState(this.task.id, this.state);
+        if (end) this.ended = true;
+        else await rt.tasks.repo.saveState(this.task.id, this.state);
       } catch (err) {
         if (this.opts.signal.aborted || err instanceof Gone) throw this.opts.signal.aborted ? this.opts.signal.reason : err;
         // Once one store failed an all-must-succeed import, the others' errors are only the abort.
@@ -450,7 +465,7 @@ export class ImportRun {
     const remaining = this.stores.filter((s) => !this.state.committed!.includes(s) && !present.has(s));
     const source: Source = { store: this.rt.stores.holding(loc.storeId)!, url: loc.url, size: image.size, md5: image.checksum, sha512: image.osHashValue, staged: false, virtualSize: image.virtualSize };
     await this.toStores(image, source, remaining);
-    return copiedMessage(image.size);
+    return this.successMessage(image.size);
   }
 }
 

@@ -196,10 +196,15 @@ export class TaskService {
       await this.repo.adoptClaim(imageId, task.id, rt.nodeId);
       const run = new ImportRun(rt, task, { token: this.tokens.get(task.id), signal: controller.signal, progress, resolve: this.resolver });
       try {
-        let message = await run.run();
-        if (task.state.resumed) message += ' (resumed after an interruption)';
-        await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, rt.config.import.taskTimeToLiveHours);
+        const message = await run.run();
+        // Usually the commit that activated the image ended the task too; copy-image and partial imports end here.
+        if (!run.ended) await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, rt.config.import.taskTimeToLiveHours);
       } catch (err) {
+        if (run.ended) {
+          // The task already succeeded with its commit; only clean-up after it failed.
+          rt.log.warn({ err, task: task.id }, 'clean-up after a finished import failed');
+          return;
+        }
         const reason = controller.signal.aborted ? controller.signal.reason : err;
         if (reason instanceof TakenOver) {
           // Another node decided this one was dead and runs the task now: leave everything to it.
@@ -234,45 +239,49 @@ export class TaskService {
     const method = input.import_req.method.name;
     const copy = method === 'copy-image';
     const allMust = input.import_req.all_stores_must_succeed ?? true;
+    const ttlHours = rt.config.import.taskTimeToLiveHours;
     const image = await rt.images.get(imageId);
-    let outcome = '';
-    if (image) {
-      const active = image.locations.filter((l) => l.status === 'active');
-      const committed = new Set(task.state.committed ?? []);
-      let revert: string[] = [];
-      let toQueued = false;
-      if (!copy && image.status !== 'active') {
-        revert = active.map((l) => l.id);
-        toQueued = true;
-      } else if (copy && allMust) {
-        revert = active.filter((l) => committed.has(l.storeId)).map((l) => l.id);
-      }
-      const kept = new Set(active.filter((l) => !revert.includes(l.id)).map((l) => l.storeId));
-      const failed = input.backend.filter((s) => !kept.has(s));
-      if (!copy) await rt.staging.discard(imageId);
-      const removed = await this.repo.revert(imageId, task.id, {
-        locationIds: revert,
-        toQueued,
-        clearImporting: input.backend,
-        failed,
-        restoreFormats: toQueued ? task.state.previousFormats : undefined,
-        removeProperties: toQueued ? task.state.copiedProperties : undefined,
-        restoreProperties: toQueued ? task.state.previousProperties : undefined,
-      });
-      await rt.data.removeLocations(removed);
-      outcome = toQueued ? ` The image is back in status queued; ${retryHint(method, imageId)}`
-        : copy ? ' The image itself is unchanged.'
-        : ` The image stays active in ${[...kept].sort().join(', ') || 'its stores'}.`;
-    }
-    await removeWorkFiles(rt.config.import.workDir, task.id);
-    let message: string;
-    if (err instanceof Gone || !image) message = 'The image was deleted while it was being imported; nothing was kept.';
-    else if (err instanceof ImportFailure || err instanceof ImagoError) message = `${sentence(err.message)}${outcome}`;
-    else {
+    const goneMessage = 'The image was deleted while it was being imported; nothing was kept.';
+    const messageFor = (outcome: string): string => {
+      if (err instanceof Gone || !image) return goneMessage;
+      if (err instanceof ImportFailure || err instanceof ImagoError) return `${sentence(err.message)}${outcome}`;
       rt.log.error({ err, task: task.id }, 'import failed unexpectedly');
-      message = `${sentence(`Import failed: ${(err as Error)?.message ?? String(err)}`)}${outcome}`;
+      return `${sentence(`Import failed: ${(err as Error)?.message ?? String(err)}`)}${outcome}`;
+    };
+    await removeWorkFiles(rt.config.import.workDir, task.id);
+    if (!image) {
+      await this.repo.finish(task.id, imageId, 'failure', messageFor(''), null, ttlHours);
+      return;
     }
-    await this.repo.finish(task.id, imageId, 'failure', message, null, rt.config.import.taskTimeToLiveHours);
+    const active = image.locations.filter((l) => l.status === 'active');
+    const committed = new Set(task.state.committed ?? []);
+    let revert: string[] = [];
+    let toQueued = false;
+    if (!copy && image.status !== 'active') {
+      revert = active.map((l) => l.id);
+      toQueued = true;
+    } else if (copy && allMust) {
+      revert = active.filter((l) => committed.has(l.storeId)).map((l) => l.id);
+    }
+    const kept = new Set(active.filter((l) => !revert.includes(l.id)).map((l) => l.storeId));
+    const failed = input.backend.filter((s) => !kept.has(s));
+    if (!copy) await rt.staging.discard(imageId);
+    const outcome = toQueued ? ` The image is back in status queued; ${retryHint(method, imageId)}`
+      : copy ? ' The image itself is unchanged.'
+      : ` The image stays active in ${[...kept].sort().join(', ') || 'its stores'}.`;
+    // The image's rollback, the task's end and the lock's release are one transaction: no client
+    // sees the image queued (and stageable) while its task still runs (issue 14, item 3).
+    const removed = await this.repo.revert(imageId, task.id, {
+      locationIds: revert,
+      toQueued,
+      clearImporting: input.backend,
+      failed,
+      restoreFormats: toQueued ? task.state.previousFormats : undefined,
+      removeProperties: toQueued ? task.state.copiedProperties : undefined,
+      restoreProperties: toQueued ? task.state.previousProperties : undefined,
+      end: { status: 'failure', message: messageFor(outcome), result: null, ttlHours, messageIfGone: goneMessage },
+    });
+    await rt.data.removeLocations(removed);
   }
 
   // ---- recovery ----
