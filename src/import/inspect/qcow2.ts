@@ -6,6 +6,11 @@
  *   20 cluster_bits | 24 size (u64) | ... v3 only: 72 incompatible_features (u64)
  *   80 compatible_features | 88 autoclear_features | 96 refcount_order | 100 header_length
  * Header extensions follow the header (v2: at 72, v3: at header_length) inside cluster 0.
+ *   36 l1_size (u32) | 40 l1_table_offset (u64) | 48 refcount_table_offset (u64)
+ *   56 refcount_table_clusters (u32) | 60 nb_snapshots (u32) | 64 snapshots_offset (u64)
+ *
+ * Every table the header points to must lie inside the data: a file cut after its header
+ * would otherwise pass as an image whose tables a reader finds past the end (issue 14).
  */
 
 import type { FinalView, Probe, ProbeMatch } from './types.js';
@@ -25,6 +30,8 @@ const EXT_DATA_FILE_NAME = 0x44415441; // "DATA"
 
 /** Upper bound on how much of cluster 0 we walk looking for header extensions. */
 const MAX_EXTENSION_AREA = 64 * 1024;
+/** The smallest snapshot table entry (fixed part, before its id, name and extra data). */
+const MIN_SNAPSHOT_ENTRY = 40;
 
 export class Qcow2Probe implements Probe {
   readonly format = 'qcow2' as const;
@@ -75,7 +82,26 @@ export class Qcow2Probe implements Probe {
     }
 
     problems.push(...this.checkExtensions(view, extensionsAt, clusterBits));
+    if (clusterBits >= 9 && clusterBits <= 21) problems.push(...this.checkTables(fixed, view.totalSize, 2 ** clusterBits));
     return { format: this.format, virtualSize, problems };
+  }
+
+  /** The L1 table, the refcount table and the snapshot table lie inside the data. */
+  private checkTables(header: Buffer, totalSize: number, clusterSize: number): string[] {
+    const size = BigInt(totalSize);
+    const inside = (offset: bigint, length: bigint) => offset + length <= size;
+    const problems: string[] = [];
+    const l1Size = BigInt(header.readUInt32BE(36));
+    if (l1Size > 0n && !inside(header.readBigUInt64BE(40), l1Size * 8n)) problems.push('qcow2 L1 table lies beyond the end of the data');
+    const refcountClusters = BigInt(header.readUInt32BE(56));
+    const refcountTable = header.readBigUInt64BE(48);
+    if (refcountClusters === 0n || refcountTable === 0n) problems.push('qcow2 header has no refcount table');
+    else if (!inside(refcountTable, refcountClusters * BigInt(clusterSize))) problems.push('qcow2 refcount table lies beyond the end of the data');
+    const snapshots = BigInt(header.readUInt32BE(60));
+    if (snapshots > 0n && !inside(header.readBigUInt64BE(64), snapshots * BigInt(MIN_SNAPSHOT_ENTRY))) {
+      problems.push('qcow2 snapshot table lies beyond the end of the data');
+    }
+    return problems;
   }
 
   /**
@@ -96,6 +122,8 @@ export class Qcow2Probe implements Probe {
       if (type === EXT_DATA_FILE_NAME) return ['qcow2 header names an external data file'];
       at += 8 + Math.ceil(len / 8) * 8;
     }
+    // The extensions run past the end of the data: the file was cut inside its header.
+    if (at + 8 > view.totalSize) return ['qcow2 header extensions run past the end of the data'];
     // Running off the end of the walkable area is what a malformed header looks like; QEMU
     // rejects such images itself, so this is not treated as a safety problem.
     return [];

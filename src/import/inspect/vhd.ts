@@ -7,6 +7,9 @@
  *
  * Footer: 0 cookie | 16 data offset | 28 creator app | 40 original size | 48 current size
  *   56 geometry (cylinders u16, heads u8, sectors/track u8) | 60 disk type | 64 checksum
+ * A dynamic disk's footer points (data offset) at its 1024-byte dynamic header "cxsparse":
+ *   16 table offset (u64, the block allocation table) | 28 max table entries (u32)
+ * Both must lie inside the data, before the trailing footer (issue 14).
  */
 
 import type { FinalView, Probe, ProbeMatch } from './types.js';
@@ -20,6 +23,7 @@ const DISK_DIFFERENCING = 4;
 /** Creator apps whose images are sized by "current size" rather than CHS geometry (as QEMU does). */
 const SIZED_BY_CURRENT_SIZE = new Set(['win ', 'qem2', 'd2v ', 'CTXS', 'tap\0']);
 const MAX_CHS_SECTORS = 65535 * 16 * 255;
+const DYNAMIC_HEADER = 1024;
 
 function isFooter(buf: Buffer | null): buf is Buffer {
   return buf !== null && buf.length === FOOTER && buf.toString('latin1', 0, 8) === COOKIE;
@@ -70,6 +74,26 @@ export class VhdProbe implements Probe {
 
     const virtualSize = vhdVirtualSize(footer);
     if (virtualSize === null) problems.push('VHD size is out of range');
+    if (diskType === DISK_DYNAMIC || diskType === DISK_DIFFERENCING) {
+      // A dynamic disk ends with its footer; without it the file was cut.
+      if (!tailOk) problems.push('VHD footer at the end of the data is missing');
+      problems.push(...checkDynamicHeader(view, footer));
+    }
     return { format: this.format, virtualSize, problems };
   }
+}
+
+/** The dynamic header and its block allocation table lie inside the data. */
+function checkDynamicHeader(view: FinalView, footer: Buffer): string[] {
+  const end = BigInt(view.totalSize);
+  const at = footer.readBigUInt64BE(16);
+  if (at + BigInt(DYNAMIC_HEADER) > end) return ['VHD dynamic header lies beyond the end of the data'];
+  const header = view.bytes(Number(at), DYNAMIC_HEADER);
+  // Beyond the inspection window: where QEMU never puts it, and nothing more can be checked here.
+  if (header === null) return [];
+  if (header.toString('latin1', 0, 8) !== 'cxsparse') return ['VHD dynamic header signature is missing'];
+  const bat = header.readBigUInt64BE(16);
+  const entries = BigInt(header.readUInt32BE(28));
+  if (bat + entries * 4n > end) return ['VHD block allocation table lies beyond the end of the data'];
+  return [];
 }

@@ -69,6 +69,8 @@ export class VhdxProbe implements Probe {
   private metaParsed = false;
   private sizeItem: Capture | null = null;
   private paramsItem: Capture | null = null;
+  /** end offsets of the regions (BAT, metadata) the region table lists; all must lie inside the data */
+  private readonly regionEnds: { name: string; end: number }[] = [];
 
   update(view: StreamView): void {
     if (this.inactive || this.metaParsed) return;
@@ -108,6 +110,9 @@ export class VhdxProbe implements Probe {
       const offset = u64ToNumber(entry.readBigUInt64LE(16));
       const length = entry.readUInt32LE(24);
       const required = (entry.readUInt32LE(28) & 1) === 1;
+      if (offset !== null && (guid.equals(REGION_METADATA) || guid.equals(REGION_BAT))) {
+        this.regionEnds.push({ name: guid.equals(REGION_BAT) ? 'block allocation table' : 'metadata region', end: offset + length });
+      }
       if (guid.equals(REGION_METADATA)) {
         if (found) {
           this.problems.push('VHDX region table lists the metadata region twice');
@@ -172,6 +177,7 @@ export class VhdxProbe implements Probe {
     const problems = [...this.checkHeaders(view), ...this.problems];
 
     if (!this.regionParsed) problems.push('VHDX region table is truncated');
+    for (const r of this.regionEnds) if (r.end > view.totalSize) problems.push(`VHDX ${r.name} lies beyond the end of the data`);
     else if (this.metaTable !== null && !this.metaTable.complete) {
       problems.push(this.metaTable.missed ? 'VHDX metadata region lies outside the inspection window' : 'VHDX metadata region is truncated');
     }

@@ -38,8 +38,11 @@ const MARKER_EOS = 0;
 interface SparseHeader {
   version: number;
   capacity: bigint;
+  grainSize: bigint;
   descOffset: bigint;
   descSize: bigint;
+  gtesPerGt: number;
+  rgdOffset: bigint;
   gdOffset: bigint;
 }
 
@@ -47,8 +50,11 @@ function parseSparseHeader(buf: Buffer): SparseHeader {
   return {
     version: buf.readUInt32LE(4),
     capacity: buf.readBigUInt64LE(12),
+    grainSize: buf.readBigUInt64LE(20),
     descOffset: buf.readBigUInt64LE(28),
     descSize: buf.readBigUInt64LE(36),
+    gtesPerGt: buf.readUInt32LE(44),
+    rgdOffset: buf.readBigUInt64LE(48),
     gdOffset: buf.readBigUInt64LE(56),
   };
 }
@@ -183,6 +189,7 @@ export class VmdkProbe implements Probe {
     }
     const virtualSize = u64ToNumber(h.capacity * 512n);
     if (virtualSize === null) problems.push('VMDK capacity is out of range');
+    if (h.gdOffset !== U64_ALL_ONES) problems.push(...checkGrainDirectories(h, view.totalSize));
 
     if (mentionsParent(view.bytes(PARENT_SCAN_OFFSET, Math.min(PARENT_SCAN_LENGTH, Math.max(0, view.totalSize - PARENT_SCAN_OFFSET))))) {
       problems.push('VMDK descriptor names a parent image (parentFileNameHint)');
@@ -278,4 +285,20 @@ function isZero(buf: Buffer): boolean {
 
 function dedupe(list: string[]): string[] {
   return [...new Set(list)];
+}
+
+/**
+ * The grain directory (and its redundant copy) lie inside the data. streamOptimized puts its
+ * directory at the end of the stream and says so in the footer's header (checked above), so a
+ * complete image passes and a cut one has no footer; monolithicSparse puts it near the start.
+ */
+function checkGrainDirectories(h: SparseHeader, totalSize: number): string[] {
+  if (h.grainSize === 0n || h.gtesPerGt === 0) return ['VMDK grain table geometry is invalid'];
+  const sectorsPerTable = h.grainSize * BigInt(h.gtesPerGt);
+  const bytes = ((h.capacity + sectorsPerTable - 1n) / sectorsPerTable) * 4n;
+  const end = BigInt(totalSize);
+  const problems: string[] = [];
+  if (h.gdOffset * 512n + bytes > end) problems.push('VMDK grain directory lies beyond the end of the data');
+  if (h.rgdOffset !== 0n && h.rgdOffset * 512n + bytes > end) problems.push('VMDK redundant grain directory lies beyond the end of the data');
+  return problems;
 }
