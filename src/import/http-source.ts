@@ -2,7 +2,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import type { LookupAddress } from 'node:dns';
 import type { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
-import type { UriFilter } from './uri-filter.js';
+import { redactUserinfo, type UriFilter } from './uri-filter.js';
 
 /** Resolves a host name to every address it has (dns.lookup by default). */
 export type Resolver = (hostname: string) => Promise<LookupAddress[]>;
@@ -73,7 +73,7 @@ export async function openHttpSource(uri: string, opts: HttpSourceOptions): Prom
   try {
     for (let hop = 0; ; hop++) {
       const checked = opts.filter.checkUrl(url);
-      if (!checked.ok) throw new DownloadError(`${url} does not pass the web-download filter: ${checked.reason}`);
+      if (!checked.ok) throw new DownloadError(`${redactUserinfo(url)} does not pass the web-download filter: ${checked.reason}`);
       origin ??= checked.url.origin;
       const headers = { ...(opts.headers ?? {}), ...(checked.url.origin === origin ? opts.originHeaders ?? {} : {}) };
       let res;
@@ -81,19 +81,19 @@ export async function openHttpSource(uri: string, opts: HttpSourceOptions): Prom
         res = await request(checked.url, { method: 'GET', dispatcher: agent, headers, signal: opts.signal });
       } catch (err) {
         if (opts.signal?.aborted) throw opts.signal.reason;
-        throw new DownloadError(`could not fetch ${url}: ${refusal ?? describe(err)}`);
+        throw new DownloadError(`could not fetch ${redactUserinfo(url)}: ${refusal ?? describe(err)}`);
       }
       if (REDIRECTS.has(res.statusCode)) {
         discard(res.body);
         const location = res.headers.location;
-        if (typeof location !== 'string' || location === '') throw new DownloadError(`${url} answered ${res.statusCode} without a Location`);
-        if (hop >= (opts.maxRedirects ?? 5)) throw new DownloadError(`${uri} redirects more than ${opts.maxRedirects ?? 5} times`);
+        if (typeof location !== 'string' || location === '') throw new DownloadError(`${redactUserinfo(url)} answered ${res.statusCode} without a Location`);
+        if (hop >= (opts.maxRedirects ?? 5)) throw new DownloadError(`${redactUserinfo(uri)} redirects more than ${opts.maxRedirects ?? 5} times`);
         url = new URL(location, checked.url).href;
         continue;
       }
       if (res.statusCode !== 200) {
         discard(res.body);
-        throw new DownloadError(`${url} answered HTTP ${res.statusCode}`);
+        throw new DownloadError(`${redactUserinfo(url)} answered HTTP ${res.statusCode}`);
       }
       const raw = res.headers['content-length'];
       const length = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : undefined;

@@ -94,6 +94,15 @@ function addressIn(rules: HostRules, ip: string): boolean {
   return false;
 }
 
+/**
+ * `raw` with whatever sits between "scheme://" and "@" replaced by ***, for
+ * messages and logs: a URL's user:password never reaches a response, a task
+ * or a log line, even when the URL is otherwise malformed.
+ */
+export function redactUserinfo(raw: string): string {
+  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1***@');
+}
+
 export type UrlCheck = { ok: true; url: URL; host: string; port: number } | { ok: false; reason: string };
 
 /**
@@ -120,7 +129,12 @@ export class UriFilter {
     try {
       url = new URL(raw);
     } catch {
-      return { ok: false, reason: `"${raw}" is not a valid URL` };
+      return { ok: false, reason: `"${redactUserinfo(raw)}" is not a valid URL` };
+    }
+    // Credentials in the URL would be stored in the task's input, which everyone the image is
+    // shared with can read: refused outright (also after a redirect). See docs/import.md.
+    if (url.username !== '' || url.password !== '') {
+      return { ok: false, reason: 'the URL carries credentials (user:password@), which web-download does not accept; serve the image without them or through a pre-signed URL' };
     }
     const scheme = url.protocol.replace(/:$/, '').toLowerCase();
     if (scheme !== 'http' && scheme !== 'https') return { ok: false, reason: `scheme "${scheme}" is not supported (http and https are)` };

@@ -6,7 +6,7 @@ import type { Image } from '../domain/image.js';
 import { LOCK_PROPERTY } from '../db/tasks-repo.js';
 import { checkGlanceDownload, parseImportBody } from '../import/request.js';
 import type { ImportRequest, ImportTaskInput, Task } from '../import/task.js';
-import { UriFilter } from '../import/uri-filter.js';
+import { UriFilter, redactUserinfo } from '../import/uri-filter.js';
 import { targetOf } from './images.js';
 
 /** A lock whose task has not moved for this long may be taken over (pending tasks: twice as long), as Glance does. */
@@ -66,7 +66,7 @@ export class ImportService {
     }
     if (method === 'web-download') {
       const checked = this.filter.checkUrl(req.method.uri!);
-      if (!checked.ok) throw new BadRequest(`URI for web-download does not pass filtering: ${req.method.uri}`, checked.reason);
+      if (!checked.ok) throw new BadRequest(`URI for web-download does not pass filtering: ${redactUserinfo(req.method.uri!)}`, checked.reason);
     }
 
     const taskId = randomUUID();
