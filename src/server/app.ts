@@ -6,6 +6,7 @@ import { toContext, type RequestContext } from '../auth/context.js';
 import { NotFound } from '../domain/errors.js';
 import { clientErrorResponse, sendError } from './error-mapper.js';
 import { readJsonBody } from './json-body.js';
+import { assertNoNulInJson, assertNoNulInUrl } from './nul-check.js';
 import { discardUnreadBody } from './upload-body.js';
 import { registerVersions } from './versions.js';
 import { registerImages } from './images.js';
@@ -64,7 +65,10 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
   app.addContentTypeParser('*', (request, payload, done) => {
     // Image data streams to its handler; an unknown path answers 404 whatever its body holds.
     if (request.routeOptions.config?.raw || request.is404) return done(null, payload);
-    readJsonBody(payload, app.initialConfig.bodyLimit ?? 1024 * 1024).then((b) => done(null, b), (e) => done(e as Error));
+    readJsonBody(payload, app.initialConfig.bodyLimit ?? 1024 * 1024).then((b) => {
+      assertNoNulInJson(b);
+      done(null, b);
+    }, (e) => done(e as Error));
   });
 
   app.addHook('onRequest', async (request, reply) => {
@@ -79,6 +83,7 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
     request.ctx = toContext(creds, request.id, Array.isArray(token) ? token[0] : token);
     // is_admin is whatever the policy's context_is_admin rule says (role:admin by default).
     request.ctx.isAdmin = rt.policy.isAdmin(request.ctx);
+    assertNoNulInUrl(request.url);
   });
 
   app.setErrorHandler((err, request, reply) => {

@@ -5,17 +5,25 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startTestServer, makeDataDir, type TestServer } from '../support/server.js';
+import { createTestDatabase } from '../support/postgres.js';
 import { expectJson, nsPath, REPO_ROOT, SAMPLES, type Body } from './helpers.js';
 
 const ROOT = REPO_ROOT;
 
-/** Runs the real imago-manage (from source) against a data dir. */
+/**
+ * The database of each data dir whose server runs on PostgreSQL (IMAGO_TEST_PG=1): imago-manage
+ * must be pointed at it, as an operator would, or it would write to the data dir's SQLite file.
+ */
+const databaseOf = new Map<string, string>();
+
+/** Runs the real imago-manage (from source) against a data dir (and its server's database). */
 function manage(dataDir: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const db = databaseOf.get(dataDir);
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       ['--import', 'tsx', path.join(ROOT, 'src/manage.ts'), ...args],
-      { cwd: ROOT, env: { ...process.env, IMAGO_DATA_DIR: dataDir, IMAGO_CONFIG: '' }, timeout: 60_000 },
+      { cwd: ROOT, env: { ...process.env, IMAGO_DATA_DIR: dataDir, IMAGO_CONFIG: '', ...(db ? { IMAGO_DATABASE_URL: db } : {}) }, timeout: 60_000 },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -30,6 +38,7 @@ describe('imago-manage metadefs commands', () => {
     work = mkdtempSync(path.join(tmpdir(), 'imago-metadefs-'));
     // the server keeps running while imago-manage writes to the same database
     s = await startTestServer({ dataDir });
+    if (s.rt.dialect === 'postgres') databaseOf.set(dataDir, s.rt.config.database.url);
   });
   after(async () => {
     await s.close();
@@ -121,10 +130,12 @@ describe('imago-manage metadefs commands', () => {
     assert.ok(readdirSync(folder).includes('Imago-Boot-Firmware.json'));
 
     const other = makeDataDir();
+    const otherDb = process.env.IMAGO_TEST_PG === '1' ? await createTestDatabase() : undefined;
+    if (otherDb) databaseOf.set(other, otherDb.url);
     try {
       const loaded = await manage(other, 'db-load-metadefs', folder);
       assert.equal(loaded.code, 0, loaded.stderr);
-      const copy = await startTestServer({ dataDir: other });
+      const copy = await startTestServer({ dataDir: other, env: otherDb ? { IMAGO_DATABASE_URL: otherDb.url } : {} });
       try {
         for (const ns of ['Imago::Boot::Firmware', 'Imago::Compute::CPUTopology']) {
           const a = await expectJson(await s.req('GET', nsPath(ns)), 200);
@@ -136,6 +147,7 @@ describe('imago-manage metadefs commands', () => {
         await copy.close();
       }
     } finally {
+      await otherDb?.drop();
       rmSync(other, { recursive: true, force: true });
     }
   });
