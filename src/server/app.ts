@@ -65,10 +65,12 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
   app.addContentTypeParser('*', (request, payload, done) => {
     // Image data streams to its handler; an unknown path answers 404 whatever its body holds.
     if (request.routeOptions.config?.raw || request.is404) return done(null, payload);
-    readJsonBody(payload, app.initialConfig.bodyLimit ?? 1024 * 1024).then((b) => {
-      assertNoNulInJson(b);
-      done(null, b);
-    }, (e) => done(e as Error));
+    readJsonBody(payload, app.initialConfig.bodyLimit ?? 1024 * 1024)
+      .then((b) => {
+        assertNoNulInJson(b);
+        return b;
+      })
+      .then((b) => done(null, b), (e) => done(e as Error));
   });
 
   app.addHook('onRequest', async (request, reply) => {
