@@ -1,0 +1,66 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TOKENS, type TestServerOptions } from '../support/server.js';
+
+export interface ChildServer {
+  url: string;
+  dataDir: string;
+  proc: ChildProcess;
+  measure(): Promise<NodeJS.MemoryUsage>;
+  rows(): Promise<Record<string, number>>;
+  fds(): number;
+  rssMB(): number;
+  req(method: string, urlPath: string, opts?: { json?: unknown; headers?: Record<string, string>; body?: BodyInit }): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+/** Starts server-child.js (compiled next to this file) with --expose-gc. */
+export async function startChildServer(opts: TestServerOptions = {}): Promise<ChildServer> {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const proc = fork(path.join(here, 'server-child.js'), [JSON.stringify(opts)], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const waiting = new Map<number, (body: any) => void>();
+  let next = 1;
+  const ready = new Promise<{ url: string; dataDir: string }>((resolve, reject) => {
+    proc.once('exit', (code) => reject(new Error(`server child exited with ${code}`)));
+    waiting.set(0, resolve);
+  });
+  proc.on('message', (m: { id: number; body: unknown }) => {
+    const w = waiting.get(m.id);
+    waiting.delete(m.id);
+    w?.(m.body);
+  });
+  const ask = <T>(op: string) => new Promise<T>((resolve) => {
+    const id = next++;
+    waiting.set(id, resolve);
+    proc.send({ op, id });
+  });
+  const { url, dataDir } = await ready;
+  return {
+    url,
+    dataDir,
+    proc,
+    measure: () => ask('measure'),
+    rows: () => ask('rows'),
+    fds: () => readdirSync(`/proc/${proc.pid}/fd`).length,
+    rssMB: () => {
+      const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+      return Number(/^VmRSS:\s+(\d+)/m.exec(status)![1]) / 1024;
+    },
+    req: (method, urlPath, o = {}) => {
+      const headers: Record<string, string> = { 'x-auth-token': TOKENS.admin, ...(o.headers ?? {}) };
+      let body = o.body;
+      if (o.json !== undefined) {
+        body = JSON.stringify(o.json);
+        headers['content-type'] ??= 'application/json';
+      }
+      return fetch(url + urlPath, { method, headers, body, duplex: 'half' } as RequestInit);
+    },
+    stop: async () => {
+      const exited = new Promise((r) => proc.once('exit', r));
+      await ask('stop');
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,187 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { TOKENS } from '../support/server.js';
+import { startChildServer, type ChildServer } from './child-server.js';
+import { sleep } from './helpers.js';
+
+/**
+ * Leak tests (issue 14): abandoned uploads and stages (Content-Length and
+ * chunked), aborted downloads and failed imports leave no fds, temporary
+ * files, database rows or memory behind. The server is a child process
+ * started with --expose-gc, so memory is measured after a full GC and only
+ * the server's. LEAK_COUNT scales every loop (default 1000).
+ */
+const N = Number(process.env.IMAGO_LEAK_COUNT ?? 1000);
+const MB = 1024 * 1024;
+
+let s: ChildServer;
+/** a loopback port nothing listens on: every web-download from it fails at once */
+let closedPort = 0;
+before(async () => {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  closedPort = (probe.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  s = await startChildServer({ config: { import: { webDownload: { allowedHosts: ['127.0.0.1'], allowedPorts: [closedPort] } } } });
+});
+after(async () => {
+  await s.stop();
+});
+
+/** Every file under the data dir but the database's own. */
+function files(): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (!/\.(db|sqlite)(-wal|-shm)?$|imago\.db/.test(e.name)) out.push(path.relative(s.dataDir, p));
+    }
+  };
+  walk(s.dataDir);
+  return out.sort();
+}
+
+/** Sends the head and part of a body, then cuts the connection. */
+function abandon(urlPath: string, chunked: boolean, sent = 300_000): Promise<void> {
+  const u = new URL(s.url);
+  return new Promise((resolve) => {
+    const sock = net.connect(Number(u.port), u.hostname, () => {
+      const head = `PUT ${urlPath} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: ${TOKENS.admin}\r\nContent-Type: application/octet-stream\r\n`;
+      sock.write(head + (chunked ? 'Transfer-Encoding: chunked\r\n\r\n' : 'Content-Length: 10000000\r\n\r\n'));
+      const body = Buffer.alloc(sent, 7);
+      if (chunked) sock.write(`${body.length.toString(16)}\r\n`);
+      sock.write(body, () => setTimeout(() => sock.destroy(), 5));
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => resolve());
+  });
+}
+
+/** Starts a download, reads a little of it, cuts the connection. */
+function abortDownload(id: string): Promise<void> {
+  const u = new URL(s.url);
+  return new Promise((resolve) => {
+    const sock = net.connect(Number(u.port), u.hostname, () => {
+      sock.write(`GET /v2/images/${id}/file HTTP/1.1\r\nHost: x\r\nX-Auth-Token: ${TOKENS.admin}\r\n\r\n`);
+    });
+    let got = 0;
+    sock.on('data', (d) => {
+      got += d.length;
+      if (got > 100_000) sock.destroy();
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => resolve());
+  });
+}
+
+async function image(id: string): Promise<Record<string, any>> {
+  return (await (await s.req('GET', `/v2/images/${id}`)).json()) as Record<string, any>;
+}
+
+async function waitStatus(id: string, status: string): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if ((await image(id)).status === status) return;
+    await sleep(5);
+  }
+  assert.fail(`image ${id} did not return to ${status}`);
+}
+
+async function create(body: Record<string, unknown> = {}): Promise<string> {
+  const res = await s.req('POST', '/v2/images', { json: { disk_format: 'raw', container_format: 'bare', ...body } });
+  assert.equal(res.status, 201);
+  return ((await res.json()) as { id: string }).id;
+}
+
+const usage = (m: NodeJS.MemoryUsage) => m.heapUsed + m.external + m.arrayBuffers;
+
+test(`${N} abandoned uploads (Content-Length and chunked): memory, fds, files and rows come back (item 2)`, { timeout: 600_000 }, async () => {
+  const id = await create({ name: 'abandoned' });
+  await abandon(`/v2/images/${id}/file`, false);
+  await waitStatus(id, 'queued');
+  const start = await s.measure();
+  const fds = s.fds();
+  const before = files();
+  const rows = await s.rows();
+  let rss200 = 0;
+  for (let i = 1; i <= N; i++) {
+    await abandon(`/v2/images/${id}/file`, i % 5 === 0);
+    await waitStatus(id, 'queued');
+    if (i === Math.min(200, N)) {
+      await s.measure();
+      rss200 = s.rssMB();
+    }
+  }
+  const end = await s.measure();
+  const rssEnd = s.rssMB();
+  console.log(`# abandoned uploads: heap+external+arrayBuffers ${((usage(start)) / MB).toFixed(1)} → ${(usage(end) / MB).toFixed(1)} MB; RSS after 200 ${rss200.toFixed(1)} MB, after ${N} ${rssEnd.toFixed(1)} MB`);
+  assert.ok(usage(end) - usage(start) < 5 * MB, `heap+external+arrayBuffers grew ${((usage(end) - usage(start)) / MB).toFixed(1)} MB`);
+  if (N >= 1000) assert.ok(rssEnd - rss200 < 10, `RSS grew ${(rssEnd - rss200).toFixed(1)} MB from 200 to ${N} abandoned uploads`);
+  assert.ok(s.fds() <= fds + 2, `fds ${fds} → ${s.fds()}`);
+  assert.deepEqual(files(), before);
+  assert.deepEqual(await s.rows(), rows);
+  assert.equal((await image(id)).status, 'queued');
+});
+
+test(`${N / 2} abandoned stages (Content-Length and chunked) leave nothing behind`, { timeout: 600_000 }, async () => {
+  const id = await create({ name: 'stage' });
+  const fds = s.fds();
+  const before = files();
+  const rows = await s.rows();
+  const start = await s.measure();
+  for (let i = 0; i < N / 2; i++) {
+    await abandon(`/v2/images/${id}/stage`, i % 2 === 0);
+    await waitStatus(id, 'queued');
+  }
+  const end = await s.measure();
+  assert.ok(usage(end) - usage(start) < 5 * MB, `memory grew ${((usage(end) - usage(start)) / MB).toFixed(1)} MB`);
+  assert.ok(s.fds() <= fds + 2, `fds ${fds} → ${s.fds()}`);
+  assert.deepEqual(files(), before);
+  assert.deepEqual(await s.rows(), rows);
+});
+
+test(`${N} aborted downloads leave no fds or memory behind`, { timeout: 600_000 }, async () => {
+  const id = await create({ name: 'download' });
+  const data = Buffer.alloc(4 * MB, 9);
+  assert.equal((await s.req('PUT', `/v2/images/${id}/file`, { headers: { 'content-type': 'application/octet-stream' }, body: data })).status, 204);
+  await abortDownload(id);
+  await sleep(50);
+  const fds = s.fds();
+  const start = await s.measure();
+  for (let i = 0; i < N; i++) await abortDownload(id);
+  await sleep(200);
+  const end = await s.measure();
+  assert.ok(usage(end) - usage(start) < 5 * MB, `memory grew ${((usage(end) - usage(start)) / MB).toFixed(1)} MB`);
+  assert.ok(s.fds() <= fds + 2, `fds ${fds} → ${s.fds()}`);
+  const res = await s.req('GET', `/v2/images/${id}/file`);
+  assert.equal(Buffer.from(await res.arrayBuffer()).equals(data), true);
+});
+
+test(`${N} failed imports leave only their task records`, { timeout: 600_000 }, async () => {
+  const id = await create({ name: 'import' });
+  const fds = s.fds();
+  const before = files();
+  const rows = await s.rows();
+  const start = await s.measure();
+  for (let i = 0; i < N; i++) {
+    const res = await s.req('POST', `/v2/images/${id}/import`, { json: { method: { name: 'web-download', uri: `http://127.0.0.1:${closedPort}/x` } } });
+    assert.equal(res.status, 202, await res.text());
+    for (let j = 0; j < 2000; j++) {
+      const img = await image(id);
+      if (img.status === 'queued' && img.os_glance_import_task === undefined) break;
+      await sleep(2);
+    }
+  }
+  const end = await s.measure();
+  assert.ok(usage(end) - usage(start) < 5 * MB, `memory grew ${((usage(end) - usage(start)) / MB).toFixed(1)} MB`);
+  assert.ok(s.fds() <= fds + 2, `fds ${fds} → ${s.fds()}`);
+  assert.deepEqual(files(), before);
+  const after = await s.rows();
+  assert.deepEqual({ ...after, tasks: 0, image_properties: 0 }, { ...rows, tasks: 0, image_properties: 0 });
+  assert.equal(after.tasks, rows.tasks + N, 'one task record per import, kept for its time to live');
+  const tasks = (await (await s.req('GET', `/v2/images/${id}/tasks`)).json()) as { tasks: { status: string }[] };
+  assert.ok(tasks.tasks.every((t) => t.status === 'failure'));
+});
