@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TOKENS, type TestServerOptions } from '../support/server.js';
@@ -10,10 +10,25 @@ export interface ChildServer {
   proc: ChildProcess;
   measure(): Promise<NodeJS.MemoryUsage>;
   rows(): Promise<Record<string, number>>;
+  /** open fds that are not sockets (files, pipes, event fds) */
   fds(): number;
+  /** open sockets (keep-alive connections of the test's own clients included) */
+  sockets(): number;
   rssMB(): number;
   req(method: string, urlPath: string, opts?: { json?: unknown; headers?: Record<string, string>; body?: BodyInit }): Promise<Response>;
   stop(): Promise<void>;
+}
+
+function fdTargets(pid: number): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      out.push(readlinkSync(`/proc/${pid}/fd/${fd}`));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
 }
 
 /** Starts server-child.js (compiled next to this file) with --expose-gc. */
@@ -43,7 +58,8 @@ export async function startChildServer(opts: TestServerOptions = {}): Promise<Ch
     proc,
     measure: () => ask('measure'),
     rows: () => ask('rows'),
-    fds: () => readdirSync(`/proc/${proc.pid}/fd`).length,
+    fds: () => fdTargets(proc.pid!).filter((t) => !t.startsWith('socket:')).length,
+    sockets: () => fdTargets(proc.pid!).filter((t) => t.startsWith('socket:')).length,
     rssMB: () => {
       const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
       return Number(/^VmRSS:\s+(\d+)/m.exec(status)![1]) / 1024;
