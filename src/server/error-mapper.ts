@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ImagoError, InternalError, Unauthorized } from '../domain/errors.js';
+import { databaseUnavailable } from './database-errors.js';
 
 /** The JSON error body of our spec. */
 export function errorBody(status: number, message: string, details = ''): string {
@@ -32,7 +33,7 @@ export function toImagoError(err: unknown): ImagoError {
   if (typeof status === 'number' && status >= 400 && status < 500) {
     return new ImagoError(status, clientMessage(fe), fe.code ?? '');
   }
-  return new InternalError();
+  return databaseUnavailable(err) ?? new InternalError();
 }
 
 function clientMessage(fe: FastifyError): string {
