@@ -97,7 +97,7 @@ interface RingBuffers {
  * 1 MiB ring behind (issue 14, item 2). Rings in use are bounded by the
  * number of concurrent uploads; this bounds the ones kept between bursts.
  */
-const MAX_IDLE_RINGS = 16;
+const MAX_IDLE_RINGS = 8;
 
 export class HashPool {
   private readonly workers: Worker[] = [];

@@ -106,16 +106,28 @@ async function lanes(count: number, width: number, fn: (lane: number, i: number)
   }));
 }
 
+/** RSS after forced GCs, the lowest of five samples: one sample swings by ±20 MB as V8 and malloc resize. */
+async function settledRss(): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    await s.measure();
+    samples.push(s.rssMB());
+    await sleep(100);
+  }
+  return Math.min(...samples);
+}
+
 const usage = (m: NodeJS.MemoryUsage) => m.heapUsed + m.external + m.arrayBuffers;
 
 test(`${N} abandoned uploads (Content-Length and chunked): memory, fds, files and rows come back (item 2)`, { timeout: 600_000 }, async () => {
-  const WIDTH = 4;
+  // One at a time, as the issue measured it: RSS is compared between 200 and N uploads.
+  const WIDTH = 1;
   const ids = await Promise.all(Array.from({ length: WIDTH }, (_, i) => create({ name: `abandoned-${i}` })));
   const once = async (lane: number, i: number) => {
     await abandon(`/v2/images/${ids[lane]}/file`, i % 5 === 0);
     await waitStatus(ids[lane], 'queued');
   };
-  await lanes(WIDTH * 2, WIDTH, once); // warm-up: the hash pool holds one ring per lane from here on
+  await lanes(20, WIDTH, once); // warm-up: the hash pool keeps the rings it needed from here on
   const start = await s.measure();
   const fds = s.fds();
   const sockets = s.sockets();
@@ -123,11 +135,10 @@ test(`${N} abandoned uploads (Content-Length and chunked): memory, fds, files an
   const rows = await s.rows();
   const first = Math.min(200, N);
   await lanes(first, WIDTH, once);
-  await s.measure();
-  const rss200 = s.rssMB();
+  const rss200 = await settledRss();
   await lanes(N - first, WIDTH, once);
   const end = await s.measure();
-  const rssEnd = s.rssMB();
+  const rssEnd = await settledRss();
   console.log(`# abandoned uploads: heap+external+arrayBuffers ${((usage(start)) / MB).toFixed(1)} → ${(usage(end) / MB).toFixed(1)} MB; RSS after 200 ${rss200.toFixed(1)} MB, after ${N} ${rssEnd.toFixed(1)} MB`);
   assert.ok(usage(end) - usage(start) < 5 * MB, `heap+external+arrayBuffers grew ${((usage(end) - usage(start)) / MB).toFixed(1)} MB`);
   if (N >= 1000) assert.ok(rssEnd - rss200 < 10, `RSS grew ${(rssEnd - rss200).toFixed(1)} MB from 200 to ${N} abandoned uploads`);
@@ -201,9 +212,9 @@ test(`${N} failed imports leave only their task records`, { timeout: 600_000 }, 
   assert.ok(s.sockets() <= sockets + SOCKET_SLACK, `sockets ${sockets} → ${s.sockets()}`);
   assert.deepEqual(files(), before);
   const after = await s.rows();
-  // each image keeps os_glance_failed_import (Glance does too); nothing else
+  // each image keeps its store lists (os_glance_failed_import, as Glance): a bounded number per image, not per import
   assert.deepEqual({ ...after, tasks: 0, image_properties: 0 }, { ...rows, tasks: 0, image_properties: 0 });
-  assert.ok(after.image_properties <= rows.image_properties + WIDTH, `image_properties ${rows.image_properties} → ${after.image_properties}`);
+  assert.ok(after.image_properties <= rows.image_properties + 2 * WIDTH, `image_properties ${rows.image_properties} → ${after.image_properties}`);
   assert.equal(after.tasks, rows.tasks + N, 'one task record per import, kept for its time to live');
   for (const id of ids) {
     const tasks = (await (await s.req('GET', `/v2/images/${id}/tasks`)).json()) as { tasks: { status: string }[] };
