@@ -1,6 +1,6 @@
 import { BadRequest, Conflict, Forbidden, ImagoError } from './errors.js';
 import { BASE_ATTRIBUTES, propertyMap } from './image.js';
-import { checkNotReserved, checkPropertyName, checkValue } from './image-input.js';
+import { checkImageFields, checkNotReserved, checkPropertyName, checkValue } from './image-input.js';
 
 /**
  * Glance's JSON-patch subset for images, written out exactly rather than
@@ -128,5 +128,9 @@ export function applyPatch(state: PatchState, changes: Change[], rules: PatchRul
       next.properties[c.path] = c.value as string;
     }
   }
+  // Each value was checked as it was parsed; the image they make together is checked against the served schema too.
+  const resulting: Record<string, unknown> = { ...next.properties, tags: next.tags };
+  for (const [k, v] of Object.entries(next.base)) if (v !== undefined) resulting[k] = v;
+  checkImageFields(resulting);
   return next;
 }
