@@ -77,7 +77,7 @@ export function jsonDepthExceeds(text: string, limit: number): boolean {
 /** Compiles `schema` now; the returned check reuses the compiled code for every value. */
 export function compileSchema(schema: JsonSchema, what = 'the request body'): SchemaCheck {
   const validate: ValidateFunction = ajv.compile(schema);
-  return (value) => (validate(value) ? undefined : explain(validate.errors?.[0], what));
+  return (value) => (validate(value) ? undefined : explainError(validate.errors?.[0], what));
 }
 
 const TYPE_WORDS: Record<string, string> = {
@@ -125,8 +125,8 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-/** One ajv error in our words. */
-function explain(err: ErrorObject | undefined, what: string): string {
+/** One ajv error in our words (the configuration's messages use it too). */
+export function explainError(err: ErrorObject | undefined, what: string): string {
   if (!err) return `${what} does not conform to its schema.`;
   const params = err.params as Record<string, any>;
   const at = propertyPath(err.instancePath);
