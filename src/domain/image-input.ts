@@ -83,11 +83,14 @@ export function isCustomProperty(key: string): boolean {
 
 /**
  * Validates image attributes (base, custom or extra properties) against the
- * served image schema and the storage bounds; 400 naming the first problem.
+ * served image schema and the storage bounds, then their characters (skipped
+ * with `charactersChecked` when every string was checked already); 400
+ * naming the first problem.
  */
-export function checkImageFields(fields: Record<string, unknown>): void {
+export function checkImageFields(fields: Record<string, unknown>, opts: { charactersChecked?: boolean } = {}): void {
   const problem = checkImageSchema(fields) ?? checkImageStorage(fields);
   if (problem) throw new BadRequest(`Invalid image: ${problem}`);
+  if (opts.charactersChecked) return;
   for (const [key, value] of Object.entries(fields)) {
     if (unstorableIn(value)) throw new BadRequest(`Invalid value for '${key}': it contains a NUL character or an unpaired surrogate.`);
   }
