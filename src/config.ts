@@ -79,8 +79,8 @@ function applyEnv(raw: Json, env: NodeJS.ProcessEnv, problems: string[], fromEnv
 
 /** Defaults that depend on dataDir (the schema's own defaults are filled by ajv). */
 function fillDataDirDefaults(raw: Json, dataDir: string): void {
-  raw.database = isObject(raw.database) ? raw.database : {};
-  raw.database.url ??= `sqlite:${path.join(dataDir, 'imago.sqlite')}`;
+  if (raw.database === undefined) raw.database = {};
+  if (isObject(raw.database)) raw.database.url ??= `sqlite:${path.join(dataDir, 'imago.sqlite')}`;
   raw.stores ??= [{ id: 'local', type: 'filesystem', description: 'Local filesystem store', path: path.join(dataDir, 'images') }];
   raw.staging ??= { id: 'os_glance_staging_store', type: 'filesystem', description: 'Staging area', path: path.join(dataDir, 'staging') };
   if (isObject(raw.auth) || raw.auth === undefined) {

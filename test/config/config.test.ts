@@ -97,6 +97,7 @@ describe('configuration', () => {
     assert.match(refused({ import: { methdos: [] } }), /import\.methdos is not a configuration key; did you mean import\.methods\?/);
     assert.match(refused({ stores: [{ id: 'a', type: 'filesystem', path: 'x', readonly: true }], defaultStore: 'a' }), /stores\[0\]\.readonly is not a configuration key; did you mean stores\[0\]\.readOnly\?/);
     assert.match(refused({ zzzzzz: 1 }), /zzzzzz is not a configuration key \(known here: host, port/);
+    assert.match(refused({ database: 'sqlite:x' }), /database must be an object, got "sqlite:x"/);
   });
 
   test('every problem is listed in one message, each naming its key', () => {
