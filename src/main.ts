@@ -15,8 +15,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const grace = Number(process.env.IMAGO_SHUTDOWN_GRACE_SECONDS ?? 30);
-  const server = await startServer(config, { shutdownGraceMs: Number.isFinite(grace) && grace >= 0 ? grace * 1000 : 30_000 });
+  const server = await startServer(config, { shutdownGraceMs: config.shutdownGraceSeconds * 1000 });
   const log = server.rt.log;
   log.info({ url: server.url, dataDir: config.dataDir, database: config.database.url.replace(/\/\/[^@]*@/, '//***@') }, 'Imago is listening');
   if (config.auth.mode === 'static') {

@@ -111,16 +111,15 @@ async function removeLeftovers(rt: Runtime, imageId: string): Promise<void> {
 
 /**
  * How long a node may miss heartbeats before its claims are taken as dead
- * (shared database only). IMAGO_NODE_TIMEOUT_SECONDS, default 30.
+ * (shared database only): nodeTimeoutSeconds (IMAGO_NODE_TIMEOUT_SECONDS), default 30.
  */
-export function nodeTimeoutMs(): number {
-  const s = Number(process.env.IMAGO_NODE_TIMEOUT_SECONDS);
-  return Number.isFinite(s) && s > 0 ? s * 1000 : 30_000;
+export function nodeTimeoutMs(rt: Runtime): number {
+  return rt.config.nodeTimeoutSeconds * 1000;
 }
 
 export async function liveNodes(rt: Runtime): Promise<string[]> {
   if (rt.dialect === 'sqlite') return [rt.nodeId];
-  const cutoff = new Date(Date.now() - nodeTimeoutMs()).toISOString();
+  const cutoff = new Date(Date.now() - nodeTimeoutMs(rt)).toISOString();
   const rows = await rt.db.selectFrom('nodes').select('id').where('heartbeat_at', '>=', cutoff).execute();
   return [rt.nodeId, ...rows.map((r) => r.id)];
 }
@@ -129,7 +128,7 @@ export async function liveNodes(rt: Runtime): Promise<string[]> {
 export async function startHeartbeat(rt: Runtime): Promise<() => Promise<void>> {
   const ts = now();
   await rt.db.insertInto('nodes').values({ id: rt.nodeId, started_at: ts, heartbeat_at: ts }).execute();
-  const period = nodeTimeoutMs() / 3;
+  const period = nodeTimeoutMs(rt) / 3;
   const timer = setInterval(() => {
     rt.db.updateTable('nodes').set({ heartbeat_at: now() }).where('id', '=', rt.nodeId).execute().catch((err) => rt.log.warn({ err }, 'heartbeat failed'));
   }, period);

@@ -140,7 +140,7 @@ export class TaskService {
         this.again = false;
         if (this.stopped || this.rt.writers.isClosing) return;
         // With a shared database, other nodes' interrupted imports are taken over as their heartbeats stop.
-        const sweepEvery = this.rt.dialect === 'postgres' ? Math.min(SWEEP_MS, nodeTimeoutMs() / 3) : SWEEP_MS;
+        const sweepEvery = this.rt.dialect === 'postgres' ? Math.min(SWEEP_MS, nodeTimeoutMs(this.rt) / 3) : SWEEP_MS;
         if (Date.now() - this.lastSweep > sweepEvery) {
           this.lastSweep = Date.now();
           await this.repo.deleteExpired();
