@@ -32,7 +32,8 @@ export function versionsDocument(base: string): { versions: unknown[] } {
   return { versions: VERSIONS.map(([id, status]) => ({ id: `v${id}`, status, links: [{ rel: 'self', href }] })) };
 }
 
-function baseUrl(rt: Runtime, request: FastifyRequest): string {
+/** The service's root URL for links we send: config.publicEndpoint, else the request's scheme and Host. */
+export function baseUrl(rt: Runtime, request: FastifyRequest): string {
   return rt.config.publicEndpoint ?? `${request.protocol}://${request.headers.host ?? `${rt.config.host}:${rt.config.port}`}`;
 }
 
