@@ -8,6 +8,7 @@ import { clientErrorResponse, sendError } from './error-mapper.js';
 import { readJsonBody } from './json-body.js';
 import { discardUnreadBody } from './upload-body.js';
 import { negotiateVersion, registerVersions } from './versions.js';
+import { installExpectContinue } from './expect-continue.js';
 import { registerImages } from './images.js';
 import { registerImageData } from './image-data.js';
 import { registerTags } from './tags.js';
@@ -57,6 +58,8 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
       socket.destroy(err);
     },
   });
+
+  installExpectContinue(app.server);
 
   app.decorateRequest('ctx', null as unknown as RequestContext);
   app.decorateRequest('requestId', '');
