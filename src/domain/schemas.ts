@@ -51,6 +51,7 @@ export function imageBaseProperties(): Record<string, PropSpec> {
     min_disk: { type: 'integer', description: 'Disk (GiB) an instance needs to boot the image' },
     self: readOnly('string', 'Path of this image'),
     file: readOnly('string', 'Path of the image data'),
+    stores: readOnly('string', 'Comma-separated identifiers of the stores holding the image data; present once the image has data'),
     schema: readOnly('string', 'Path of the image schema'),
     locations: {
       type: 'array',
@@ -107,11 +108,12 @@ export function imageCustomProperties(): Record<string, PropSpec> {
 }
 
 /**
- * Glance also lists `stores` (read-only) here. We leave it out: glanceclient
- * up to 4.x turns every schema property into an option of image-create-via-import,
- * which already has its own --stores, so with token auth (the cached schema
- * is then read) every `glance` command dies with "conflicting option string:
- * --stores". Images still carry `stores`, valid as an additional string property.
+ * The image schema, property for property as Glance serves it, `stores`
+ * included (read-only): glanceclient's image-create-via-import only keeps its
+ * --stores value when the server's schema names `stores` as a property.
+ * (glanceclient 4.x also caches this document in ~/.glanceclient when used
+ * with a token and no --os-image-api-version, and then dies on its own
+ * duplicate --stores option: the same happens against Glance; docs/cli.md.)
  */
 export function imageSchema(): Schema {
   return {

@@ -7,7 +7,8 @@ import { NotFound } from '../domain/errors.js';
 import { clientErrorResponse, sendError } from './error-mapper.js';
 import { readJsonBody } from './json-body.js';
 import { discardUnreadBody } from './upload-body.js';
-import { registerVersions } from './versions.js';
+import { negotiateVersion, registerVersions } from './versions.js';
+import { installExpectContinue } from './expect-continue.js';
 import { registerImages } from './images.js';
 import { registerImageData } from './image-data.js';
 import { registerTags } from './tags.js';
@@ -46,6 +47,8 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
     routerOptions: { maxParamLength: 1024 },
     genReqId: () => `req-${randomUUID()}`,
     exposeHeadRoutes: false,
+    // `/v2.N/...` is `/v2/...`; versions we do not serve get the version choices (Glance's version negotiation).
+    rewriteUrl: negotiateVersion,
     return503OnClosing: false,
     // The router's own 400 (a URL that is not valid percent-encoding) gets the spec's JSON body too.
     frameworkErrors: (err: Error, request: FastifyRequest, reply: FastifyReply) => sendError(request, reply, err, rt.auth.wwwAuthenticate),
@@ -55,6 +58,8 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
       socket.destroy(err);
     },
   });
+
+  installExpectContinue(app.server);
 
   app.decorateRequest('ctx', null as unknown as RequestContext);
   app.decorateRequest('requestId', '');
