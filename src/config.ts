@@ -11,8 +11,38 @@ export interface StoreConfig {
   readOnly: boolean;
   /** filesystem: directory holding the objects */
   path?: string;
-  /** s3: endpoint, bucket, region, credentials */
-  s3?: { endpoint?: string; bucket: string; region: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle?: boolean; prefix?: string };
+  /** s3: endpoint, bucket, region, credentials, multipart sizing (docs/stores.md) */
+  s3?: S3StoreSettings;
+}
+
+export interface S3StoreSettings {
+  /** e.g. http://127.0.0.1:8080; the AWS endpoint of `region` when unset */
+  endpoint?: string;
+  bucket: string;
+  region: string;
+  /** with secretAccessKey; when unset, the SDK's standard chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, profiles) */
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  /** bucket in the path, not the host name; default true when an endpoint is set */
+  forcePathStyle?: boolean;
+  /** prepended to every object key, e.g. "imago/" */
+  prefix?: string;
+  /** multipart part size, MiB (default 8); raised for large known sizes so the image fits in maxParts */
+  partSizeMiB?: number;
+  /** part requests in flight per upload (default 4); memory per upload is at most (queueSize + 1) parts */
+  queueSize?: number;
+  /** most parts per multipart upload (default 10000, S3's limit) */
+  maxParts?: number;
+  /** smallest part the service accepts (default 5, S3's limit) */
+  minPartSizeMiB?: number;
+  /** create the bucket at start when it is missing (default false: a missing bucket stops the start) */
+  createBucket?: boolean;
+  /** attempts per S3 request, retries included (default 3) */
+  maxAttempts?: number;
+  /** connect timeout, ms (default 5000) */
+  connectTimeoutMs?: number;
+  /** longest silence on an open S3 request, ms (default 60000) */
+  requestTimeoutMs?: number;
 }
 
 export interface KeystoneConfig {
@@ -252,8 +282,38 @@ function storeProblems(s: StoreConfig, dataDir: string): string[] {
     s.path = path.resolve(dataDir, s.path);
     return [];
   }
-  if (s.type === 's3') return s.s3?.bucket ? [] : [`s3 store "${s.id}" needs s3.bucket`];
+  if (s.type === 's3') return s3Problems(s);
   return [`store "${s.id}" has unknown type "${s.type}"`];
+}
+
+function s3Problems(s: StoreConfig): string[] {
+  const o = s.s3;
+  if (!o?.bucket) return [`s3 store "${s.id}" needs s3.bucket`];
+  const problems: string[] = [];
+  o.region ??= 'us-east-1';
+  o.partSizeMiB ??= 8;
+  o.minPartSizeMiB ??= 5;
+  o.queueSize ??= 4;
+  o.maxParts ??= 10_000;
+  o.maxAttempts ??= 3;
+  o.connectTimeoutMs ??= 5000;
+  o.requestTimeoutMs ??= 60_000;
+  const int = (k: keyof S3StoreSettings, min: number, max: number) => {
+    const v = o[k];
+    if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) problems.push(`s3 store "${s.id}": s3.${k} must be an integer ${min}..${max}, got ${JSON.stringify(v)}`);
+  };
+  int('partSizeMiB', 1, 5120);
+  int('minPartSizeMiB', 0, 5120);
+  int('queueSize', 1, 64);
+  int('maxParts', 1, 10_000);
+  int('maxAttempts', 1, 10);
+  int('connectTimeoutMs', 1, 600_000);
+  int('requestTimeoutMs', 1, 3_600_000);
+  if (o.endpoint !== undefined && !/^https?:\/\/[^/]+/.test(o.endpoint)) problems.push(`s3 store "${s.id}": s3.endpoint must be an http:// or https:// URL, got "${o.endpoint}"`);
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(o.bucket)) problems.push(`s3 store "${s.id}": s3.bucket "${o.bucket}" is not a valid bucket name`);
+  if (o.prefix !== undefined && (typeof o.prefix !== 'string' || o.prefix.startsWith('/'))) problems.push(`s3 store "${s.id}": s3.prefix must be a string not starting with "/"`);
+  if ((o.accessKeyId === undefined) !== (o.secretAccessKey === undefined)) problems.push(`s3 store "${s.id}": set both s3.accessKeyId and s3.secretAccessKey, or neither`);
+  return problems;
 }
 
 function importProblems(cfg: Config): string[] {
