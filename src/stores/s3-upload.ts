@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { StoreFull } from './errors.js';
 import type { PartPlan } from './s3-parts.js';
-import { s3Error } from './s3-client.js';
+import { isNotFound, s3Error } from './s3-client.js';
 
 /** How long a failed or aborted upload lets its part requests finish before cutting them (so no part lands after the abort). */
 const ABORT_GRACE_MS = 5000;
@@ -24,6 +24,8 @@ export interface UploadTarget {
   plan: PartPlan;
   /** part requests in flight at once */
   queueSize: number;
+  /** called with an upload whose abort failed (S3 unreachable), so that it can be retried later */
+  onAbandoned?(uploadId: string): void;
 }
 
 /**
@@ -197,7 +199,7 @@ class StreamingUpload {
     }
   }
 
-  /** Lets part requests finish (cutting them after a grace period), then aborts the multipart upload. Best effort: removeTemporary sweeps what a failure here leaves. */
+  /** Lets part requests finish (cutting them after a grace period), then aborts the multipart upload; an abort S3 refuses now goes to onAbandoned. */
   private async cleanup(): Promise<void> {
     if (this.inflight.size > 0) {
       const cut = setTimeout(() => this.partRequests.abort(), ABORT_GRACE_MS);
@@ -207,7 +209,10 @@ class StreamingUpload {
     if (this.creating) this.uploadId = await this.creating.catch(() => undefined);
     if (this.uploadId === undefined) return;
     const { client, bucket, key } = this.t;
-    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: this.uploadId })).catch(() => {});
+    const uploadId = this.uploadId;
     this.uploadId = undefined;
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })).catch((err) => {
+      if (!isNotFound(err)) this.t.onAbandoned?.(uploadId);
+    });
   }
 }

@@ -10,7 +10,7 @@ import {
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { S3StoreSettings } from '../config.js';
+import { ConfigError, type S3StoreSettings } from '../config.js';
 import { ImagoError } from '../domain/errors.js';
 import { InvalidObjectKey, ObjectNotFound, StoreReadOnly } from './errors.js';
 import { createS3Client, describeS3Error, isNotFound, s3Error, statusOf } from './s3-client.js';
@@ -21,7 +21,7 @@ import type { ByteRange, PutOptions, PutResult, Store, StoreInfo } from './store
 const MiB = 1024 * 1024;
 
 /** The store cannot work as configured (no bucket, credentials refused): the server must not start. */
-export class StoreStartError extends Error {}
+export class StoreStartError extends ConfigError {}
 
 /**
  * Objects in an S3 bucket (AWS, Ceph RGW, Swift's s3api, MinIO...), under
@@ -42,6 +42,8 @@ export class S3Store implements Store {
   private readonly sizing: PartSizing;
   private readonly queueSize: number;
   private readonly describe: string;
+  /** aborts of failed uploads that S3 refused (unreachable), retried with backoff until they succeed or the store closes */
+  private readonly pendingAborts = new Map<string, NodeJS.Timeout>();
 
   constructor(
     opts: { id: string; description: string; readOnly: boolean },
@@ -131,6 +133,7 @@ export class S3Store implements Store {
         key: this.prefix + key,
         plan: planParts(this.sizing, opts.expectedSize),
         queueSize: this.queueSize,
+        onAbandoned: (uploadId) => this.retryAbort(this.prefix + key, uploadId, 0),
       },
       source,
       opts.signal,
@@ -229,7 +232,27 @@ export class S3Store implements Store {
     return removed;
   }
 
+  /**
+   * A failed upload whose multipart upload could not be aborted (S3 went away
+   * with it) keeps trying, so that once S3 is back nothing is left of it.
+   * A process that dies meanwhile leaves it to removeTemporary at recovery.
+   */
+  private retryAbort(key: string, uploadId: string, attempt: number): void {
+    if (attempt >= 20) return void this.pendingAborts.delete(uploadId);
+    const delay = Math.min(60_000, 500 * 2 ** attempt);
+    const timer = setTimeout(() => {
+      this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })).then(
+        () => this.pendingAborts.delete(uploadId),
+        (err) => (isNotFound(err) ? this.pendingAborts.delete(uploadId) : this.retryAbort(key, uploadId, attempt + 1)),
+      );
+    }, delay);
+    timer.unref();
+    this.pendingAborts.set(uploadId, timer);
+  }
+
   async close(): Promise<void> {
+    for (const timer of this.pendingAborts.values()) clearTimeout(timer);
+    this.pendingAborts.clear();
     this.client.destroy();
   }
 
