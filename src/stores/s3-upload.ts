@@ -46,6 +46,31 @@ export async function uploadStream(target: UploadTarget, source: Readable, signa
   return new StreamingUpload(target).run(source, signal);
 }
 
+/**
+ * The source's next chunk, or the abort's reason as soon as the signal fires
+ * (a destroyed source may never settle its pending read). The listener lives
+ * for one read only: racing every read against one long-lived promise would
+ * keep every chunk ever read reachable from it.
+ */
+function nextOrAbort<T>(it: AsyncIterator<T>, signal?: AbortSignal): Promise<IteratorResult<T>> {
+  if (!signal) return it.next();
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    it.next().then(
+      (r) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(r);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
 class StreamingUpload {
   private uploadId: string | undefined;
   private creating: Promise<string> | undefined;
@@ -60,11 +85,7 @@ class StreamingUpload {
   constructor(private readonly t: UploadTarget) {}
 
   async run(source: Readable, signal?: AbortSignal): Promise<number> {
-    let rejectAbort!: (reason: unknown) => void;
-    const aborted = new Promise<never>((_, reject) => (rejectAbort = reject));
-    aborted.catch(() => {});
     const onAbort = () => {
-      rejectAbort(signal!.reason);
       if (!source.destroyed) source.destroy();
       this.wake?.();
     };
@@ -77,9 +98,7 @@ class StreamingUpload {
       let filled = 0;
       let total = 0;
       for (;;) {
-        const next = chunks.next();
-        next.catch(() => {});
-        const { value, done } = await Promise.race([next, aborted]);
+        const { value, done } = await nextOrAbort(chunks, signal);
         if (done) break;
         const chunk = typeof value === 'string' ? Buffer.from(value) : value;
         for (let off = 0; off < chunk.length; ) {

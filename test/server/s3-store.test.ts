@@ -135,6 +135,23 @@ describe('an Imago with an s3 store (Swift s3api)', { skip }, () => {
     assert.equal((await s.req('DELETE', `/v2/images/${image.id}`)).status, 204);
   });
 
+  test('S3 unreachable at start: the server starts anyway and answers 503 naming the store until S3 is back', async () => {
+    const down = await startTestServer({
+      config: {
+        stores: [{ id: 'far', type: 's3', s3: { ...swift.s3Config(bucket, { endpoint: 'http://127.0.0.1:9' }), maxAttempts: 1, connectTimeoutMs: 500 } }],
+        defaultStore: 'far',
+      },
+    });
+    try {
+      const image = await createImage(down);
+      const res = await put(down, image.id, pattern(1000));
+      assert.match(assertErrorBody(res, 503).message, /"far"/);
+      assert.equal((await imageOf(down, image.id)).status, 'queued');
+    } finally {
+      await down.close();
+    }
+  });
+
   test('the server refuses to start on a missing bucket or refused credentials, naming the store and the problem', () => {
     const cases = [
       { s3: swift.s3Config('no-such-bucket'), expect: /store "objects".*no-such-bucket.*does not exist/ },

@@ -2,6 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import type { S3StoreSettings } from '../../src/config.js';
 import { ObjectNotFound, StoreFull, StoreUnavailable } from '../../src/stores/errors.js';
@@ -165,6 +167,38 @@ if (skip) {
         // queueSize parts in flight + one full part waiting for a slot, plus the
         // chunk in hand and the one the source stream buffers
         assert.ok(maxAhead <= 3 * MiB + 2 * (MiB / 2), `read ${maxAhead} bytes ahead of what S3 acknowledged`);
+      } finally {
+        await store.close();
+      }
+    });
+
+    test('what an upload has read and sent is garbage: memory stays at the parts in flight, however long the stream', async () => {
+      v8.setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as () => void;
+      const bucket = await swift!.createBucket();
+      const store = makeStore(bucket, { queueSize: 2 });
+      const controller = new AbortController();
+      gc();
+      const baseline = process.memoryUsage().arrayBuffers;
+      let peak = 0;
+      let sent = 0;
+      const TOTAL = 48 * MiB;
+      const source = new Readable({
+        read() {
+          if (sent === TOTAL) return void this.push(null);
+          if (sent % (4 * MiB) === 0) {
+            gc();
+            peak = Math.max(peak, process.memoryUsage().arrayBuffers - baseline);
+          }
+          sent += 64 * 1024;
+          this.push(Buffer.alloc(64 * 1024, 5));
+        },
+      });
+      try {
+        const { size } = await store.put('long', source, { signal: controller.signal });
+        assert.equal(size, TOTAL);
+        // (queueSize + 1) parts of 1 MiB, a few source chunks, the SDK's own buffers
+        assert.ok(peak < 8 * MiB, `${(peak / MiB).toFixed(1)} MiB of buffers alive during a ${TOTAL / MiB} MiB upload`);
       } finally {
         await store.close();
       }
