@@ -35,6 +35,8 @@ export interface S3StoreSettings {
   maxParts?: number;
   /** smallest part the service accepts (default 5, S3's limit) */
   minPartSizeMiB?: number;
+  /** largest object copied by one CopyObject; larger ones are copied in parts (default 5120, S3's limit) */
+  maxCopyObjectMiB?: number;
   /** create the bucket at start when it is missing (default false: a missing bucket stops the start) */
   createBucket?: boolean;
   /** attempts per S3 request, retries included (default 3) */
@@ -296,6 +298,7 @@ function s3Problems(s: StoreConfig): string[] {
   o.queueSize ??= 4;
   o.maxParts ??= 10_000;
   o.maxAttempts ??= 3;
+  o.maxCopyObjectMiB ??= 5120;
   o.connectTimeoutMs ??= 5000;
   o.requestTimeoutMs ??= 60_000;
   const int = (k: keyof S3StoreSettings, min: number, max: number) => {
@@ -307,6 +310,7 @@ function s3Problems(s: StoreConfig): string[] {
   int('queueSize', 1, 64);
   int('maxParts', 1, 10_000);
   int('maxAttempts', 1, 10);
+  int('maxCopyObjectMiB', 1, 5120);
   int('connectTimeoutMs', 1, 600_000);
   int('requestTimeoutMs', 1, 3_600_000);
   if (o.endpoint !== undefined && !/^https?:\/\/[^/]+/.test(o.endpoint)) problems.push(`s3 store "${s.id}": s3.endpoint must be an http:// or https:// URL, got "${o.endpoint}"`);

@@ -16,6 +16,7 @@ import { InvalidObjectKey, ObjectNotFound, StoreReadOnly } from './errors.js';
 import { createS3Client, describeS3Error, isNotFound, s3Error, statusOf } from './s3-client.js';
 import { planParts, type PartSizing } from './s3-parts.js';
 import { uploadStream } from './s3-upload.js';
+import { copyObject } from './s3-copy.js';
 import type { ByteRange, PutOptions, PutResult, Store, StoreInfo } from './store.js';
 
 const MiB = 1024 * 1024;
@@ -248,6 +249,39 @@ export class S3Store implements Store {
     }, delay);
     timer.unref();
     this.pendingAborts.set(uploadId, timer);
+  }
+
+  /** Same service, same credentials: S3 can copy between the two stores' buckets itself. */
+  canAdopt(other: Store): boolean {
+    return (
+      other instanceof S3Store &&
+      !this.info.readOnly &&
+      other.settings.endpoint === this.settings.endpoint &&
+      other.settings.region === this.settings.region &&
+      other.settings.accessKeyId === this.settings.accessKeyId
+    );
+  }
+
+  /**
+   * Moves an object of a sibling S3 store (the staging area) into this one
+   * without the bytes passing through Imago: a server-side copy, then the
+   * source is deleted. The digests computed when the object was written stand.
+   */
+  async adopt(other: Store, location: string, key: string): Promise<PutResult> {
+    if (!(other instanceof S3Store)) throw new InvalidObjectKey(`${location} (adopt needs an s3 store)`);
+    if (this.info.readOnly) throw new StoreReadOnly(this.info.id);
+    assertKey(key);
+    const source = { bucket: other.bucket, key: other.keyOf(location) };
+    let size: number;
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: source.bucket, Key: source.key }));
+      size = head.ContentLength ?? 0;
+    } catch (err) {
+      throw this.error('HeadObject', err, location);
+    }
+    await copyObject({ client: this.client, storeId: this.info.id, bucket: this.bucket, key: this.prefix + key, sizing: this.sizing, queueSize: this.queueSize, maxSingleCopy: (this.settings.maxCopyObjectMiB ?? 5120) * MiB }, source, size);
+    await other.delete(location);
+    return { location: this.locationOf(key), size };
   }
 
   async close(): Promise<void> {

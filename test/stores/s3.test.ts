@@ -56,9 +56,11 @@ if (skip) {
     const capacity = 512 * 1024;
     const smallBucket = await swift!.createBucket({ quotaBytes: capacity });
     const small = makeStore(smallBucket, { prefix: 'imago/' }, { id: 'small' });
+    const sibling = makeStore(bucket, { prefix: 'staging/' }, { id: 'staging' });
     return {
       store,
       readOnly,
+      sibling,
       small: { store: small, capacity },
       allObjects: () => swift!.bucketContents(bucket),
       plantTemporary: async (key) => {
@@ -71,7 +73,7 @@ if (skip) {
         return () => swift!.startProxy();
       },
       cleanup: async () => {
-        await Promise.all([store.close(), readOnly.close(), small.close()]);
+        await Promise.all([store.close(), readOnly.close(), small.close(), sibling.close()]);
       },
     };
   });
@@ -201,6 +203,39 @@ if (skip) {
         assert.ok(peak < 8 * MiB, `${(peak / MiB).toFixed(1)} MiB of buffers alive during a ${TOTAL / MiB} MiB upload`);
       } finally {
         await store.close();
+      }
+    });
+
+    test('adopt across buckets copies server-side: CopyObject, or UploadPartCopy above maxCopyObjectMiB; the source is gone', async () => {
+      const stagingBucket = await swift!.createBucket();
+      const imagesBucket = await swift!.createBucket();
+      const staging = makeStore(stagingBucket, {}, { id: 'staging' });
+      const whole = makeStore(imagesBucket, { prefix: 'a/' });
+      const inParts = makeStore(imagesBucket, { prefix: 'b/', maxCopyObjectMiB: 1 });
+      const commands: string[] = [];
+      inParts.client.middlewareStack.add((next, context) => (args) => (commands.push(context.commandName ?? ''), next(args)), { step: 'initialize', name: 'testCommands' });
+      try {
+        assert.equal(whole.canAdopt(staging), true);
+        const other = new S3Store({ id: 'elsewhere', description: '', readOnly: false }, { ...swift!.s3Config(stagingBucket), endpoint: 'http://127.0.0.2:1' } as S3StoreSettings);
+        assert.equal(whole.canAdopt(other), false, 'another endpoint is another service');
+        await other.close();
+
+        const data = Buffer.alloc(3 * MiB + 11);
+        for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+        const first = await staging.put('img', Readable.from([data]));
+        const a = await whole.adopt(staging, first.location, 'img');
+        assert.equal(a.size, data.length);
+        assert.ok((await readAll(await whole.get(a.location))).equals(data));
+        assert.equal(await staging.exists(first.location), false);
+
+        const second = await staging.put('img2', Readable.from([data]));
+        const b = await inParts.adopt(staging, second.location, 'img2');
+        assert.ok((await readAll(await inParts.get(b.location))).equals(data));
+        assert.equal(commands.filter((c) => c === 'UploadPartCopyCommand').length, 4, 'copied in four 1 MiB ranges');
+        assert.ok(!commands.includes('UploadPartCommand') && !commands.includes('PutObjectCommand'), 'no byte went through Imago');
+        assert.deepEqual(await swift!.bucketContents(stagingBucket), []);
+      } finally {
+        await Promise.all([staging.close(), whole.close(), inParts.close()]);
       }
     });
 
