@@ -12,6 +12,7 @@ APT_PACKAGES=(
   curl xz-utils zstd                          # transfers, decompression plugin
   strace                                      # the durability test checks the fsync order
   tempest glance-tempest-plugin               # tempest's image API tests (test/tempest/tempest.test.ts)
+  swift swift-proxy swift-object swift-container swift-account memcached  # a real S3 (Swift s3api) for the s3 store (test/support/swift.ts)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -36,6 +36,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
+  // A configuration the running services refuse (e.g. a store's bucket is missing): the message says it all.
+  if (err instanceof ConfigError) {
+    console.error(`imago: ${err.message}`);
+    process.exit(2);
+  }
   console.error('imago: failed to start:', err);
   process.exit(1);
 });

@@ -79,6 +79,11 @@ export async function createRuntime(config: Config, log: Logger = pino({ level: 
   const policy = loadPolicy(config);
   const { db, dialect, close: closeDb } = await openDatabase(config.database.url);
   const stores = new StoreRegistry(config.stores.map(createStore), config.defaultStore, createStore(config.staging));
+  await stores.open((storeId, err) => log.warn({ store: storeId, details: (err as { details?: string }).details }, `store ${storeId} is unreachable at start: ${err.message}`)).catch(async (err) => {
+    await closeDb();
+    await stores.close();
+    throw err;
+  });
   const hashPool = new HashPool(config.hashWorkers);
   const auth = createAuthenticator(config, { logger: log });
   const rt = {

@@ -1,5 +1,6 @@
 import type { Runtime } from '../runtime.js';
 import { now } from '../db/database.js';
+import { ServiceUnavailable } from '../domain/errors.js';
 
 export interface ConsistencyReport {
   /** locations recorded in the database whose object is missing from its store */
@@ -38,18 +39,28 @@ export async function recoverAtStart(rt: Runtime, opts: { sweepOrphans: boolean 
   // Interrupted imports: resumed, or rolled back with a task message saying so (services/tasks.ts).
   await rt.tasks.recoverAtStart();
 
+  // A store that is unreachable now (object storage down) must not keep the
+  // server from starting: its sweep is skipped, and the next start retries.
+  const skipped = (what: string) => (err: unknown) => {
+    if (!(err instanceof ServiceUnavailable)) throw err;
+    rt.log.warn({ err }, `${what} skipped at start: a store is unavailable; the next start retries`);
+  };
   let temporary = 0;
-  if (opts.sweepOrphans) for (const s of [...rt.stores.stores, rt.stores.staging]) temporary += await s.removeTemporary();
+  if (opts.sweepOrphans) {
+    for (const s of [...rt.stores.stores, rt.stores.staging]) temporary += await s.removeTemporary().catch((e) => (skipped('removing temporaries')(e), 0));
+  }
 
   const deleted = (await finishDeletes(rt)) + (await finishStagedDeletes(rt));
 
   let orphans = 0;
   if (opts.sweepOrphans) {
-    const report = await checkConsistency(rt);
-    for (const o of report.orphanObjects) {
-      await rt.stores.holding(o.storeId)?.delete(o.url);
-      orphans++;
-    }
+    await (async () => {
+      const report = await checkConsistency(rt);
+      for (const o of report.orphanObjects) {
+        await rt.stores.holding(o.storeId)?.delete(o.url);
+        orphans++;
+      }
+    })().catch(skipped('the orphan sweep'));
   }
   if (released || temporary || orphans || deleted) {
     rt.log.warn({ released, temporary, orphans, deleted }, 'recovered from an unclean stop');
