@@ -3,8 +3,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfig } from './config.js';
 import { startServer } from './server/start.js';
+import { parseCommandLine, runCommand } from './cli.js';
+import { DataDirInUse } from './db/data-dir-lock.js';
 
 async function main(): Promise<void> {
+  const command = parseCommandLine(process.argv.slice(2));
+  if (command.kind !== 'serve') process.exit(runCommand(command));
   let config;
   try {
     config = loadConfig();
@@ -37,6 +41,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
+  if (err instanceof DataDirInUse) {
+    console.error(`imago: ${err.message}`);
+    process.exit(3);
+  }
   console.error('imago: failed to start:', err);
   process.exit(1);
 });

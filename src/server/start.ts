@@ -5,6 +5,7 @@ import { buildApp, type Registrar } from './app.js';
 import { recoverAtStart, startHeartbeat } from '../services/recovery.js';
 import { ServiceUnavailable } from '../domain/errors.js';
 import type { Logger } from 'pino';
+import { lockDataDir } from '../db/data-dir-lock.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -22,7 +23,12 @@ export interface StartOptions {
 }
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
-  const rt = await createRuntime(config, opts.log);
+  // Embedded mode: one process per data dir, or a second one's recovery would roll back the first's writes.
+  const dataDirLock = config.database.url.startsWith('sqlite:') ? lockDataDir(config.dataDir) : undefined;
+  const rt = await createRuntime(config, opts.log).catch((err) => {
+    dataDirLock?.release();
+    throw err;
+  });
   await recoverAtStart(rt, { sweepOrphans: rt.dialect === 'sqlite' });
   const stopHeartbeat = await startHeartbeat(rt);
   const app = buildApp(rt, opts.extra);
@@ -43,6 +49,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       clearTimeout(cut);
       await stopHeartbeat();
       await rt.close();
+      dataDirLock?.release();
     })());
   return { app, rt, url: `http://${host}:${port}`, stop };
 }
