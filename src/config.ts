@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 
@@ -56,6 +57,8 @@ export interface Config {
   /** absolute base URL used in version documents; the request's Host is used when unset */
   publicEndpoint?: string;
   logLevel: string;
+  /** json (one object a line) or pretty (pino-pretty); unset: pretty on a terminal, json otherwise */
+  logFormat?: 'json' | 'pretty';
   database: { url: string };
   stores: StoreConfig[];
   defaultStore: string;
@@ -86,6 +89,20 @@ export interface Config {
   };
   quotas: { enabled: boolean; defaults: QuotaLimits; projects: Record<string, Partial<QuotaLimits>> };
   hashWorkers: number;
+  /** Prometheus metrics (and detailed health) on a listener of their own, off the API port */
+  metrics: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    /** addresses or CIDR ranges allowed to scrape; empty: anyone who can reach host:port */
+    allow: string[];
+  };
+  health: {
+    /** while this file exists, /healthcheck answers 503 DISABLED BY FILE (drain a node) */
+    disableByFile?: string;
+    /** how long one round of checks (database, stores, identity service) is reused */
+    cacheSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -137,6 +154,8 @@ export function defaultConfig(dataDir: string): Config {
       projects: {},
     },
     hashWorkers: 2,
+    metrics: { enabled: false, host: '127.0.0.1', port: 9293, allow: [] },
+    health: { cacheSeconds: 5 },
   };
 }
 
@@ -198,6 +217,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (env.IMAGO_DATABASE_URL) cfg.database = { url: env.IMAGO_DATABASE_URL };
   if (env.IMAGO_PUBLIC_ENDPOINT) cfg.publicEndpoint = env.IMAGO_PUBLIC_ENDPOINT;
   if (env.IMAGO_LOG_LEVEL) cfg.logLevel = env.IMAGO_LOG_LEVEL;
+  if (env.IMAGO_METRICS_PORT) {
+    cfg.metrics.port = envNumber(env, 'IMAGO_METRICS_PORT')!;
+    cfg.metrics.enabled = true;
+  }
+  if (env.IMAGO_LOG_FORMAT) cfg.logFormat = env.IMAGO_LOG_FORMAT as Config['logFormat'];
   if (env.IMAGO_AUTH_MODE) cfg.auth.mode = env.IMAGO_AUTH_MODE as Config['auth']['mode'];
   const cap = envNumber(env, 'IMAGO_IMAGE_SIZE_CAP');
   if (cap !== undefined) cfg.imageSizeCap = cap;
@@ -207,6 +231,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 export function validateConfig(cfg: Config): Config {
   const problems: string[] = [];
   if (!Number.isInteger(cfg.port) || cfg.port < 0 || cfg.port > 65535) problems.push(`port must be 0..65535, got ${cfg.port}`);
+  if (cfg.logFormat !== undefined && cfg.logFormat !== 'json' && cfg.logFormat !== 'pretty') problems.push(`logFormat must be json or pretty, got "${cfg.logFormat}"`);
   if (!cfg.database?.url || !/^(sqlite:|postgres(ql)?:\/\/)/.test(cfg.database.url)) {
     problems.push(`database.url must start with sqlite: or postgres://, got "${cfg.database?.url}"`);
   }
@@ -241,6 +266,7 @@ export function validateConfig(cfg: Config): Config {
   const known = ['glance-direct', 'web-download', 'copy-image', 'glance-download'];
   for (const m of cfg.import.methods) if (!known.includes(m)) problems.push(`unknown import method "${m}"`);
   problems.push(...importProblems(cfg));
+  problems.push(...opsProblems(cfg));
   problems.push(...quotaProblems(cfg));
   if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return cfg;
@@ -290,4 +316,29 @@ function quotaProblems(cfg: Config): string[] {
   check('quotas.defaults', q.defaults as unknown as Record<string, unknown>);
   for (const [project, limits] of Object.entries(q.projects ?? {})) check(`quotas.projects.${project}`, limits as Record<string, unknown>);
   return problems;
+}
+
+function opsProblems(cfg: Config): string[] {
+  const problems: string[] = [];
+  const m = cfg.metrics;
+  if (typeof m.enabled !== 'boolean') problems.push('metrics.enabled must be true or false');
+  if (!Number.isInteger(m.port) || m.port < 0 || m.port > 65535) problems.push(`metrics.port must be 0..65535, got ${m.port}`);
+  if (m.enabled && m.port !== 0 && m.port === cfg.port && m.host === cfg.host) problems.push('metrics.port must differ from port: metrics have a listener of their own');
+  if (!Array.isArray(m.allow)) problems.push('metrics.allow must be a list of addresses or CIDR ranges');
+  else for (const a of m.allow) if (!isAddressOrRange(a)) problems.push(`metrics.allow: "${a}" is not an IP address or CIDR range`);
+  const h = cfg.health;
+  if (typeof h.cacheSeconds !== 'number' || !(h.cacheSeconds >= 0) || h.cacheSeconds > 300) problems.push('health.cacheSeconds must be 0..300');
+  if (h.disableByFile !== undefined) {
+    if (typeof h.disableByFile !== 'string' || !h.disableByFile) problems.push('health.disableByFile must be a file path');
+    else h.disableByFile = path.resolve(cfg.dataDir, h.disableByFile);
+  }
+  return problems;
+}
+
+function isAddressOrRange(a: unknown): boolean {
+  if (typeof a !== 'string') return false;
+  const [address, bits, extra] = a.split('/');
+  const family = isIP(address);
+  if (!family || extra !== undefined) return false;
+  return bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
 }

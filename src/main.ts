@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   const grace = Number(process.env.IMAGO_SHUTDOWN_GRACE_SECONDS ?? 30);
   const server = await startServer(config, { shutdownGraceMs: Number.isFinite(grace) && grace >= 0 ? grace * 1000 : 30_000 });
   const log = server.rt.log;
-  log.info({ url: server.url, dataDir: config.dataDir, database: config.database.url.replace(/\/\/[^@]*@/, '//***@') }, 'Imago is listening');
+  log.info({ url: server.url, metricsUrl: server.metricsUrl, dataDir: config.dataDir, database: config.database.url.replace(/\/\/[^@]*@/, '//***@') }, 'Imago is listening');
   if (config.auth.mode === 'static') {
     const tokenFile = path.join(config.dataDir, 'admin-token');
     if (existsSync(tokenFile)) log.info({ adminTokenFile: tokenFile }, `admin token is in ${tokenFile}`);

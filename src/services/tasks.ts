@@ -124,6 +124,11 @@ export class TaskService {
     while (this.running.size) await Promise.allSettled([...this.running.values()]);
   }
 
+  /** Import tasks this process is running now (a metric). */
+  get runningCount(): number {
+    return this.running.size;
+  }
+
   kick(): void {
     if (this.stopped) return;
     this.pump().catch((err) => this.rt.log.error({ err }, 'task runner could not claim tasks'));

@@ -57,5 +57,7 @@ export interface Store {
   canAdopt?(other: Store): boolean;
   /** moves an object of `other` (same medium) into this store as `key` */
   adopt?(other: Store, location: string, key: string): Promise<PutResult>;
+  /** health: resolves when the store can serve reads (and writes, unless read-only); throws saying why not */
+  probe?(): Promise<void>;
   close?(): Promise<void>;
 }
