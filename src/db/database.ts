@@ -72,6 +72,10 @@ export async function openDatabase(url: string, opts: OpenOptions = {}): Promise
     // An idle connection the server drops (restart, failover) must not crash the process;
     // the pool replaces it on next use.
     pool.on('error', (err) => process.emitWarning(`PostgreSQL connection lost: ${err.message}`));
+    // A connection lost while a query runs on it: pg rejects the query (the caller answers 503) and
+    // also emits 'error' on the checked-out client, which nothing else listens to; unheard, that
+    // event would end the process. The pool drops such a client when it is released.
+    pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log });
     opened = { db, dialect: 'postgres', close: () => db.destroy(), poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }) };
   }
