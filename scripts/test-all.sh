@@ -11,6 +11,7 @@ APT_PACKAGES=(
   qemu-utils                                  # qemu-img: test images, conversion plugin
   curl xz-utils zstd                          # transfers, decompression plugin
   strace                                      # the durability test checks the fsync order
+  prometheus                                  # a real Prometheus scrapes /metrics (test/ops/metrics.test.ts)
   tempest glance-tempest-plugin               # tempest's image API tests (test/tempest/tempest.test.ts)
 )
 missing=()
