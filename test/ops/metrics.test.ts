@@ -8,12 +8,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startTestServer, createImage, uploadBytes, type TestServer } from '../support/server.js';
 import { pattern, waitFor } from '../server/image-data-helpers.js';
+import { REPO } from '../recovery/child.js';
 
 const PROMETHEUS = process.env.IMAGO_PROMETHEUS ?? '/usr/bin/prometheus';
 const skipPrometheus = process.env.IMAGO_TEST_SKIP_PROMETHEUS === '1' ? 'IMAGO_TEST_SKIP_PROMETHEUS=1' : false;
@@ -66,6 +67,14 @@ describe('metrics listener', () => {
     assert.match(text, /^imago_event_loop_utilization_ratio \d/m);
     assert.match(text, /^imago_hash_worker_utilization_ratio\{worker="0"\} \d/m);
     assert.match(text, /^nodejs_heap_size_used_bytes \d/m);
+  });
+
+  test('the Grafana dashboard in docs/ uses only metrics Imago exports', async () => {
+    const dashboard = JSON.parse(readFileSync(path.join(REPO, 'docs/grafana-dashboard.json'), 'utf8')) as { panels: { targets: { expr: string }[] }[] };
+    const exported = new Set([...(await (await fetch(`${s.metricsUrl}/metrics`)).text()).matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+    const used = new Set(dashboard.panels.flatMap((p) => p.targets.flatMap((t) => [...t.expr.matchAll(/\b((?:imago|nodejs|process)_[a-z_]+?)(?:_bucket|_count|_sum)?\b(?=\{|\[|\))/g)].map((m) => m[1]))));
+    assert.ok(used.size >= 10, `the dashboard uses ${used.size} metrics`);
+    for (const name of used) assert.ok(exported.has(name), `dashboard metric ${name} is exported`);
   });
 
   test('metrics.allow refuses addresses outside the list', async () => {
