@@ -5,6 +5,7 @@ import { rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { createTestDatabase, postgresAvailable, PG_ADMIN_URL } from '../support/postgres.js';
+import { keystoneUnavailableReason, startKeystone } from '../support/keystone.js';
 
 async function health(base: string, opts: { method?: string; accept?: string } = {}): Promise<{ status: number; type: string | null; body: string }> {
   const res = await fetch(`${base}/healthcheck`, { method: opts.method ?? 'GET', headers: opts.accept ? { accept: opts.accept } : {} });
@@ -101,6 +102,32 @@ describe('healthcheck of the identity service', () => {
       assert.ok(Date.now() - t < Math.max(50, (t - started) / 2));
     } finally {
       await s.close();
+    }
+  });
+});
+
+describe('healthcheck with a real Keystone', { skip: process.env.IMAGO_TEST_SKIP_KEYSTONE === '1' ? 'IMAGO_TEST_SKIP_KEYSTONE=1' : keystoneUnavailableReason() ?? false }, () => {
+  test('wrong service credentials: 503 identity service unavailable (every request would fail); right ones: 200', async () => {
+    const ks = await startKeystone();
+    try {
+      const wrong = await startTestServer({ config: { auth: { mode: 'keystone', keystone: ks.keystoneConfig({ password: 'not-the-password' }) } } });
+      try {
+        const r = await health(wrong.url);
+        assert.equal(r.status, 503);
+        assert.equal(r.body, 'identity service unavailable');
+      } finally {
+        await wrong.close();
+      }
+      const right = await startTestServer({ config: { auth: { mode: 'keystone', keystone: ks.keystoneConfig() } } });
+      try {
+        const r = await health(right.url);
+        assert.equal(r.status, 200, r.body);
+        assert.equal(r.body, 'OK');
+      } finally {
+        await right.close();
+      }
+    } finally {
+      await ks.stop();
     }
   });
 });
