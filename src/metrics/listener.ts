@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import type { Runtime } from '../runtime.js';
-import { healthAnswer } from '../server/health.js';
+import { healthAnswer } from '../health/answer.js';
 
 export interface MetricsListener {
   url: string;
