@@ -19,7 +19,7 @@ import { registerTasks } from './tasks.js';
 import { registerStores } from './stores.js';
 import { registerUsage } from './usage.js';
 import { registerMetadefs } from './metadefs.js';
-import { observeRequests } from './request-log.js';
+import { observeRequest, observeRequests } from './request-log.js';
 import { registerHealth } from './health.js';
 
 declare module 'fastify' {
@@ -50,7 +50,10 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
     exposeHeadRoutes: false,
     return503OnClosing: false,
     // The router's own 400 (a URL that is not valid percent-encoding) gets the spec's JSON body too.
-    frameworkErrors: (err: Error, request: FastifyRequest, reply: FastifyReply) => sendError(request, reply, err, rt.auth.wwwAuthenticate),
+    frameworkErrors: (err: Error, request: FastifyRequest, reply: FastifyReply) => {
+      observeRequest(rt, request, reply);
+      return sendError(request, reply, err, rt.auth.wwwAuthenticate);
+    },
     // ...and so does Node's own refusal of a request it cannot parse (431 for a 20 KB URL).
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) => {
       if (err.code !== 'ECONNRESET' && !socket.destroyed && socket.writable) socket.write(clientErrorResponse(err.code));

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import type { Runtime } from '../runtime.js';
 import { countPushed } from '../metrics/store-metrics.js';
@@ -18,19 +18,28 @@ const UNMATCHED = 'unmatched';
  */
 export function observeRequests(app: FastifyInstance, rt: Runtime): void {
   app.addHook('onRequest', (request, reply, done) => {
-    const started = process.hrtime.bigint();
-    let bytesIn = 0;
-    countPushed(request.raw, (n) => (bytesIn += n));
-    const res = reply.raw;
-    let bytesOut = 0;
-    countWritten(res, (n) => (bytesOut += n));
-    res.once('close', () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      record(rt, request, res, { bytesIn, bytesOut, seconds });
-    });
+    observeRequest(rt, request, reply);
     done();
   });
 }
+
+/** Starts watching one request; also called for requests the router refuses before any hook runs. */
+export function observeRequest(rt: Runtime, request: FastifyRequest, reply: FastifyReply): void {
+  if (watched.has(request.raw)) return;
+  watched.add(request.raw);
+  const started = process.hrtime.bigint();
+  let bytesIn = 0;
+  countPushed(request.raw, (n) => (bytesIn += n));
+  const res = reply.raw;
+  let bytesOut = 0;
+  countWritten(res, (n) => (bytesOut += n));
+  res.once('close', () => {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    record(rt, request, res, { bytesIn, bytesOut, seconds });
+  });
+}
+
+const watched = new WeakSet<object>();
 
 function record(rt: Runtime, request: FastifyRequest, res: ServerResponse, m: { bytesIn: number; bytesOut: number; seconds: number }): void {
   const route = request.routeOptions.url ?? UNMATCHED;

@@ -96,6 +96,13 @@ describe('request logs', () => {
     const lostLine = await lineOf(s.logs, lost.headers.get('x-openstack-request-id'));
     assert.equal(lostLine.route, 'unmatched');
     assert.equal(lostLine.path, '/no/such/thing');
+
+    // refused by the router itself, before any hook runs
+    const garbled = await call('GET', '/v2/images/%zz');
+    assert.equal(garbled.status, 400);
+    const garbledLine = await lineOf(s.logs, garbled.headers.get('x-openstack-request-id'));
+    assert.equal(garbledLine.status, 400);
+    assert.equal(garbledLine.path, '/v2/images/%zz');
   });
 
   test('a download the client abandons is logged as incomplete', async () => {
