@@ -85,7 +85,7 @@ export interface Runtime {
 export async function createRuntime(config: Config, log: Logger = createLogger(config)): Promise<Runtime> {
   // A bad policy file stops the start before anything is opened.
   const policy = loadPolicy(config);
-  const metrics = new Metrics();
+  const metrics = new Metrics({ processMetrics: config.metrics.enabled });
   const { db, dialect, close: closeDb, poolStats } = await openDatabase(config.database.url, { onQuery: (ms, failed) => metrics.observeDbQuery(ms, failed) });
   const measured = (c: StoreConfig) => instrumentStore(createStore(c), metrics);
   const stores = new StoreRegistry(config.stores.map(measured), config.defaultStore, measured(config.staging));

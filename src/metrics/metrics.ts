@@ -36,9 +36,14 @@ export class Metrics {
   readonly dbQueryDuration: Histogram<'outcome'>;
   private sources: MetricSources | undefined;
 
-  constructor() {
+  /**
+   * `processMetrics`: prom-client's default process metrics (heap, GC, lag),
+   * which start observers that live as long as the process; only worth it
+   * when something scrapes them.
+   */
+  constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
     this.httpRequests = new Counter({ name: 'imago_http_requests_total', help: 'HTTP requests answered, by route template, method and status', labelNames: ['method', 'route', 'status'], registers });
     this.httpDuration = new Histogram({ name: 'imago_http_request_duration_seconds', help: 'Time from a request\'s arrival to the last byte of its answer', labelNames: ['method', 'route', 'status'], buckets: SECONDS, registers });
     this.httpBytesIn = new Counter({ name: 'imago_http_received_bytes_total', help: 'Request body bytes received, by route template', labelNames: ['route'], registers });
