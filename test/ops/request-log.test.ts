@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { TOKENS } from '../support/server.js';
 import { pattern } from '../server/image-data-helpers.js';
 import { LogCapture, startLoggedServer } from './helpers.js';
-import { createLogger } from '../../src/logging.js';
+import { createLogger, effectiveLogFormat } from '../../src/logging.js';
 
 type Server = Awaited<ReturnType<typeof startLoggedServer>>;
 
@@ -123,6 +123,13 @@ describe('request logs', () => {
 });
 
 describe('log formats', () => {
+  test('pretty by default on a terminal, json otherwise; logFormat wins', () => {
+    assert.equal(effectiveLogFormat({}, true), 'pretty');
+    assert.equal(effectiveLogFormat({}, false), 'json');
+    assert.equal(effectiveLogFormat({ logFormat: 'json' }, true), 'json');
+    assert.equal(effectiveLogFormat({ logFormat: 'pretty' }, false), 'pretty');
+  });
+
   test('pretty is pino-pretty: one readable line, ISO time, no JSON', () => {
     const out = new LogCapture();
     const log = createLogger({ logLevel: 'info', logFormat: 'pretty' }, out);
