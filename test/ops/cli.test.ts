@@ -61,10 +61,15 @@ describe('imago command line', () => {
   test('check-config of a bad configuration names the problem and fails', async () => {
     const dataDir = makeDataDir();
     const file = path.join(dataDir, 'imago.json');
-    writeFileSync(file, JSON.stringify({ port: 70000 }));
+    writeFileSync(file, JSON.stringify({ port: 70000, logFormat: 'xml', metrics: { enabled: true, allow: ['10.0.0.0/99', 'somewhere'] }, health: { cacheSeconds: -1 } }));
     const r = await runImago(['check-config'], { IMAGO_DATA_DIR: dataDir, IMAGO_CONFIG: file, IMAGO_PORT: '' });
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /port/);
+    // every problem at once
+    assert.match(r.stderr, /port must be 0\.\.65535, got 70000/);
+    assert.match(r.stderr, /logFormat must be json or pretty, got "xml"/);
+    assert.match(r.stderr, /metrics\.allow: "10\.0\.0\.0\/99" is not/);
+    assert.match(r.stderr, /metrics\.allow: "somewhere" is not/);
+    assert.match(r.stderr, /health\.cacheSeconds must be 0\.\.300/);
     assert.equal(r.stdout, '');
     rmSync(dataDir, { recursive: true, force: true });
   });
