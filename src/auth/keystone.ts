@@ -195,6 +195,19 @@ export class KeystoneAuthenticator implements Authenticator {
     return { creds, until: Math.min(now + this.cacheMs, expires) };
   }
 
+  /**
+   * Health: Keystone answers and still accepts Imago's own token (a cached
+   * service token alone would hide a Keystone that went away or credentials
+   * that were changed). The health monitor caches the outcome for a few seconds.
+   */
+  async probe(): Promise<void> {
+    const token = await this.serviceToken();
+    const res = await this.call('GET', '/auth/tokens', { 'x-auth-token': token, 'x-subject-token': token });
+    if (res.status === 200) return;
+    if (this.service?.token === token) this.service = undefined;
+    throw this.keystoneError(`answered ${res.status} when Imago checked its own token`);
+  }
+
   /** Imago's own token, renewed shortly before it expires. */
   private async serviceToken(): Promise<string> {
     const now = Date.now();

@@ -20,6 +20,8 @@ import { registerTasks } from './tasks.js';
 import { registerStores } from './stores.js';
 import { registerUsage } from './usage.js';
 import { registerMetadefs } from './metadefs.js';
+import { observeRequest, observeRequests } from './request-log.js';
+import { registerHealth } from './health.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -33,7 +35,7 @@ const MEDIA_TYPE = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+
 export type Registrar = (app: FastifyInstance, rt: Runtime) => void;
 
 /** Extra resources registered by other modules (import, members, tasks, metadefs...). */
-export const registrars: Registrar[] = [registerVersions, registerSchemas, registerInfo, registerImages, registerImageData, registerTags, registerMembers, registerUsage, registerMetadefs, registerImport, registerTasks, registerStores];
+export const registrars: Registrar[] = [registerVersions, registerHealth, registerSchemas, registerInfo, registerImages, registerImageData, registerTags, registerMembers, registerUsage, registerMetadefs, registerImport, registerTasks, registerStores];
 
 export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance {
   const app = (Fastify as unknown as (o: object) => FastifyInstance)({
@@ -51,7 +53,10 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
     rewriteUrl: negotiateVersion,
     return503OnClosing: false,
     // The router's own 400 (a URL that is not valid percent-encoding) gets the spec's JSON body too.
-    frameworkErrors: (err: Error, request: FastifyRequest, reply: FastifyReply) => sendError(request, reply, err, rt.auth.wwwAuthenticate),
+    frameworkErrors: (err: Error, request: FastifyRequest, reply: FastifyReply) => {
+      observeRequest(rt, request, reply);
+      return sendError(request, reply, err, rt.auth.wwwAuthenticate);
+    },
     // ...and so does Node's own refusal of a request it cannot parse (431 for a 20 KB URL).
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) => {
       if (err.code !== 'ECONNRESET' && !socket.destroyed && socket.writable) socket.write(clientErrorResponse(err.code));
@@ -72,6 +77,8 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
     readJsonBody(payload, app.initialConfig.bodyLimit ?? 1024 * 1024).then((b) => done(null, b), (e) => done(e as Error));
   });
 
+  // First hook: requests refused by authentication are logged and counted too.
+  observeRequests(app, rt);
   app.addHook('onRequest', async (request, reply) => {
     request.requestId = request.id;
     reply.header('x-openstack-request-id', request.id);

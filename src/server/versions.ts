@@ -81,5 +81,4 @@ export function registerVersions(app: FastifyInstance, rt: Runtime): void {
   for (const url of ['/v2', '/v2/']) {
     resource(app, url, { GET: noResource, HEAD: noResource, POST: noResource, PUT: noResource, PATCH: noResource, DELETE: noResource }, { raw: true });
   }
-  resource(app, '/healthcheck', { GET: async (_req, reply) => reply.type('text/plain').send('OK') }, { public: true });
 }

@@ -16,6 +16,9 @@ const POLL_MS = 2_000;
 const SWEEP_MS = 30_000;
 const HEARTBEAT_MS = 10_000;
 const PROGRESS_MS = 1_000;
+/** Progress log lines: at 64 MiB, doubling up to 1 GiB, then every GiB (a line a second would drown the log). */
+const PROGRESS_LOG_FIRST = 64 * 2 ** 20;
+const PROGRESS_LOG_EVERY = 2 ** 30;
 
 /**
  * Durable import tasks: the API's view of them (/v2/tasks,
@@ -124,6 +127,11 @@ export class TaskService {
     while (this.running.size) await Promise.allSettled([...this.running.values()]);
   }
 
+  /** Import tasks this process is running now (a metric). */
+  get runningCount(): number {
+    return this.running.size;
+  }
+
   kick(): void {
     if (this.stopped) return;
     this.pump().catch((err) => this.rt.log.error({ err }, 'task runner could not claim tasks'));
@@ -177,9 +185,18 @@ export class TaskService {
       lastProgress = Date.now();
       this.repo.touch(task.id, rt.nodeId, copiedMessage(copied)).catch(() => {});
     };
+    const input = task.input as unknown as ImportTaskInput;
+    const method = input.import_req.method.name;
+    const started = Date.now();
+    const taskLog = { task: task.id, image: imageId, method };
+    let milestone = PROGRESS_LOG_FIRST;
     const progress = (bytes: number) => {
       if (bytes <= copied) return;
       copied = bytes;
+      if (copied >= milestone) {
+        rt.log.info({ ...taskLog, bytes: copied }, `import task progress: ${copiedMessage(copied)}`);
+        while (milestone <= copied) milestone = milestone < PROGRESS_LOG_EVERY ? milestone * 2 : milestone + PROGRESS_LOG_EVERY;
+      }
       if (pending) return;
       const wait = PROGRESS_MS - (Date.now() - lastProgress);
       if (wait <= 0) flush();
@@ -194,11 +211,14 @@ export class TaskService {
     heartbeat.unref();
     const work = async () => {
       await this.repo.adoptClaim(imageId, task.id, rt.nodeId);
+      rt.log.info({ ...taskLog, attempt: task.attempts, stores: input.backend, resumed: !!task.state.resumed }, task.state.resumed ? 'import task resumed' : 'import task started');
       const run = new ImportRun(rt, task, { token: this.tokens.get(task.id), signal: controller.signal, progress, resolve: this.resolver });
       try {
         let message = await run.run();
         if (task.state.resumed) message += ' (resumed after an interruption)';
         await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, rt.config.import.taskTimeToLiveHours);
+        rt.metrics.taskFinished(method, 'success', (Date.now() - started) / 1000);
+        rt.log.info({ ...taskLog, durationMs: Date.now() - started, bytes: copied, result: message }, 'import task succeeded');
       } catch (err) {
         const reason = controller.signal.aborted ? controller.signal.reason : err;
         if (reason instanceof TakenOver) {
@@ -208,9 +228,11 @@ export class TaskService {
         }
         if (reason instanceof ServiceUnavailable && rt.writers.isClosing) {
           await this.repo.requeue(task.id, 'Imago is stopping; this import will go on when it starts again.', task.state, { countAttempt: false });
+          rt.log.info({ ...taskLog, bytes: copied }, 'import task paused: Imago is stopping; it goes on at the next start');
           return;
         }
         await this.fail(task, reason);
+        rt.metrics.taskFinished(method, 'failure', (Date.now() - started) / 1000);
       }
     };
     try {
@@ -273,6 +295,7 @@ export class TaskService {
       message = `${sentence(`Import failed: ${(err as Error)?.message ?? String(err)}`)}${outcome}`;
     }
     await this.repo.finish(task.id, imageId, 'failure', message, null, rt.config.import.taskTimeToLiveHours);
+    rt.log.warn({ task: task.id, image: imageId, method, reason: message }, 'import task failed');
   }
 
   // ---- recovery ----
@@ -345,6 +368,11 @@ export class TaskService {
         failed++;
       } else {
         await this.repo.requeue(task.id, `Imago stopped while this import was running (attempt ${task.attempts}); it resumes now.`, task.state, { countAttempt: true });
+        const elsewhere = task.runnerNode !== null && task.runnerNode !== this.rt.nodeId;
+        this.rt.log.warn(
+          { task: task.id, image: task.imageId, attempt: task.attempts, deadNode: task.runnerNode },
+          elsewhere && this.rt.dialect === 'postgres' ? 'import task of a node that stopped is taken over; it resumes' : 'import task interrupted by a stop; it resumes',
+        );
         resumed++;
       }
     }

@@ -59,5 +59,7 @@ export interface Store {
   adopt?(other: Store, location: string, key: string): Promise<PutResult>;
   /** checks the backend at start: rejects with a plain Error when the store cannot work as configured, with StoreUnavailable when it is only unreachable now */
   open?(): Promise<void>;
+  /** health: resolves when the store can serve reads (and writes, unless read-only); throws saying why not */
+  probe?(): Promise<void>;
   close?(): Promise<void>;
 }
