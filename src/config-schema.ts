@@ -38,6 +38,7 @@ export const S3StoreSettingsSchema = T.Object({
   queueSize: int(1, 64, { default: 4, description: 'part requests in flight per upload; memory per upload is at most (queueSize + 1) parts' }),
   maxParts: int(1, 10_000, { default: 10_000, description: 'most parts per multipart upload' }),
   minPartSizeMiB: int(0, 5120, { default: 5, description: 'smallest part the service accepts, MiB' }),
+  maxCopyObjectMiB: int(1, 5120, { default: 5120, description: 'largest object copied by one CopyObject; larger ones are copied in parts (UploadPartCopy), MiB' }),
   createBucket: T.Boolean({ default: false, description: 'create the bucket at start when it is missing (otherwise a missing bucket stops the start)' }),
   maxAttempts: int(1, 10, { default: 3, description: 'attempts per S3 request, retries included' }),
   connectTimeoutMs: int(1, 600_000, { default: 5000, description: 'connect timeout, ms' }),
