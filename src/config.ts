@@ -1,160 +1,31 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
+import { explainError, propertyPath } from './domain/json-validator.js';
+import { CONFIG_ANNOTATIONS, ConfigSchema, envKeys, type Config, type StoreConfig } from './config-schema.js';
 
-export type StoreType = 'filesystem' | 's3';
+export type { AuthMode, Config, KeystoneConfig, QuotaLimits, S3StoreSettings, StoreConfig, StoreType, WebDownloadFilter } from './config-schema.js';
 
-export interface StoreConfig {
-  id: string;
-  type: StoreType;
-  description: string;
-  readOnly: boolean;
-  /** filesystem: directory holding the objects */
-  path?: string;
-  /** s3: endpoint, bucket, region, credentials */
-  s3?: { endpoint?: string; bucket: string; region: string; accessKeyId?: string; secretAccessKey?: string; forcePathStyle?: boolean; prefix?: string };
-}
-
-export interface KeystoneConfig {
-  /** Keystone public endpoint used in WWW-Authenticate, e.g. http://127.0.0.1:5000 */
-  wwwAuthenticateUri: string;
-  /** Keystone endpoint used to validate tokens, e.g. http://127.0.0.1:5000/v3 */
-  authUrl: string;
-  username: string;
-  password: string;
-  projectName: string;
-  userDomainName: string;
-  projectDomainName: string;
-  /** longest a validated token is trusted without asking Keystone again, seconds */
-  cacheSeconds: number;
-  region?: string;
-}
-
-export interface WebDownloadFilter {
-  allowedSchemes: string[];
-  disallowedSchemes: string[];
-  allowedHosts: string[];
-  disallowedHosts: string[];
-  allowedPorts: number[];
-  disallowedPorts: number[];
-  /** private, loopback, link-local and metadata addresses are refused unless this is true */
-  allowPrivateNetworks: boolean;
-}
-
-/** Glance's unified limits: sizes in MiB (as Keystone registered limits count them), counts in images; -1 is unlimited. */
-export interface QuotaLimits {
-  image_size_total: number;
-  image_stage_total: number;
-  image_count_total: number;
-  image_count_uploading: number;
-}
-
-export interface Config {
-  host: string;
-  port: number;
-  dataDir: string;
-  /** absolute base URL used in version documents; the request's Host is used when unset */
-  publicEndpoint?: string;
-  logLevel: string;
-  database: { url: string };
-  stores: StoreConfig[];
-  defaultStore: string;
-  staging: StoreConfig;
-  imageSizeCap: number;
-  maxImageProperties: number;
-  maxImageTags: number;
-  auth: { mode: 'static' | 'keystone' | 'none'; tokensFile: string; keystone?: KeystoneConfig };
-  policyFile?: string;
-  import: {
-    methods: string[];
-    webDownload: WebDownloadFilter;
-    plugins: {
-      formatInspection: boolean;
-      conversion: { enabled: boolean; outputFormat: string };
-      decompression: boolean;
-      injectMetadata: { enabled: boolean; properties: Record<string, string>; ignoreUserRoles: string[] };
-    };
-    taskTimeToLiveHours: number;
-    /** import tasks one process runs at once; more wait as pending */
-    maxConcurrentTasks: number;
-    /** target stores one import writes to at once */
-    maxParallelStores: number;
-    /** glance-download: property-name prefixes copied from the remote image */
-    glanceDownload: { extraProperties: string[] };
-    /** scratch space for conversion and decompression; emptied at start */
-    workDir: string;
-  };
-  quotas: { enabled: boolean; defaults: QuotaLimits; projects: Record<string, Partial<QuotaLimits>> };
-  hashWorkers: number;
-}
-
+/**
+ * Builds the configuration: the file named by IMAGO_CONFIG (YAML, or JSON when
+ * the name ends in .json), then IMAGO_* environment variables, then the
+ * schema's defaults (src/config-schema.ts) for whatever is still unset. Every
+ * problem is listed in one ConfigError: values the schema refuses, unknown
+ * keys (with the key that was probably meant) and settings that contradict
+ * each other. Relative paths resolve against dataDir.
+ */
 export class ConfigError extends Error {}
 
-const GiB = 1024 ** 3;
-const TiB = 1024 ** 4;
+const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true, strictTypes: false, strictRequired: false });
+ajv.addVocabulary(CONFIG_ANNOTATIONS);
+/** Compiled once; fills defaults into the object it checks. */
+const checkConfig = ajv.compile(ConfigSchema);
 
-export function defaultConfig(dataDir: string): Config {
-  return {
-    host: '127.0.0.1',
-    port: 9292,
-    dataDir,
-    logLevel: 'info',
-    database: { url: `sqlite:${path.join(dataDir, 'imago.sqlite')}` },
-    stores: [{ id: 'local', type: 'filesystem', description: 'Local filesystem store', readOnly: false, path: path.join(dataDir, 'images') }],
-    defaultStore: 'local',
-    staging: { id: 'os_glance_staging_store', type: 'filesystem', description: 'Staging area', readOnly: false, path: path.join(dataDir, 'staging') },
-    imageSizeCap: TiB,
-    maxImageProperties: 128,
-    maxImageTags: 128,
-    auth: { mode: 'static', tokensFile: path.join(dataDir, 'tokens.json') },
-    import: {
-      methods: ['glance-direct', 'web-download', 'copy-image', 'glance-download'],
-      webDownload: {
-        allowedSchemes: ['http', 'https'],
-        disallowedSchemes: [],
-        allowedHosts: [],
-        disallowedHosts: [],
-        allowedPorts: [80, 443],
-        disallowedPorts: [],
-        allowPrivateNetworks: false,
-      },
-      plugins: {
-        formatInspection: true,
-        conversion: { enabled: false, outputFormat: 'raw' },
-        decompression: false,
-        injectMetadata: { enabled: false, properties: {}, ignoreUserRoles: ['admin'] },
-      },
-      taskTimeToLiveHours: 48,
-      maxConcurrentTasks: 4,
-      maxParallelStores: 4,
-      glanceDownload: { extraProperties: ['hw_', 'trait:', 'os_distro', 'os_secure_boot', 'os_type'] },
-      workDir: path.join(dataDir, 'import-work'),
-    },
-    quotas: {
-      enabled: false,
-      // sizes in MiB: 1000 GiB each
-      defaults: { image_size_total: (1000 * GiB) / 2 ** 20, image_stage_total: (1000 * GiB) / 2 ** 20, image_count_total: 1000, image_count_uploading: 100 },
-      projects: {},
-    },
-    hashWorkers: 2,
-  };
-}
+type Json = Record<string, any>;
 
-type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Deep merge where arrays and scalars from `over` replace those in `base`. */
-function merge<T>(base: T, over: unknown): T {
-  if (!isObject(over)) return base;
-  const out: Json = { ...(base as Json) };
-  for (const [k, v] of Object.entries(over)) {
-    out[k] = isObject(v) && isObject(out[k]) ? merge(out[k], v) : v;
-  }
-  return out as T;
-}
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function readConfigFile(file: string): Json {
   let text: string;
@@ -173,12 +44,170 @@ function readConfigFile(file: string): Json {
   }
 }
 
-function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
-  return n;
+/** The object at a dotted key, created on the way when missing. */
+function parentOf(root: Json, key: string): [Json, string] {
+  const parts = key.split('.');
+  let at = root;
+  for (const p of parts.slice(0, -1)) {
+    if (!isObject(at[p])) at[p] = {};
+    at = at[p];
+  }
+  return [at, parts[parts.length - 1]];
+}
+
+/** IMAGO_* variables over the file's values; numbers are parsed here, ranges are the schema's business. */
+function applyEnv(raw: Json, env: NodeJS.ProcessEnv, problems: string[], fromEnv: Map<string, string>): void {
+  for (const { env: name, key, schema } of envKeys()) {
+    const value = env[name];
+    if (value === undefined || value === '' || name === 'IMAGO_DATA_DIR') continue;
+    let parsed: unknown = value;
+    if (schema.type === 'integer' || schema.type === 'number') {
+      parsed = Number(value.trim());
+      const ok = value.trim() !== '' && Number.isFinite(parsed) && (schema.type === 'number' || Number.isInteger(parsed)) && (parsed as number) >= 0;
+      if (!ok) {
+        problems.push(`${name} must be a non-negative ${schema.type === 'integer' ? 'integer' : 'number'}, got "${value}"`);
+        continue;
+      }
+    }
+    const [parent, last] = parentOf(raw, key);
+    parent[last] = parsed;
+    fromEnv.set(key, name);
+  }
+  // Naming a metrics port is asking for metrics.
+  if (fromEnv.has('metrics.port')) parentOf(raw, 'metrics.enabled')[0].enabled = true;
+}
+
+/** Defaults that depend on dataDir (the schema's own defaults are filled by ajv). */
+function fillDataDirDefaults(raw: Json, dataDir: string): void {
+  if (raw.database === undefined) raw.database = {};
+  if (isObject(raw.database)) raw.database.url ??= `sqlite:${path.join(dataDir, 'imago.sqlite')}`;
+  raw.stores ??= [{ id: 'local', type: 'filesystem', description: 'Local filesystem store', path: path.join(dataDir, 'images') }];
+  raw.staging ??= { id: 'os_glance_staging_store', type: 'filesystem', description: 'Staging area', path: path.join(dataDir, 'staging') };
+  if (isObject(raw.auth) || raw.auth === undefined) {
+    raw.auth ??= {};
+    raw.auth.tokensFile ??= 'tokens.json';
+    const k = raw.auth.keystone;
+    if (isObject(k) && typeof k.authUrl === 'string') k.wwwAuthenticateUri ??= k.authUrl.replace(/\/+$/, '').replace(/\/v3$/, '');
+  }
+  if (isObject(raw.import) || raw.import === undefined) {
+    raw.import ??= {};
+    raw.import.workDir ??= 'import-work';
+  }
+}
+
+/** Edit distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length];
+}
+
+export function closestKey(unknown: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const d = distance(unknown, k);
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(best.length / 3)) ? best : undefined;
+}
+
+/** One schema error as a line of the ConfigError. */
+function describeProblem(err: ErrorObject, fromEnv: Map<string, string>): string {
+  const parent = (err.parentSchema ?? {}) as Json;
+  if (err.keyword === 'additionalProperties') {
+    const unknown = (err.params as Json).additionalProperty as string;
+    const key = propertyPath(err.instancePath, unknown);
+    const known = Object.keys(parent.properties ?? {});
+    const noun = parent.unknownKeyNoun ?? 'configuration key';
+    const guess = closestKey(unknown, known);
+    return `${key} is not a ${noun}${guess ? `; did you mean ${propertyPath(err.instancePath, guess)}?` : ` (known here: ${known.join(', ')})`}`;
+  }
+  let line = explainError(err, 'the configuration').replace(/\.$/, '').replace(/^'([^']*)'/, '$1');
+  if (typeof parent.hint === 'string') line += ` (${parent.hint})`;
+  const env = fromEnv.get(propertyPath(err.instancePath).replace(/\[(\d+)\]/g, '.$1'));
+  if (env) line += ` (set by ${env})`;
+  return line;
+}
+
+function isAddressOrRange(a: string): boolean {
+  const [address, bits, extra] = a.split('/');
+  const family = isIP(address);
+  if (!family || extra !== undefined) return false;
+  return bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+}
+
+function storeContradictions(s: StoreConfig, where: string): string[] {
+  const problems: string[] = [];
+  if (s.type === 'filesystem' && !s.path) problems.push(`${where}: filesystem store "${s.id}" needs a path`);
+  if (s.type === 's3') {
+    const o = s.s3;
+    if (!o) problems.push(`${where}: s3 store "${s.id}" needs an s3 section with at least a bucket`);
+    else {
+      if ((o.accessKeyId === undefined) !== (o.secretAccessKey === undefined)) problems.push(`${where}: s3 store "${s.id}": set both s3.accessKeyId and s3.secretAccessKey, or neither`);
+      if (o.minPartSizeMiB > o.partSizeMiB) problems.push(`${where}: s3 store "${s.id}": s3.minPartSizeMiB (${o.minPartSizeMiB}) is larger than s3.partSizeMiB (${o.partSizeMiB})`);
+    }
+  }
+  if (s.type !== 's3' && s.s3) problems.push(`${where}: store "${s.id}" is of type ${s.type} but has an s3 section`);
+  return problems;
+}
+
+/** Settings each valid on its own that cannot hold together. */
+function contradictions(cfg: Config): string[] {
+  const problems: string[] = [];
+  const ids = new Set<string>();
+  cfg.stores.forEach((s, i) => {
+    if (s.id.startsWith('os_glance_')) problems.push(`stores[${i}].id "${s.id}" is reserved (os_glance_ is the server's prefix)`);
+    if (ids.has(s.id)) problems.push(`stores[${i}].id "${s.id}" is configured twice`);
+    ids.add(s.id);
+    problems.push(...storeContradictions(s, `stores[${i}]`));
+  });
+  if (!ids.has(cfg.defaultStore)) problems.push(`defaultStore "${cfg.defaultStore}" is not a configured store (configured: ${[...ids].join(', ')})`);
+  problems.push(...storeContradictions(cfg.staging, 'staging'));
+  if (cfg.auth.mode === 'keystone' && !cfg.auth.keystone) problems.push('auth.mode is keystone but there is no auth.keystone section (authUrl, username, password, projectName)');
+  const web = cfg.import.webDownload;
+  for (const p of web.allowedPorts) if (web.disallowedPorts.includes(p)) problems.push(`import.webDownload: port ${p} is both allowed and disallowed`);
+  for (const s of web.allowedSchemes) if (web.disallowedSchemes.includes(s)) problems.push(`import.webDownload: scheme ${s} is both allowed and disallowed`);
+  const m = cfg.metrics;
+  if (m.enabled && m.port !== 0 && m.port === cfg.port && m.host === cfg.host) problems.push('metrics.port must differ from port: metrics have a listener of their own');
+  for (const a of m.allow) if (!isAddressOrRange(a)) problems.push(`metrics.allow: "${a}" is not an IP address or CIDR range`);
+  return problems;
+}
+
+function resolvePaths(cfg: Config): void {
+  for (const s of [...cfg.stores, cfg.staging]) if (s.path) s.path = path.resolve(cfg.dataDir, s.path);
+  cfg.auth.tokensFile = path.resolve(cfg.dataDir, cfg.auth.tokensFile);
+  cfg.import.workDir = path.resolve(cfg.dataDir, cfg.import.workDir);
+  if (cfg.health.disableByFile) cfg.health.disableByFile = path.resolve(cfg.dataDir, cfg.health.disableByFile);
+}
+
+/** Validates a configuration object (as a file would hold it) for `dataDir`, filling defaults; throws ConfigError listing every problem. */
+export function configFrom(raw: Json, dataDir: string, env: NodeJS.ProcessEnv = {}): Config {
+  const problems: string[] = [];
+  const fromEnv = new Map<string, string>();
+  const candidate = structuredClone(raw);
+  applyEnv(candidate, env, problems, fromEnv);
+  candidate.dataDir = dataDir;
+  fillDataDirDefaults(candidate, dataDir);
+  if (!checkConfig(candidate)) problems.push(...new Set((checkConfig.errors ?? []).map((e) => describeProblem(e, fromEnv))));
+  try {
+    problems.push(...contradictions(candidate as Config));
+  } catch {
+    // the schema already refused the shape these checks read; its problems are listed
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  const cfg = candidate as Config;
+  resolvePaths(cfg);
+  return cfg;
+}
+
+/** Every default, for `dataDir`. */
+export function defaultConfig(dataDir: string): Config {
+  return configFrom({}, dataDir);
 }
 
 /**
@@ -186,108 +215,7 @@ function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
  * then IMAGO_* environment variables. Relative paths resolve against dataDir.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const dataDir = path.resolve(env.IMAGO_DATA_DIR || 'data');
-  let cfg = defaultConfig(dataDir);
   const file = env.IMAGO_CONFIG ? readConfigFile(env.IMAGO_CONFIG) : {};
-  if (file.dataDir && !env.IMAGO_DATA_DIR) cfg = defaultConfig(path.resolve(String(file.dataDir)));
-  cfg = merge(cfg, file);
-  if (env.IMAGO_DATA_DIR) cfg.dataDir = dataDir;
-  if (env.IMAGO_HOST) cfg.host = env.IMAGO_HOST;
-  const port = envNumber(env, 'IMAGO_PORT');
-  if (port !== undefined) cfg.port = port;
-  if (env.IMAGO_DATABASE_URL) cfg.database = { url: env.IMAGO_DATABASE_URL };
-  if (env.IMAGO_PUBLIC_ENDPOINT) cfg.publicEndpoint = env.IMAGO_PUBLIC_ENDPOINT;
-  if (env.IMAGO_LOG_LEVEL) cfg.logLevel = env.IMAGO_LOG_LEVEL;
-  if (env.IMAGO_AUTH_MODE) cfg.auth.mode = env.IMAGO_AUTH_MODE as Config['auth']['mode'];
-  const cap = envNumber(env, 'IMAGO_IMAGE_SIZE_CAP');
-  if (cap !== undefined) cfg.imageSizeCap = cap;
-  return validateConfig(cfg);
-}
-
-export function validateConfig(cfg: Config): Config {
-  const problems: string[] = [];
-  if (!Number.isInteger(cfg.port) || cfg.port < 0 || cfg.port > 65535) problems.push(`port must be 0..65535, got ${cfg.port}`);
-  if (!cfg.database?.url || !/^(sqlite:|postgres(ql)?:\/\/)/.test(cfg.database.url)) {
-    problems.push(`database.url must start with sqlite: or postgres://, got "${cfg.database?.url}"`);
-  }
-  if (!Array.isArray(cfg.stores) || cfg.stores.length === 0) problems.push('at least one store must be configured');
-  const ids = new Set<string>();
-  for (const s of cfg.stores ?? []) {
-    s.description ??= '';
-    s.readOnly ??= false;
-    if (!s.id || !/^[A-Za-z0-9_.-]+$/.test(s.id)) problems.push(`store id "${s.id}" must match [A-Za-z0-9_.-]+`);
-    if (s.id?.startsWith('os_glance_')) problems.push(`store id "${s.id}" is reserved`);
-    if (ids.has(s.id)) problems.push(`store id "${s.id}" is configured twice`);
-    ids.add(s.id);
-    problems.push(...storeProblems(s, cfg.dataDir));
-  }
-  if (!ids.has(cfg.defaultStore)) problems.push(`defaultStore "${cfg.defaultStore}" is not a configured store`);
-  problems.push(...storeProblems(cfg.staging, cfg.dataDir));
-  if (!['static', 'keystone', 'none'].includes(cfg.auth.mode)) problems.push(`auth.mode must be static or keystone, got "${cfg.auth.mode}"`);
-  if (cfg.auth.mode === 'keystone') {
-    const k = cfg.auth.keystone;
-    if (!k?.authUrl || !k.username || !k.password || !k.projectName) {
-      problems.push('auth.keystone needs authUrl, username, password and projectName');
-    } else {
-      k.userDomainName ??= 'Default';
-      k.projectDomainName ??= 'Default';
-      k.cacheSeconds ??= 300;
-      k.wwwAuthenticateUri ??= k.authUrl.replace(/\/v3\/?$/, '');
-    }
-  }
-  cfg.auth.tokensFile = path.resolve(cfg.dataDir, cfg.auth.tokensFile);
-  if (!Number.isInteger(cfg.imageSizeCap) || cfg.imageSizeCap < 0) problems.push('imageSizeCap must be a non-negative integer');
-  if (!Number.isInteger(cfg.hashWorkers) || cfg.hashWorkers < 1 || cfg.hashWorkers > 64) problems.push('hashWorkers must be 1..64');
-  const known = ['glance-direct', 'web-download', 'copy-image', 'glance-download'];
-  for (const m of cfg.import.methods) if (!known.includes(m)) problems.push(`unknown import method "${m}"`);
-  problems.push(...importProblems(cfg));
-  problems.push(...quotaProblems(cfg));
-  if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
-  return cfg;
-}
-
-function storeProblems(s: StoreConfig, dataDir: string): string[] {
-  if (s.type === 'filesystem') {
-    if (!s.path) return [`filesystem store "${s.id}" needs a path`];
-    s.path = path.resolve(dataDir, s.path);
-    return [];
-  }
-  if (s.type === 's3') return s.s3?.bucket ? [] : [`s3 store "${s.id}" needs s3.bucket`];
-  return [`store "${s.id}" has unknown type "${s.type}"`];
-}
-
-function importProblems(cfg: Config): string[] {
-  const problems: string[] = [];
-  const imp = cfg.import;
-  imp.workDir = path.resolve(cfg.dataDir, imp.workDir);
-  for (const k of ['maxConcurrentTasks', 'maxParallelStores'] as const) {
-    if (!Number.isInteger(imp[k]) || imp[k] < 1 || imp[k] > 64) problems.push(`import.${k} must be 1..64`);
-  }
-  const outputs = ['raw', 'qcow2', 'vmdk', 'vdi', 'vhdx', 'vhd'];
-  if (imp.plugins.conversion.enabled && !outputs.includes(imp.plugins.conversion.outputFormat)) {
-    problems.push(`import.plugins.conversion.outputFormat must be one of ${outputs.join(', ')}`);
-  }
-  for (const p of [...imp.webDownload.allowedPorts, ...imp.webDownload.disallowedPorts]) {
-    if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`import.webDownload ports must be 1..65535, got ${p}`);
-  }
-  for (const [k, v] of Object.entries(imp.plugins.injectMetadata.properties)) {
-    if (typeof v !== 'string') problems.push(`import.plugins.injectMetadata.properties.${k} must be a string`);
-  }
-  return problems;
-}
-
-function quotaProblems(cfg: Config): string[] {
-  const problems: string[] = [];
-  const q = cfg.quotas;
-  const names = ['image_size_total', 'image_stage_total', 'image_count_total', 'image_count_uploading'];
-  const check = (where: string, limits: Record<string, unknown>) => {
-    for (const [k, v] of Object.entries(limits)) {
-      if (!names.includes(k)) problems.push(`${where}.${k} is not a quota (known: ${names.join(', ')})`);
-      else if (!Number.isInteger(v) || (v as number) < -1) problems.push(`${where}.${k} must be an integer, -1 for unlimited`);
-    }
-  };
-  if (typeof q.enabled !== 'boolean') problems.push('quotas.enabled must be true or false');
-  check('quotas.defaults', q.defaults as unknown as Record<string, unknown>);
-  for (const [project, limits] of Object.entries(q.projects ?? {})) check(`quotas.projects.${project}`, limits as Record<string, unknown>);
-  return problems;
+  const dataDir = path.resolve(env.IMAGO_DATA_DIR || (typeof file.dataDir === 'string' && file.dataDir) || 'data');
+  return configFrom(file, dataDir, env);
 }

@@ -3,8 +3,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfig } from './config.js';
 import { startServer } from './server/start.js';
+import { parseCommandLine, runCommand } from './cli.js';
+import { DataDirInUse } from './db/data-dir-lock.js';
 
 async function main(): Promise<void> {
+  const command = parseCommandLine(process.argv.slice(2));
+  if (command.kind !== 'serve') process.exit(runCommand(command));
   let config;
   try {
     config = loadConfig();
@@ -15,10 +19,9 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const grace = Number(process.env.IMAGO_SHUTDOWN_GRACE_SECONDS ?? 30);
-  const server = await startServer(config, { shutdownGraceMs: Number.isFinite(grace) && grace >= 0 ? grace * 1000 : 30_000 });
+  const server = await startServer(config, { shutdownGraceMs: config.shutdownGraceSeconds * 1000 });
   const log = server.rt.log;
-  log.info({ url: server.url, dataDir: config.dataDir, database: config.database.url.replace(/\/\/[^@]*@/, '//***@') }, 'Imago is listening');
+  log.info({ url: server.url, metricsUrl: server.metricsUrl, dataDir: config.dataDir, database: config.database.url.replace(/\/\/[^@]*@/, '//***@') }, 'Imago is listening');
   if (config.auth.mode === 'static') {
     const tokenFile = path.join(config.dataDir, 'admin-token');
     if (existsSync(tokenFile)) log.info({ adminTokenFile: tokenFile }, `admin token is in ${tokenFile}`);
@@ -37,6 +40,15 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
+  // A configuration the running services refuse (e.g. a store's bucket is missing): the message says it all.
+  if (err instanceof ConfigError) {
+    console.error(`imago: ${err.message}`);
+    process.exit(2);
+  }
+  if (err instanceof DataDirInUse) {
+    console.error(`imago: ${err.message}`);
+    process.exit(3);
+  }
   console.error('imago: failed to start:', err);
   process.exit(1);
 });

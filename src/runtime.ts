@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { pino, type Logger } from 'pino';
-import type { Config } from './config.js';
+import type { Logger } from 'pino';
+import { createLogger } from './logging.js';
+import type { Config, StoreConfig } from './config.js';
 import { openDatabase, type Db, type DialectName } from './db/database.js';
 import { ImagesRepo } from './db/images-repo.js';
 import { MembersRepo } from './db/members-repo.js';
@@ -23,6 +24,9 @@ import { TaskService } from './services/tasks.js';
 import { UploadInspection } from './import/inspection.js';
 import { MetadefsRepo } from './metadefs/repo.js';
 import { MetadefService } from './metadefs/service.js';
+import { Metrics } from './metrics/metrics.js';
+import { instrumentStore } from './metrics/store-metrics.js';
+import { HealthMonitor } from './health/monitor.js';
 
 /** Per-project limits (src/services/quotas.ts, docs/quotas.md); absent when quotas are off. */
 export interface QuotaChecker {
@@ -71,14 +75,25 @@ export interface Runtime {
   metadefs: MetadefService;
   quotas?: QuotaChecker;
   inspection?: InspectionPlugin;
+  /** Prometheus metrics (src/metrics/); served by the metrics listener when it is enabled */
+  metrics: Metrics;
+  /** what /healthcheck answers (src/health/monitor.ts) */
+  health: HealthMonitor;
   close(): Promise<void>;
 }
 
-export async function createRuntime(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Runtime> {
+export async function createRuntime(config: Config, log: Logger = createLogger(config)): Promise<Runtime> {
   // A bad policy file stops the start before anything is opened.
   const policy = loadPolicy(config);
-  const { db, dialect, close: closeDb } = await openDatabase(config.database.url);
-  const stores = new StoreRegistry(config.stores.map(createStore), config.defaultStore, createStore(config.staging));
+  const metrics = new Metrics({ processMetrics: config.metrics.enabled });
+  const { db, dialect, close: closeDb, poolStats } = await openDatabase(config.database.url, { onQuery: (ms, failed) => metrics.observeDbQuery(ms, failed) });
+  const measured = (c: StoreConfig) => instrumentStore(createStore(c), metrics);
+  const stores = new StoreRegistry(config.stores.map(measured), config.defaultStore, measured(config.staging));
+  await stores.open((storeId, err) => log.warn({ store: storeId, details: (err as { details?: string }).details }, `store ${storeId} is unreachable at start: ${err.message}`)).catch(async (err) => {
+    await closeDb();
+    await stores.close();
+    throw err;
+  });
   const hashPool = new HashPool(config.hashWorkers);
   const auth = createAuthenticator(config, { logger: log });
   const rt = {
@@ -94,6 +109,7 @@ export async function createRuntime(config: Config, log: Logger = pino({ level: 
     auth,
     policy,
     writers: new WriterRegistry(),
+    metrics,
   } as Partial<Runtime> as Runtime;
   rt.imageService = new ImageService(rt);
   rt.data = new DataService(rt);
@@ -103,6 +119,13 @@ export async function createRuntime(config: Config, log: Logger = pino({ level: 
   if (config.import.plugins.formatInspection) rt.inspection = new UploadInspection();
   if (config.quotas.enabled) rt.quotas = new QuotaService(rt);
   rt.metadefs = new MetadefService(new MetadefsRepo(db), rt.policy);
+  rt.health = new HealthMonitor(rt);
+  metrics.attach({
+    writersInFlight: () => rt.writers.size,
+    importsInFlight: () => rt.tasks.runningCount,
+    hashWorkerUtilization: () => hashPool.utilization(),
+    dbPool: poolStats,
+  });
   const unwatchPolicy = watchPolicy(rt);
   rt.close = async () => {
     await rt.tasks.stop();

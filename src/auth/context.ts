@@ -29,6 +29,8 @@ export interface Authenticator {
   authenticate(headers: Record<string, string | string[] | undefined>): Promise<Credentials>;
   /** value of WWW-Authenticate on 401, e.g. `Keystone uri="http://127.0.0.1:5000"` */
   readonly wwwAuthenticate?: string;
+  /** health: resolves when tokens can be validated (the identity service answers and accepts Imago's credentials) */
+  probe?(): Promise<void>;
   close?(): Promise<void>;
 }
 

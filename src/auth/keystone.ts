@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { KeystoneConfig } from '../config.js';
 import { ServiceUnavailable, Unauthorized } from '../domain/errors.js';
 import { headerValue, type Authenticator, type Credentials } from './context.js';
@@ -39,28 +40,6 @@ interface CacheEntry {
   until: number;
 }
 
-/** A Map kept in least-recently-used order. */
-class LruCache<V> {
-  private readonly map = new Map<string, V>();
-  constructor(private readonly max: number) {}
-  get(key: string): V | undefined {
-    const v = this.map.get(key);
-    if (v !== undefined) {
-      this.map.delete(key);
-      this.map.set(key, v);
-    }
-    return v;
-  }
-  set(key: string, value: V): void {
-    this.map.delete(key);
-    this.map.set(key, value);
-    while (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);
-  }
-  delete(key: string): void { this.map.delete(key); }
-  clear(): void { this.map.clear(); }
-  get size(): number { return this.map.size; }
-}
-
 // Fernet tokens are ~200 url-safe base64 characters; anything that is not
 // printable ASCII cannot be a Keystone token (and cannot go in a header).
 const TOKEN_SHAPE = /^[\x21-\x7e]{1,8192}$/;
@@ -96,7 +75,8 @@ export class KeystoneAuthenticator implements Authenticator {
   private readonly timeoutMs: number;
   private readonly cacheMs: number;
   private readonly negativeCacheMs: number;
-  private readonly cache: LruCache<CacheEntry>;
+  /** validated (and rejected) tokens by sha256, least recently used dropped first (the maintained lru-cache package) */
+  private readonly cache: LRUCache<string, CacheEntry>;
   private readonly inflight = new Map<string, Promise<CacheEntry>>();
   private readonly logger?: AuthLogger;
   private service?: { token: string; refreshAt: number };
@@ -111,7 +91,7 @@ export class KeystoneAuthenticator implements Authenticator {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.cacheMs = Math.max(0, (config.cacheSeconds ?? 300) * 1000);
     this.negativeCacheMs = Math.min(this.cacheMs, Math.max(0, (opts.negativeCacheSeconds ?? 10) * 1000));
-    this.cache = new LruCache(Math.max(1, opts.maxCacheEntries ?? 10_000));
+    this.cache = new LRUCache<string, CacheEntry>({ max: Math.max(1, opts.maxCacheEntries ?? 10_000) });
     this.logger = opts.logger;
   }
 
@@ -213,6 +193,19 @@ export class KeystoneAuthenticator implements Authenticator {
     if (t.system?.all) creds.systemScope = 'all';
     if (t.domain?.id) creds.domainId = t.domain.id;
     return { creds, until: Math.min(now + this.cacheMs, expires) };
+  }
+
+  /**
+   * Health: Keystone answers and still accepts Imago's own token (a cached
+   * service token alone would hide a Keystone that went away or credentials
+   * that were changed). The health monitor caches the outcome for a few seconds.
+   */
+  async probe(): Promise<void> {
+    const token = await this.serviceToken();
+    const res = await this.call('GET', '/auth/tokens', { 'x-auth-token': token, 'x-subject-token': token });
+    if (res.status === 200) return;
+    if (this.service?.token === token) this.service = undefined;
+    throw this.keystoneError(`answered ${res.status} when Imago checked its own token`);
   }
 
   /** Imago's own token, renewed shortly before it expires. */

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type LogEvent } from 'kysely';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations/index.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
@@ -14,6 +14,13 @@ export interface OpenedDb {
   db: Db;
   dialect: DialectName;
   close(): Promise<void>;
+  /** PostgreSQL: the pool's connections, for the metrics */
+  poolStats?(): { total: number; idle: number; waiting: number };
+}
+
+export interface OpenOptions {
+  /** called after every query with its duration (metrics) */
+  onQuery?(ms: number, failed: boolean): void;
 }
 
 /**
@@ -26,8 +33,10 @@ export interface OpenedDb {
  * worker thread (sqlite-checkpointer.ts). PostgreSQL keeps its
  * own server settings (synchronous_commit).
  */
-export async function openDatabase(url: string): Promise<OpenedDb> {
+export async function openDatabase(url: string, opts: OpenOptions = {}): Promise<OpenedDb> {
   let opened: OpenedDb;
+  const onQuery = opts.onQuery;
+  const log = onQuery ? (e: LogEvent) => onQuery(e.queryDurationMillis, e.level === 'error') : undefined;
   if (url.startsWith('sqlite:')) {
     const file = url.slice('sqlite:'.length);
     if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
@@ -36,7 +45,7 @@ export async function openDatabase(url: string): Promise<OpenedDb> {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }) });
+    const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }), log });
     let checkpointer: SqliteCheckpointer | undefined;
     if (file !== ':memory:' && file !== '') {
       sqlite.pragma('wal_autocheckpoint = 0');
@@ -63,8 +72,12 @@ export async function openDatabase(url: string): Promise<OpenedDb> {
     // An idle connection the server drops (restart, failover) must not crash the process;
     // the pool replaces it on next use.
     pool.on('error', (err) => process.emitWarning(`PostgreSQL connection lost: ${err.message}`));
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    opened = { db, dialect: 'postgres', close: () => db.destroy() };
+    // A connection lost while a query runs on it: pg rejects the query (the caller answers 503) and
+    // also emits 'error' on the checked-out client, which nothing else listens to; unheard, that
+    // event would end the process. The pool drops such a client when it is released.
+    pool.on('connect', (client) => client.on('error', () => {}));
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log });
+    opened = { db, dialect: 'postgres', close: () => db.destroy(), poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }) };
   }
   await migrate(opened.db);
   return opened;

@@ -1,6 +1,7 @@
 import { BadRequest, Forbidden, PayloadTooLarge } from './errors.js';
 import { propertyMap, RESERVED, RESERVED_PREFIX } from './image.js';
-import { codePoints, imageBaseProperties, imageCustomProperties, schemaProblem, type PropSpec } from './schemas.js';
+import { compileSchema, type JsonSchema } from './json-validator.js';
+import { imageBaseProperties, imageCustomProperties, imageSchema } from './schemas.js';
 
 const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
@@ -14,13 +15,29 @@ export interface Limits {
   maxTags: number;
 }
 
-const BASE_SPECS = imageBaseProperties();
-const CUSTOM_SPECS = imageCustomProperties();
-const EXTRA_SPEC: PropSpec = { type: 'string' };
+const BASE_KEYS = new Set(Object.keys(imageBaseProperties()));
+const CUSTOM_KEYS = new Set(Object.keys(imageCustomProperties()));
 /** Largest value an integer column takes (Glance's _validate_db_int). */
 const DB_INT_MAX = 2 ** 31 - 1;
 /** Longest extra property value we store (Glance's MySQL TEXT column). */
 const MAX_PROPERTY_VALUE = 65535;
+
+/**
+ * What the database can hold that the served schema does not say (Glance
+ * checks these in its domain layer, not in the schema it serves): integer
+ * columns and the length of extra property values.
+ */
+function imageStorageSchema(): JsonSchema {
+  const properties: JsonSchema = {};
+  for (const key of BASE_KEYS) properties[key] = {};
+  for (const key of ['min_ram', 'min_disk']) properties[key] = { type: 'integer', minimum: 0, maximum: DB_INT_MAX };
+  for (const key of CUSTOM_KEYS) properties[key] = { maxLength: MAX_PROPERTY_VALUE };
+  return { type: 'object', properties, additionalProperties: { maxLength: MAX_PROPERTY_VALUE } };
+}
+
+/** The served /v2/schemas/image document, then the storage bounds; both compiled once, here. */
+const checkImageSchema = compileSchema(imageSchema(), 'the image');
+const checkImageStorage = compileSchema(imageStorageSchema(), 'the image');
 
 /** Keys a create body may not name: the server's links and store list (checked before anything else, as Glance). */
 export const CREATE_DISALLOWED = ['direct_url', 'self', 'file', 'schema', 'stores'];
@@ -29,52 +46,67 @@ export const CREATE_READ_ONLY = ['created_at', 'updated_at', 'status', 'checksum
 /** Base attributes a create body may set. */
 const CREATE_BASE = ['id', 'name', 'visibility', 'protected', 'os_hidden', 'disk_format', 'container_format', 'min_disk', 'min_ram', 'owner', 'tags'];
 
+/** Code points, as JSON Schema's maxLength counts them (not UTF-16 units). */
+export function codePoints(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
 /** No NUL (PostgreSQL text cannot hold one) and no unpaired UTF-16 surrogate (not Unicode): strings every database stores as they are. */
 export function storable(s: string): boolean {
   return !/\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
 }
 
+/** Whether any string in `value` (keys included) cannot be stored; iterative, so no input depth can exhaust the stack. */
 function unstorableIn(value: unknown): boolean {
-  if (typeof value === 'string') return !storable(value);
-  if (Array.isArray(value)) return value.some(unstorableIn);
-  if (typeof value === 'object' && value !== null) return Object.entries(value).some(([k, v]) => !storable(k) || unstorableIn(v));
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const v = pending.pop();
+    if (typeof v === 'string') {
+      if (!storable(v)) return true;
+    } else if (Array.isArray(v)) {
+      pending.push(...v);
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [k, x] of Object.entries(v)) {
+        if (!storable(k)) return true;
+        pending.push(x);
+      }
+    }
+  }
   return false;
 }
 
-export function specOf(key: string): PropSpec {
-  if (Object.hasOwn(BASE_SPECS, key)) return BASE_SPECS[key];
-  if (Object.hasOwn(CUSTOM_SPECS, key)) return CUSTOM_SPECS[key];
-  return EXTRA_SPEC;
-}
-
 export function isCustomProperty(key: string): boolean {
-  return Object.hasOwn(CUSTOM_SPECS, key);
+  return CUSTOM_KEYS.has(key);
 }
 
 /**
- * Validates one attribute's value against the image schema (base, custom or
- * extra property) plus the domain's own bounds; returns the normalised value.
+ * Validates image attributes (base, custom or extra properties) against the
+ * served image schema and the storage bounds, then their characters (skipped
+ * with `charactersChecked` when every string was checked already); 400
+ * naming the first problem.
  */
+export function checkImageFields(fields: Record<string, unknown>, opts: { charactersChecked?: boolean } = {}): void {
+  const problem = checkImageSchema(fields) ?? checkImageStorage(fields);
+  if (problem) throw new BadRequest(`Invalid image: ${problem}`);
+  if (opts.charactersChecked) return;
+  for (const [key, value] of Object.entries(fields)) {
+    if (unstorableIn(value)) throw new BadRequest(`Invalid value for '${key}': it contains a NUL character or an unpaired surrogate.`);
+  }
+}
+
+/** Validates one attribute's value as checkImageFields does; returns the normalised value (tags without repeats). */
 export function checkValue(key: string, value: unknown): unknown {
-  const problem = schemaProblem(specOf(key), value);
-  if (problem) throw new BadRequest(`Invalid value for '${key}': ${problem}.`);
-  if (unstorableIn(value)) throw new BadRequest(`Invalid value for '${key}': it contains a NUL character or an unpaired surrogate.`);
-  if ((key === 'min_disk' || key === 'min_ram') && ((value as number) < 0 || (value as number) > DB_INT_MAX)) {
-    throw new BadRequest(`Invalid value for '${key}': ${value} must be between 0 and ${DB_INT_MAX}.`);
-  }
-  if (typeof value === 'string' && !Object.hasOwn(BASE_SPECS, key) && value.length > MAX_PROPERTY_VALUE) {
-    throw new BadRequest(`Invalid value for property '${key}': at most ${MAX_PROPERTY_VALUE} characters are stored.`);
-  }
+  checkImageFields({ [key]: value });
   if (key === 'tags') return [...new Set(value as string[])];
   return value;
 }
 
-/** Kept for callers that validate a single base attribute. */
-export const checkBaseValue = checkValue;
-
-export function checkTag(t: unknown): string {
-  if (typeof t !== 'string') throw new BadRequest(`Invalid tag ${JSON.stringify(t)}: tags are strings.`);
-  if (codePoints(t) > 255) throw new BadRequest('Invalid tag: a tag is at most 255 characters long.');
+/** A tag of PUT /v2/images/{id}/tags/{tag}: an item of the schema's `tags`. */
+export function checkTag(t: string): string {
+  const problem = checkImageSchema({ tags: [t] });
+  if (problem) throw new BadRequest(`Invalid tag: ${problem}`);
   if (!storable(t)) throw new BadRequest('Invalid tag: it contains a NUL character or an unpaired surrogate.');
   return t;
 }
@@ -123,14 +155,14 @@ export function parseCreateBody(body: unknown): CreateInput {
   if (!isObject(body)) throw new BadRequest('The request body must be a JSON object describing the image.');
   const keys = Object.keys(body);
   for (const key of CREATE_DISALLOWED) if (Object.hasOwn(body, key)) throw new Forbidden(`Attribute '${key}' is read-only.`);
-  for (const key of keys) checkValue(key, body[key]);
+  checkImageFields(body);
   const base: Record<string, unknown> = {};
   const properties = propertyMap();
   let tags: string[] = [];
   for (const key of keys) {
     const value = body[key];
     if (CREATE_BASE.includes(key)) {
-      if (key === 'tags') tags = checkValue(key, value) as string[];
+      if (key === 'tags') tags = [...new Set(value as string[])];
       else base[key] = value;
       continue;
     }

@@ -1,6 +1,6 @@
 import { BadRequest, Conflict, Forbidden, ImagoError } from './errors.js';
 import { BASE_ATTRIBUTES, propertyMap } from './image.js';
-import { checkNotReserved, checkPropertyName, checkValue } from './image-input.js';
+import { checkImageFields, checkNotReserved, checkPropertyName, checkValue } from './image-input.js';
 
 /**
  * Glance's JSON-patch subset for images, written out exactly rather than
@@ -128,5 +128,15 @@ export function applyPatch(state: PatchState, changes: Change[], rules: PatchRul
       next.properties[c.path] = c.value as string;
     }
   }
+  // Each value was checked as it was parsed (characters included) and stored values were checked when stored;
+  // the image they make together is checked against the served schema too.
+  const resulting: Record<string, unknown> = { tags: next.tags };
+  for (const k in next.base) if (next.base[k] !== undefined) resulting[k] = next.base[k];
+  for (const k in next.properties) {
+    // a property may be called __proto__: define it, as assigning it would set the prototype
+    if (k === '__proto__') Object.defineProperty(resulting, k, { value: next.properties[k], enumerable: true, writable: true, configurable: true });
+    else resulting[k] = next.properties[k];
+  }
+  checkImageFields(resulting, { charactersChecked: true });
   return next;
 }

@@ -43,13 +43,24 @@ function parseRangeHeader(header: string, size: number): ResolvedRange {
   return clamp(start, end, size);
 }
 
+/**
+ * The legacy `Content-Range: bytes S-E/L` (or `/*`) request header. Unlike
+ * `Range`, it is not clamped: a range that ends past the image is refused
+ * with 416, as Glance refuses it (Glance lets an explicit length `L` hide
+ * such an end and then sends a truncated 206; we refuse that too).
+ */
 function parseContentRange(header: string, size: number): ResolvedRange {
   const m = /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i.exec(header);
-  if (!m) invalid(size);
-  const start = Number(m![1]);
-  const end = Number(m![2]);
-  if (end < start) invalid(size);
-  return clamp(start, end, size);
+  if (!m) throw new RangeNotSatisfiable('Invalid Content-Range header.', size);
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  const length = m[3] === '*' ? undefined : Number(m[3]);
+  if (end < start || (length !== undefined && end >= length)) throw new RangeNotSatisfiable('Invalid Content-Range header: the range must end after it starts and inside its length.', size);
+  if (start >= size) {
+    throw new RangeNotSatisfiable(`Invalid start position in Content-Range header. Start position MUST be in the inclusive range [0, ${Math.max(size - 1, 0)}].`, size);
+  }
+  if (end >= size) throw new RangeNotSatisfiable(`Invalid end position in Content-Range header: the image has ${size} bytes, so the last position is ${Math.max(size - 1, 0)}.`, size);
+  return { start, end };
 }
 
 function clamp(start: number, end: number, size: number): ResolvedRange {

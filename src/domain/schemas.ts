@@ -4,8 +4,9 @@ import { CONTAINER_FORMATS, DISK_FORMATS } from './image.js';
  * JSON schemas served under /v2/schemas. Their structure follows Glance
  * 2024.x exactly (clients such as glanceclient validate every response
  * against them and build their command-line options from them); the
- * descriptions are our own. The same property specs drive input validation
- * (src/domain/image-input.ts), so what we serve is what we enforce.
+ * descriptions are our own. Request bodies are validated against these same
+ * documents (src/domain/image-input.ts, through the shared ajv module
+ * src/domain/json-validator.ts), so what we serve is what we enforce.
  */
 export const UUID_PATTERN = '^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$';
 
@@ -50,6 +51,7 @@ export function imageBaseProperties(): Record<string, PropSpec> {
     min_disk: { type: 'integer', description: 'Disk (GiB) an instance needs to boot the image' },
     self: readOnly('string', 'Path of this image'),
     file: readOnly('string', 'Path of the image data'),
+    stores: readOnly('string', 'Comma-separated identifiers of the stores holding the image data; present once the image has data'),
     schema: readOnly('string', 'Path of the image schema'),
     locations: {
       type: 'array',
@@ -106,11 +108,12 @@ export function imageCustomProperties(): Record<string, PropSpec> {
 }
 
 /**
- * Glance also lists `stores` (read-only) here. We leave it out: glanceclient
- * up to 4.x turns every schema property into an option of image-create-via-import,
- * which already has its own --stores, so with token auth (the cached schema
- * is then read) every `glance` command dies with "conflicting option string:
- * --stores". Images still carry `stores`, valid as an additional string property.
+ * The image schema, property for property as Glance serves it, `stores`
+ * included (read-only): glanceclient's image-create-via-import only keeps its
+ * --stores value when the server's schema names `stores` as a property.
+ * (glanceclient 4.x also caches this document in ~/.glanceclient when used
+ * with a token and no --os-image-api-version, and then dies on its own
+ * duplicate --stores option: the same happens against Glance; docs/cli.md.)
  */
 export function imageSchema(): Schema {
   return {
@@ -207,66 +210,3 @@ export const SCHEMAS: Record<string, () => Schema> = {
   task: taskSchema,
   tasks: () => minimalCollectionSchema('tasks', partialTaskSchema()),
 };
-
-/** Code points, as JSON Schema's maxLength counts them (not UTF-16 units). */
-export function codePoints(s: string): number {
-  let n = 0;
-  for (const _ of s) n++;
-  return n;
-}
-
-function typeOk(t: string, v: unknown): boolean {
-  switch (t) {
-    case 'null': return v === null;
-    case 'string': return typeof v === 'string';
-    case 'integer': return typeof v === 'number' && Number.isInteger(v);
-    case 'number': return typeof v === 'number' && Number.isFinite(v);
-    case 'boolean': return typeof v === 'boolean';
-    case 'array': return Array.isArray(v);
-    case 'object': return typeof v === 'object' && v !== null && !Array.isArray(v);
-    default: return true;
-  }
-}
-
-function describe(v: unknown): string {
-  const s = JSON.stringify(v) ?? String(v);
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
-/**
- * Checks `value` against one property spec (the subset of JSON Schema our
- * schemas use: type, enum, pattern, minLength/maxLength, array items, object
- * required/additionalProperties). Returns why it fails, or undefined.
- */
-export function schemaProblem(spec: PropSpec, value: unknown): string | undefined {
-  if (spec.type !== undefined) {
-    const types = Array.isArray(spec.type) ? spec.type : [spec.type];
-    if (!types.some((t) => typeOk(t, value))) return `${describe(value)} is not of type ${types.map((t) => `'${t}'`).join(', ')}`;
-  }
-  if (spec.enum && !spec.enum.some((e) => e === value)) return `${describe(value)} is not one of ${spec.enum.map((e) => JSON.stringify(e)).join(', ')}`;
-  if (typeof value === 'string') {
-    if (spec.maxLength !== undefined && codePoints(value) > spec.maxLength) return `${describe(value)} is longer than ${spec.maxLength} characters`;
-    if (spec.minLength !== undefined && codePoints(value) < spec.minLength) return `${describe(value)} is shorter than ${spec.minLength} characters`;
-    if (spec.pattern !== undefined && !new RegExp(spec.pattern).test(value)) return `${describe(value)} does not match '${spec.pattern}'`;
-  }
-  if (Array.isArray(value) && spec.items) {
-    for (const item of value) {
-      const p = schemaProblem(spec.items, item);
-      if (p) return p;
-    }
-  }
-  if (typeOk('object', value)) {
-    const obj = value as Record<string, unknown>;
-    const props = (spec.properties ?? {}) as Record<string, PropSpec>;
-    for (const r of (spec.required as string[] | undefined) ?? []) if (!Object.hasOwn(obj, r)) return `'${r}' is a required property`;
-    for (const [k, v] of Object.entries(obj)) {
-      if (Object.hasOwn(props, k)) {
-        const p = schemaProblem(props[k], v);
-        if (p) return p;
-      } else if (spec.additionalProperties === false) {
-        return `additional property '${k}' is not allowed`;
-      }
-    }
-  }
-  return undefined;
-}

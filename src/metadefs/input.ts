@@ -1,5 +1,5 @@
 import { BadRequest, Forbidden } from '../domain/errors.js';
-import { validate, type JsonSchema } from './json-schema.js';
+import { compileSchema, type SchemaCheck } from '../domain/json-validator.js';
 import { storable, type AssociationInput, type NamespaceContents, type NamespaceFields, type ObjectInput, type PropertyDef } from './model.js';
 import {
   PROPERTY_ATTRIBUTES,
@@ -31,16 +31,18 @@ function requireBody(body: unknown, what: string): Json {
   return body;
 }
 
-function refuseFourByte(v: unknown, where = 'the request body'): void {
-  if (typeof v === 'string') {
-    if (FOUR_BYTE.test(v)) throw new BadRequest(`${where} contains a character outside the Basic Multilingual Plane (4-byte UTF-8), which is not accepted.`);
-    if (!storable(v)) throw new BadRequest(`${where} contains a NUL character or an unpaired surrogate, which is not accepted.`);
-  } else if (Array.isArray(v)) {
-    v.forEach((x) => refuseFourByte(x, where));
-  } else if (isObject(v)) {
-    for (const [k, x] of Object.entries(v)) {
-      refuseFourByte(k, `The attribute name '${k}'`);
-      refuseFourByte(x, `'${k}'`);
+/** Walks the body with a stack of its own (no recursion the input could drive). */
+function refuseFourByte(value: unknown, where = 'the request body'): void {
+  const pending: Array<[unknown, string]> = [[value, where]];
+  while (pending.length > 0) {
+    const [v, at] = pending.pop()!;
+    if (typeof v === 'string') {
+      if (FOUR_BYTE.test(v)) throw new BadRequest(`${at} contains a character outside the Basic Multilingual Plane (4-byte UTF-8), which is not accepted.`);
+      if (!storable(v)) throw new BadRequest(`${at} contains a NUL character or an unpaired surrogate, which is not accepted.`);
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) pending.push([v[i], at]);
+    } else if (isObject(v)) {
+      for (const [k, x] of Object.entries(v).reverse()) pending.push([x, `'${k}'`], [k, `The attribute name '${k}'`]);
     }
   }
 }
@@ -49,8 +51,20 @@ function refuseReadOnly(body: Json, keys: string[]): void {
   for (const k of keys) if (k in body) throw new Forbidden(`Attribute '${k}' is read-only.`);
 }
 
-function conform(value: unknown, schema: JsonSchema, what: string): void {
-  const problem = validate(value, schema);
+/** The served /v2/schemas/metadefs/* documents, compiled once when this module loads. */
+const CHECKS = {
+  namespace: compileSchema(namespaceSchema(), 'the namespace'),
+  object: compileSchema(objectSchema(), 'the object'),
+  property: compileSchema(propertySchema(true), 'the property'),
+  /** a property inside a namespace or object, its name being the map key */
+  propertyDefinition: compileSchema(propertySchema(false), 'the property definition'),
+  tag: compileSchema(tagSchema(), 'the tag'),
+  tagList: compileSchema(tagListSchema(), 'the tag list'),
+  association: compileSchema(resourceTypeAssociationSchema(), 'the resource type association'),
+} satisfies Record<string, SchemaCheck>;
+
+function conform(value: unknown, check: SchemaCheck, what: string): void {
+  const problem = check(value);
   if (problem) throw new BadRequest(`Invalid ${what}: ${problem}`);
 }
 
@@ -66,8 +80,7 @@ function nonEmptyName(v: unknown, where: string, max = 80): string {
 
 /** A property definition checked strictly (unknown attributes refused) and put in canonical attribute order. */
 export function propertyDefinition(def: unknown, where: string): PropertyDef {
-  const strict = propertySchema(false);
-  const problem = validate(def, strict);
+  const problem = CHECKS.propertyDefinition(def);
   if (problem) throw new BadRequest(`Invalid property definition ${where}: ${problem}`);
   const d = def as Json;
   if (isObject(d.items)) refuseUnknown(d.items, ['type', 'enum'], `The items of property ${where}`);
@@ -116,7 +129,7 @@ export interface NamespaceBody {
 export function parseNamespaceBody(raw: unknown): NamespaceBody {
   const body = requireBody(raw, 'namespace');
   refuseReadOnly(body, SERVER_SET);
-  conform(body, namespaceSchema(), 'namespace');
+  conform(body, CHECKS.namespace, 'namespace');
   refuseFourByte(body);
   const namespace = nonEmptyName(body.namespace, 'The namespace');
   const objects = ((body.objects as Json[] | undefined) ?? []).map((o, i) => {
@@ -153,7 +166,7 @@ export function parseNamespaceBody(raw: unknown): NamespaceBody {
 export function parseObjectBody(raw: unknown): ObjectInput {
   const body = requireBody(raw, 'object');
   refuseReadOnly(body, SERVER_SET);
-  conform(body, objectSchema(), 'object');
+  conform(body, CHECKS.object, 'object');
   refuseFourByte(body);
   return objectFrom(body, 'The object');
 }
@@ -161,14 +174,14 @@ export function parseObjectBody(raw: unknown): ObjectInput {
 export function parsePropertyBody(raw: unknown): { name: string; definition: PropertyDef } {
   const body = requireBody(raw, 'property');
   refuseReadOnly(body, TIMESTAMPS);
-  conform(body, propertySchema(true), 'property');
+  conform(body, CHECKS.property, 'property');
   refuseFourByte(body);
   const name = nonEmptyName(body.name, 'The property');
   return { name, definition: propertyDefinition(body, `'${name}'`) };
 }
 
 export function parseTagName(name: string): string {
-  conform({ name }, tagSchema(), 'tag');
+  conform({ name }, CHECKS.tag, 'tag');
   refuseFourByte(name, 'The tag name');
   return nonEmptyName(name, 'The tag');
 }
@@ -176,7 +189,7 @@ export function parseTagName(name: string): string {
 export function parseTagBody(raw: unknown): string {
   const body = requireBody(raw, 'tag');
   refuseReadOnly(body, TIMESTAMPS);
-  conform(body, tagSchema(), 'tag');
+  conform(body, CHECKS.tag, 'tag');
   refuseFourByte(body);
   return nonEmptyName(body.name, 'The tag');
 }
@@ -184,12 +197,12 @@ export function parseTagBody(raw: unknown): string {
 export function parseTagsBody(raw: unknown): string[] {
   const body = requireBody(raw, 'tags');
   refuseReadOnly(body, TIMESTAMPS);
-  conform(body, tagListSchema(), 'tag list');
+  conform(body, CHECKS.tagList, 'tag list');
   if (!Array.isArray(body.tags)) throw new BadRequest("Invalid tag list: the request body is missing the required attribute 'tags'.");
   refuseFourByte(body);
   return (body.tags as Json[]).map((t, i) => {
     const name = nonEmptyName(t.name, `tags[${i}]`);
-    conform({ name }, tagSchema(), `tag tags[${i}]`);
+    conform({ name }, CHECKS.tag, `tag tags[${i}]`);
     return name;
   });
 }
@@ -197,7 +210,7 @@ export function parseTagsBody(raw: unknown): string[] {
 export function parseAssociationBody(raw: unknown): AssociationInput {
   const body = requireBody(raw, 'resource type association');
   refuseReadOnly(body, TIMESTAMPS);
-  conform(body, resourceTypeAssociationSchema(), 'resource type association');
+  conform(body, CHECKS.association, 'resource type association');
   refuseFourByte(body);
   return associationFrom(body, 'The resource type association');
 }

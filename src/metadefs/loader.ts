@@ -1,5 +1,6 @@
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../domain/json-validator.js';
 import { parseNamespaceBody } from './input.js';
 import type { LoadMode, LoadOutcome, MetadefsRepo } from './repo.js';
 
@@ -32,7 +33,9 @@ export async function loadDefinitions(repo: MetadefsRepo, source: string, mode: 
     try {
       let raw: unknown;
       try {
-        raw = JSON.parse(await readFile(file, 'utf8'));
+        const text = await readFile(file, 'utf8');
+        if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) throw new Error(`nested more than ${MAX_JSON_DEPTH} levels deep`);
+        raw = JSON.parse(text);
       } catch (err) {
         throw new Error(`not valid JSON: ${(err as Error).message}`);
       }

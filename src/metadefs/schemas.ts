@@ -1,4 +1,4 @@
-import type { JsonSchema } from './json-schema.js';
+import type { JsonSchema } from '../domain/json-validator.js';
 
 /**
  * The metadefs JSON schemas, shaped as Glance's (glanceclient builds models

@@ -8,7 +8,8 @@ import { clientErrorResponse, sendError } from './error-mapper.js';
 import { readJsonBody } from './json-body.js';
 import { assertNoNulInJson, assertNoNulInUrl } from './nul-check.js';
 import { discardUnreadBody } from './upload-body.js';
-import { registerVersions } from './versions.js';
+import { negotiateVersion, registerVersions } from './versions.js';
+import { installExpectContinue } from './expect-continue.js';
 import { registerImages } from './images.js';
 import { registerImageData } from './image-data.js';
 import { registerTags } from './tags.js';
@@ -20,6 +21,8 @@ import { registerTasks } from './tasks.js';
 import { registerStores } from './stores.js';
 import { registerUsage } from './usage.js';
 import { registerMetadefs } from './metadefs.js';
+import { observeRequest, observeRequests } from './request-log.js';
+import { registerHealth } from './health.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -33,7 +36,7 @@ const MEDIA_TYPE = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+
 export type Registrar = (app: FastifyInstance, rt: Runtime) => void;
 
 /** Extra resources registered by other modules (import, members, tasks, metadefs...). */
-export const registrars: Registrar[] = [registerVersions, registerSchemas, registerInfo, registerImages, registerImageData, registerTags, registerMembers, registerUsage, registerMetadefs, registerImport, registerTasks, registerStores];
+export const registrars: Registrar[] = [registerVersions, registerHealth, registerSchemas, registerInfo, registerImages, registerImageData, registerTags, registerMembers, registerUsage, registerMetadefs, registerImport, registerTasks, registerStores];
 
 export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance {
   const app = (Fastify as unknown as (o: object) => FastifyInstance)({
@@ -47,15 +50,22 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
     routerOptions: { maxParamLength: 1024 },
     genReqId: () => `req-${randomUUID()}`,
     exposeHeadRoutes: false,
+    // `/v2.N/...` is `/v2/...`; versions we do not serve get the version choices (Glance's version negotiation).
+    rewriteUrl: negotiateVersion,
     return503OnClosing: false,
     // The router's own 400 (a URL that is not valid percent-encoding) gets the spec's JSON body too.
-    frameworkErrors: (err: Error, request: FastifyRequest, reply: FastifyReply) => sendError(request, reply, err, rt.auth.wwwAuthenticate),
+    frameworkErrors: (err: Error, request: FastifyRequest, reply: FastifyReply) => {
+      observeRequest(rt, request, reply);
+      return sendError(request, reply, err, rt.auth.wwwAuthenticate);
+    },
     // ...and so does Node's own refusal of a request it cannot parse (431 for a 20 KB URL).
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) => {
       if (err.code !== 'ECONNRESET' && !socket.destroyed && socket.writable) socket.write(clientErrorResponse(err.code));
       socket.destroy(err);
     },
   });
+
+  installExpectContinue(app.server);
 
   app.decorateRequest('ctx', null as unknown as RequestContext);
   app.decorateRequest('requestId', '');
@@ -73,6 +83,8 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
       .then((b) => done(null, b), (e) => done(e as Error));
   });
 
+  // First hook: requests refused by authentication are logged and counted too.
+  observeRequests(app, rt);
   app.addHook('onRequest', async (request, reply) => {
     request.requestId = request.id;
     reply.header('x-openstack-request-id', request.id);

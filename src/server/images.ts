@@ -5,6 +5,7 @@ import { patchDraft } from '../domain/patch.js';
 import type { Query } from '../domain/list-query.js';
 import { displayTime } from '../db/database.js';
 import { resource } from './routes.js';
+import { baseUrl } from './versions.js';
 
 type IdParams = { Params: { id: string } };
 
@@ -48,7 +49,8 @@ export function registerImages(app: FastifyInstance, rt: Runtime): void {
     },
     POST: async (request, reply) => {
       const image = await svc.create(request.body, request.ctx);
-      reply.code(201).header('location', `/v2/images/${image.id}`);
+      // Absolute, as Glance's Location is (webob resolves its relative one against the request).
+      reply.code(201).header('location', `${baseUrl(rt, request).replace(/\/+$/, '')}/v2/images/${image.id}`);
       reply.header('openstack-image-import-methods', rt.config.import.methods.join(','));
       reply.header('openstack-image-store-ids', rt.stores.ids().join(','));
       return imageJson(image);

@@ -5,11 +5,15 @@ import { buildApp, type Registrar } from './app.js';
 import { recoverAtStart, startHeartbeat } from '../services/recovery.js';
 import { ServiceUnavailable } from '../domain/errors.js';
 import type { Logger } from 'pino';
+import { lockDataDir } from '../db/data-dir-lock.js';
+import { startMetricsListener } from '../metrics/listener.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   rt: Runtime;
   url: string;
+  /** the metrics listener's base URL, when metrics.enabled */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -22,11 +26,17 @@ export interface StartOptions {
 }
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
-  const rt = await createRuntime(config, opts.log);
+  // Embedded mode: one process per data dir, or a second one's recovery would roll back the first's writes.
+  const dataDirLock = config.database.url.startsWith('sqlite:') ? lockDataDir(config.dataDir) : undefined;
+  const rt = await createRuntime(config, opts.log).catch((err) => {
+    dataDirLock?.release();
+    throw err;
+  });
   await recoverAtStart(rt, { sweepOrphans: rt.dialect === 'sqlite' });
   const stopHeartbeat = await startHeartbeat(rt);
   const app = buildApp(rt, opts.extra);
   await app.listen({ host: config.host, port: config.port });
+  const metricsListener = config.metrics.enabled ? await startMetricsListener(rt) : undefined;
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -41,8 +51,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       cut.unref();
       await closing;
       clearTimeout(cut);
+      await metricsListener?.close();
       await stopHeartbeat();
       await rt.close();
+      dataDirLock?.release();
     })());
-  return { app, rt, url: `http://${host}:${port}`, stop };
+  return { app, rt, url: `http://${host}:${port}`, metricsUrl: metricsListener?.url, stop };
 }

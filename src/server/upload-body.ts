@@ -1,6 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BadRequest } from '../domain/errors.js';
+import { awaitsContinue, continueNow } from './expect-continue.js';
 
 /** Most bytes of a refused body read and thrown away so that the connection can be reused. */
 const DISCARD_BYTES = 64 * 1024 * 1024;
@@ -17,8 +18,12 @@ const discarding = new WeakSet<IncomingMessage>();
  * is unpiped and the rest of its body discarded (see discardUnreadBody).
  */
 export function uploadBody(req: IncomingMessage, res: ServerResponse): Readable {
-  // Not a byte is read before the data path starts reading (after its checks and claim).
-  const body = new LazyBody(() => req.pipe(body));
+  // Not a byte is read before the data path starts reading (after its checks and claim);
+  // a client sending `Expect: 100-continue` is told to send only then.
+  const body = new LazyBody(() => {
+    continueNow(req, res);
+    req.pipe(body);
+  });
   // A refused upload's body has no reader: without this listener the error
   // below, when its connection goes, would be an uncaught exception.
   // Readers (pipeline) still get the error.
@@ -61,6 +66,11 @@ class LazyBody extends PassThrough {
  */
 export function discardUnreadBody(req: IncomingMessage, res: ServerResponse): void {
   if (req.complete || req.destroyed || discarding.has(req)) return;
+  // Refused before `100 Continue`: the client sends no body, so none is awaited; the connection ends with the answer.
+  if (awaitsContinue(req)) {
+    if (!res.headersSent) res.setHeader('connection', 'close');
+    return;
+  }
   discarding.add(req);
   const length = Number(req.headers['content-length']);
   const received = req.socket?.bytesRead ?? 0;

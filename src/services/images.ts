@@ -147,7 +147,8 @@ export class ImageService {
     const { image, membership } = await this.getVisible(id, ctx);
     this.rt.policy.enforce('deactivate', ctx, targetOf(image, membership), 'You are not permitted to deactivate this image.');
     if (image.status === 'deactivated') return;
-    if (image.status !== 'active') throw new BadRequest(`Not allowed to deactivate image in status '${image.status}': only active images can be deactivated.`);
+    // 403 as Glance's domain model answers (it raises Forbidden), whatever its API reference says.
+    if (image.status !== 'active') throw new Forbidden(`Not allowed to deactivate image in status '${image.status}': only active images can be deactivated.`);
     if (!(await this.rt.images.setStatus(id, ['active'], 'deactivated'))) throw new Conflict('The image changed status meanwhile; try again.');
   }
 
@@ -155,7 +156,7 @@ export class ImageService {
     const { image, membership } = await this.getVisible(id, ctx);
     this.rt.policy.enforce('reactivate', ctx, targetOf(image, membership), 'You are not permitted to reactivate this image.');
     if (image.status === 'active') return;
-    if (image.status !== 'deactivated') throw new BadRequest(`Not allowed to reactivate image in status '${image.status}': only deactivated images can be reactivated.`);
+    if (image.status !== 'deactivated') throw new Forbidden(`Not allowed to reactivate image in status '${image.status}': only deactivated images can be reactivated.`);
     if (!(await this.rt.images.setStatus(id, ['deactivated'], 'active'))) throw new Conflict('The image changed status meanwhile; try again.');
   }
 

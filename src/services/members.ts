@@ -4,12 +4,16 @@ import { BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge } from '../d
 import type { Image } from '../domain/image.js';
 import type { MemberStatus } from '../domain/visibility.js';
 import type { Member } from '../db/members-repo.js';
+import { compileSchema, describeValue } from '../domain/json-validator.js';
+import { memberSchema } from '../domain/schemas.js';
 import { targetOf } from './images.js';
 
 const STATUSES: readonly MemberStatus[] = ['pending', 'accepted', 'rejected'];
 /** Glance's image_member_quota default. */
 export const MAX_MEMBERS_PER_IMAGE = 128;
 const MAX_MEMBER_ID = 255;
+/** The served /v2/schemas/member document, compiled once: the types of member_id and status come from it. */
+const checkMemberSchema = compileSchema(memberSchema(), 'the member');
 
 function body(value: unknown): Record<string, unknown> {
   if (value === undefined) throw new BadRequest('Body expected in request.');
@@ -22,10 +26,13 @@ export function parseNewMember(value: unknown): string {
   const b = body(value);
   if (!('member' in b)) throw new BadRequest('Member to be added not specified: send {"member": "<project id>"}.');
   const m = b.member;
-  if (typeof m !== 'string') throw new BadRequest('Expected a member in the form {"member": "<project id>"}: the member must be a string.');
-  if (m.trim() === '') throw new BadRequest("Member can't be empty.");
-  if (m.length > MAX_MEMBER_ID) throw new BadRequest(`Member id is longer than ${MAX_MEMBER_ID} characters.`);
-  return m;
+  if (checkMemberSchema({ member_id: m }) !== undefined) {
+    throw new BadRequest(`Expected a member in the form {"member": "<project id>"}: the member must be a string, got ${describeValue(m)}.`);
+  }
+  const member = m as string;
+  if (member.trim() === '') throw new BadRequest("Member can't be empty.");
+  if (member.length > MAX_MEMBER_ID) throw new BadRequest(`Member id is longer than ${MAX_MEMBER_ID} characters.`);
+  return member;
 }
 
 /** `{"status": "accepted|rejected|pending"}` of PUT /members/{member}. */
@@ -36,8 +43,8 @@ export function parseMemberStatus(value: unknown): unknown {
 }
 
 function checkStatus(status: unknown): MemberStatus {
-  if (typeof status !== 'string' || !STATUSES.includes(status as MemberStatus)) {
-    throw new BadRequest(`Invalid status ${JSON.stringify(status)}: the status of an image member is one of ${STATUSES.join(', ')}.`);
+  if (checkMemberSchema({ status }) !== undefined) {
+    throw new BadRequest(`Invalid status ${describeValue(status)}: the status of an image member is one of ${STATUSES.join(', ')}.`);
   }
   return status as MemberStatus;
 }

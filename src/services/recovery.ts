@@ -1,5 +1,6 @@
 import type { Runtime } from '../runtime.js';
 import { now } from '../db/database.js';
+import { ServiceUnavailable } from '../domain/errors.js';
 
 export interface ConsistencyReport {
   /** locations recorded in the database whose object is missing from its store */
@@ -38,18 +39,28 @@ export async function recoverAtStart(rt: Runtime, opts: { sweepOrphans: boolean 
   // Interrupted imports: resumed, or rolled back with a task message saying so (services/tasks.ts).
   await rt.tasks.recoverAtStart();
 
+  // A store that is unreachable now (object storage down) must not keep the
+  // server from starting: its sweep is skipped, and the next start retries.
+  const skipped = (what: string) => (err: unknown) => {
+    if (!(err instanceof ServiceUnavailable)) throw err;
+    rt.log.warn({ err }, `${what} skipped at start: a store is unavailable; the next start retries`);
+  };
   let temporary = 0;
-  if (opts.sweepOrphans) for (const s of [...rt.stores.stores, rt.stores.staging]) temporary += await s.removeTemporary();
+  if (opts.sweepOrphans) {
+    for (const s of [...rt.stores.stores, rt.stores.staging]) temporary += await s.removeTemporary().catch((e) => (skipped('removing temporaries')(e), 0));
+  }
 
   const deleted = (await finishDeletes(rt)) + (await finishStagedDeletes(rt));
 
   let orphans = 0;
   if (opts.sweepOrphans) {
-    const report = await checkConsistency(rt);
-    for (const o of report.orphanObjects) {
-      await rt.stores.holding(o.storeId)?.delete(o.url);
-      orphans++;
-    }
+    await (async () => {
+      const report = await checkConsistency(rt);
+      for (const o of report.orphanObjects) {
+        await rt.stores.holding(o.storeId)?.delete(o.url);
+        orphans++;
+      }
+    })().catch(skipped('the orphan sweep'));
   }
   if (released || temporary || orphans || deleted) {
     rt.log.warn({ released, temporary, orphans, deleted }, 'recovered from an unclean stop');
@@ -111,16 +122,15 @@ async function removeLeftovers(rt: Runtime, imageId: string): Promise<void> {
 
 /**
  * How long a node may miss heartbeats before its claims are taken as dead
- * (shared database only). IMAGO_NODE_TIMEOUT_SECONDS, default 30.
+ * (shared database only): nodeTimeoutSeconds (IMAGO_NODE_TIMEOUT_SECONDS), default 30.
  */
-export function nodeTimeoutMs(): number {
-  const s = Number(process.env.IMAGO_NODE_TIMEOUT_SECONDS);
-  return Number.isFinite(s) && s > 0 ? s * 1000 : 30_000;
+export function nodeTimeoutMs(rt: Runtime): number {
+  return rt.config.nodeTimeoutSeconds * 1000;
 }
 
 export async function liveNodes(rt: Runtime): Promise<string[]> {
   if (rt.dialect === 'sqlite') return [rt.nodeId];
-  const cutoff = new Date(Date.now() - nodeTimeoutMs()).toISOString();
+  const cutoff = new Date(Date.now() - nodeTimeoutMs(rt)).toISOString();
   const rows = await rt.db.selectFrom('nodes').select('id').where('heartbeat_at', '>=', cutoff).execute();
   return [rt.nodeId, ...rows.map((r) => r.id)];
 }
@@ -129,7 +139,7 @@ export async function liveNodes(rt: Runtime): Promise<string[]> {
 export async function startHeartbeat(rt: Runtime): Promise<() => Promise<void>> {
   const ts = now();
   await rt.db.insertInto('nodes').values({ id: rt.nodeId, started_at: ts, heartbeat_at: ts }).execute();
-  const period = nodeTimeoutMs() / 3;
+  const period = nodeTimeoutMs(rt) / 3;
   const timer = setInterval(() => {
     rt.db.updateTable('nodes').set({ heartbeat_at: now() }).where('id', '=', rt.nodeId).execute().catch((err) => rt.log.warn({ err }, 'heartbeat failed'));
   }, period);

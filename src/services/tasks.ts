@@ -16,6 +16,9 @@ const POLL_MS = 2_000;
 const SWEEP_MS = 30_000;
 const HEARTBEAT_MS = 10_000;
 const PROGRESS_MS = 1_000;
+/** Progress log lines: at 64 MiB, doubling up to 1 GiB, then every GiB (a line a second would drown the log). */
+const PROGRESS_LOG_FIRST = 64 * 2 ** 20;
+const PROGRESS_LOG_EVERY = 2 ** 30;
 
 /**
  * Durable import tasks: the API's view of them (/v2/tasks,
@@ -124,6 +127,11 @@ export class TaskService {
     while (this.running.size) await Promise.allSettled([...this.running.values()]);
   }
 
+  /** Import tasks this process is running now (a metric). */
+  get runningCount(): number {
+    return this.running.size;
+  }
+
   kick(): void {
     if (this.stopped) return;
     this.pump().catch((err) => this.rt.log.error({ err }, 'task runner could not claim tasks'));
@@ -140,7 +148,7 @@ export class TaskService {
         this.again = false;
         if (this.stopped || this.rt.writers.isClosing) return;
         // With a shared database, other nodes' interrupted imports are taken over as their heartbeats stop.
-        const sweepEvery = this.rt.dialect === 'postgres' ? Math.min(SWEEP_MS, nodeTimeoutMs() / 3) : SWEEP_MS;
+        const sweepEvery = this.rt.dialect === 'postgres' ? Math.min(SWEEP_MS, nodeTimeoutMs(this.rt) / 3) : SWEEP_MS;
         if (Date.now() - this.lastSweep > sweepEvery) {
           this.lastSweep = Date.now();
           await this.repo.deleteExpired();
@@ -177,9 +185,18 @@ export class TaskService {
       lastProgress = Date.now();
       this.repo.touch(task.id, rt.nodeId, copiedMessage(copied)).catch(() => {});
     };
+    const input = task.input as unknown as ImportTaskInput;
+    const method = input.import_req.method.name;
+    const started = Date.now();
+    const taskLog = { task: task.id, image: imageId, method };
+    let milestone = PROGRESS_LOG_FIRST;
     const progress = (bytes: number) => {
       if (bytes <= copied) return;
       copied = bytes;
+      if (copied >= milestone) {
+        rt.log.info({ ...taskLog, bytes: copied }, `import task progress: ${copiedMessage(copied)}`);
+        while (milestone <= copied) milestone = milestone < PROGRESS_LOG_EVERY ? milestone * 2 : milestone + PROGRESS_LOG_EVERY;
+      }
       if (pending) return;
       const wait = PROGRESS_MS - (Date.now() - lastProgress);
       if (wait <= 0) flush();
@@ -194,11 +211,14 @@ export class TaskService {
     heartbeat.unref();
     const work = async () => {
       await this.repo.adoptClaim(imageId, task.id, rt.nodeId);
+      rt.log.info({ ...taskLog, attempt: task.attempts, stores: input.backend, resumed: !!task.state.resumed }, task.state.resumed ? 'import task resumed' : 'import task started');
       const run = new ImportRun(rt, task, { token: this.tokens.get(task.id), signal: controller.signal, progress, resolve: this.resolver });
       try {
         const message = await run.run();
         // Usually the commit that activated the image ended the task too; copy-image and partial imports end here.
         if (!run.ended) await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, rt.config.import.taskTimeToLiveHours);
+        rt.metrics.taskFinished(method, 'success', (Date.now() - started) / 1000);
+        rt.log.info({ ...taskLog, durationMs: Date.now() - started, bytes: copied, result: message }, 'import task succeeded');
       } catch (err) {
         if (run.ended) {
           // The task already succeeded with its commit; only clean-up after it failed.
@@ -213,9 +233,11 @@ export class TaskService {
         }
         if (reason instanceof ServiceUnavailable && rt.writers.isClosing) {
           await this.repo.requeue(task.id, 'Imago is stopping; this import will go on when it starts again.', task.state, { countAttempt: false });
+          rt.log.info({ ...taskLog, bytes: copied }, 'import task paused: Imago is stopping; it goes on at the next start');
           return;
         }
         await this.fail(task, reason);
+        rt.metrics.taskFinished(method, 'failure', (Date.now() - started) / 1000);
       }
     };
     try {
@@ -251,6 +273,7 @@ export class TaskService {
     await removeWorkFiles(rt.config.import.workDir, task.id);
     if (!image) {
       await this.repo.finish(task.id, imageId, 'failure', messageFor(''), null, ttlHours);
+      rt.log.warn({ task: task.id, image: imageId, method, reason: goneMessage }, 'import task failed');
       return;
     }
     const active = image.locations.filter((l) => l.status === 'active');
@@ -269,6 +292,7 @@ export class TaskService {
     const outcome = toQueued ? ` The image is back in status queued; ${retryHint(method, imageId)}`
       : copy ? ' The image itself is unchanged.'
       : ` The image stays active in ${[...kept].sort().join(', ') || 'its stores'}.`;
+    const message = messageFor(outcome);
     // The image's rollback, the task's end and the lock's release are one transaction: no client
     // sees the image queued (and stageable) while its task still runs (issue 14, item 3).
     const removed = await this.repo.revert(imageId, task.id, {
@@ -279,9 +303,10 @@ export class TaskService {
       restoreFormats: toQueued ? task.state.previousFormats : undefined,
       removeProperties: toQueued ? task.state.copiedProperties : undefined,
       restoreProperties: toQueued ? task.state.previousProperties : undefined,
-      end: { status: 'failure', message: messageFor(outcome), result: null, ttlHours, messageIfGone: goneMessage },
+      end: { status: 'failure', message, result: null, ttlHours, messageIfGone: goneMessage },
     });
     await rt.data.removeLocations(removed);
+    rt.log.warn({ task: task.id, image: imageId, method, reason: message }, 'import task failed');
   }
 
   // ---- recovery ----
@@ -354,6 +379,11 @@ export class TaskService {
         failed++;
       } else {
         await this.repo.requeue(task.id, `Imago stopped while this import was running (attempt ${task.attempts}); it resumes now.`, task.state, { countAttempt: true });
+        const elsewhere = task.runnerNode !== null && task.runnerNode !== this.rt.nodeId;
+        this.rt.log.warn(
+          { task: task.id, image: task.imageId, attempt: task.attempts, deadNode: task.runnerNode },
+          elsewhere && this.rt.dialect === 'postgres' ? 'import task of a node that stopped is taken over; it resumes' : 'import task interrupted by a stop; it resumes',
+        );
         resumed++;
       }
     }

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { FileRangeReader } from './file-range-reader.js';
 import { FileSink } from './file-sink.js';
-import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { access, constants, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
@@ -147,6 +147,18 @@ export class FilesystemStore implements Store {
     if (key !== undefined) names = names.filter((n) => n.slice(0, -37) === key);
     await Promise.all(names.map((n) => rm(path.join(tmpDir, n), { force: true })));
     return names.length;
+  }
+
+  /**
+   * Health: the store's directory answers. A writable store creates its
+   * directories on first use; once they exist, their disappearance (an
+   * unmounted volume) is a failure, not something to paper over by creating
+   * them again on the root filesystem.
+   */
+  async probe(): Promise<void> {
+    if (this.info.readOnly) return access(this.dir, constants.R_OK);
+    await this.ensureDirs();
+    await access(path.join(this.dir, TMP_DIR), constants.R_OK | constants.W_OK);
   }
 
   canAdopt(other: Store): boolean {

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { ServiceUnavailable } from '../domain/errors.js';
 
 /**
@@ -147,6 +148,18 @@ export class HashPool {
   /** Rings kept for reuse (for tests). */
   get idleRingCount(): number {
     return this.idleRings.length;
+  }
+
+  private readonly lastLoop = new WeakMap<Worker, EventLoopUtilization>();
+
+  /** Busy share (0..1) of each worker since the previous call (the metrics scrape): hashing is all they do. */
+  utilization(): number[] {
+    return this.workers.map((w) => {
+      const current = w.performance.eventLoopUtilization();
+      const previous = this.lastLoop.get(w);
+      this.lastLoop.set(w, current);
+      return previous ? w.performance.eventLoopUtilization(current, previous).utilization : current.utilization;
+    });
   }
 
   async close(): Promise<void> {

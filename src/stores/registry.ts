@@ -1,12 +1,15 @@
 import type { StoreConfig } from '../config.js';
-import { BadRequest, Conflict } from '../domain/errors.js';
+import { BadRequest, Conflict, ServiceUnavailable } from '../domain/errors.js';
 import { FilesystemStore } from './filesystem.js';
+import { S3Store } from './s3.js';
 import type { Store } from './store.js';
 
 export function createStore(cfg: StoreConfig): Store {
   switch (cfg.type) {
     case 'filesystem':
       return new FilesystemStore({ id: cfg.id, description: cfg.description, readOnly: cfg.readOnly, path: cfg.path! });
+    case 's3':
+      return new S3Store({ id: cfg.id, description: cfg.description, readOnly: cfg.readOnly }, cfg.s3!);
     default:
       throw new Error(`store type ${cfg.type} is not available in this build`);
   }
@@ -50,6 +53,22 @@ export class StoreRegistry {
 
   ids(): string[] {
     return this.stores.map((s) => s.info.id);
+  }
+
+  /**
+   * Lets every store check its backend before the server listens: a store
+   * that cannot work as configured stops the start; one that is only
+   * unreachable now is reported to `warn` and answers 503 until it is back.
+   */
+  async open(warn: (storeId: string, err: Error) => void): Promise<void> {
+    await Promise.all(
+      [...this.stores, this.staging].map((s) =>
+        s.open?.().catch((err: Error) => {
+          if (err instanceof ServiceUnavailable) warn(s.info.id, err);
+          else throw err;
+        }),
+      ),
+    );
   }
 
   async close(): Promise<void> {

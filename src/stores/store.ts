@@ -57,5 +57,9 @@ export interface Store {
   canAdopt?(other: Store): boolean;
   /** moves an object of `other` (same medium) into this store as `key` */
   adopt?(other: Store, location: string, key: string): Promise<PutResult>;
+  /** checks the backend at start: rejects with a plain Error when the store cannot work as configured, with StoreUnavailable when it is only unreachable now */
+  open?(): Promise<void>;
+  /** health: resolves when the store can serve reads (and writes, unless read-only); throws saying why not */
+  probe?(): Promise<void>;
   close?(): Promise<void>;
 }

@@ -23,6 +23,13 @@ const OPENSTACK = '/usr/bin/openstack';
 const GLANCE = '/usr/bin/glance';
 const QEMU_IMG = '/usr/bin/qemu-img';
 
+/**
+ * glance with a token: --os-image-api-version 2 as docs/cli.md says. Without it glanceclient 4.x caches
+ * /v2/schemas/image in ~/.glanceclient, builds options from it on the next run and dies on the schema's
+ * `stores` property ("conflicting option string: --stores"), against Glance too.
+ */
+const GLANCE_TOKEN_ARGS = (url: string, token: string) => ['--os-image-api-version', '2', '--os-image-url', url, '--os-auth-token', token];
+
 const missing = [OPENSTACK, GLANCE, QEMU_IMG].filter((f) => !existsSync(f));
 const skipCli = missing.length ? `needs ${missing.join(', ')} (apt-get install python3-openstackclient python3-glanceclient qemu-utils)` : false;
 const skipKeystone = skipCli || (process.env.IMAGO_TEST_SKIP_KEYSTONE === '1' ? 'IMAGO_TEST_SKIP_KEYSTONE=1' : keystoneUnavailableReason() ?? false);
@@ -187,7 +194,7 @@ describe('openstack and glance CLIs against Imago with static tokens', { skip: s
   });
 
   test('glance: image-create --file, image-list, image-show, image-update --property, image-download, image-delete', async () => {
-    const g: Cli = (args) => run(GLANCE, ['--os-image-url', s.url, '--os-auth-token', TOKENS.admin, ...args], {}, dir);
+    const g: Cli = (args) => run(GLANCE, [...GLANCE_TOKEN_ARGS(s.url, TOKENS.admin), ...args], {}, dir);
     for (const [file, fmt] of [[disks.raw, 'raw'], [disks.qcow2, 'qcow2']] as const) {
       const name = `glance-${fmt}`;
       const created = glanceTable(ok(await g(['image-create', '--name', name, '--disk-format', fmt, '--container-format', 'bare', '--architecture', 'x86_64', '--file', file]), 'glance image-create'));
@@ -232,7 +239,7 @@ describe('openstack and glance CLIs against Imago with static tokens', { skip: s
   });
 
   test('glance image-list filters and sorting go through Imago\'s query parameters', async () => {
-    const g: Cli = (args) => run(GLANCE, ['--os-image-url', s.url, '--os-auth-token', TOKENS.admin, ...args], {}, dir);
+    const g: Cli = (args) => run(GLANCE, [...GLANCE_TOKEN_ARGS(s.url, TOKENS.admin), ...args], {}, dir);
     // no --file and an empty stdin: glance uploads zero bytes
     for (const name of ['flt-b', 'flt-a', 'flt-c']) {
       const made = glanceTable(ok(await g(['image-create', '--name', name, '--disk-format', 'raw', '--container-format', 'bare', '--tags', 'flt', '--os-distro', name === 'flt-b' ? 'b-os' : 'other-os']), 'image-create'));

@@ -42,6 +42,18 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_
   assert.fail(`timed out waiting for ${what}`);
 }
 
+/** The task event lines (messages) a process logged for image `id`, in order. */
+function taskEvents(child: ChildImago, id: string): string[] {
+  return child.logs.flatMap((line) => {
+    try {
+      const entry = JSON.parse(line);
+      return entry.image === id && entry.task && !String(entry.msg).startsWith('import task progress') ? [entry.msg as string] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 async function image(child: ChildImago, id: string): Promise<Json> {
   return (await (await client(child)('GET', `/v2/images/${id}`)).json()) as Json;
 }
@@ -160,6 +172,8 @@ describe('crash recovery of stage and import (kill -9)', () => {
       const task = await finishedTask(child, id);
       assert.equal(task.status, 'success', task.message);
       assert.equal(task.message, 'Copied 6 MiB (resumed after an interruption)');
+      // the restarted process says what it found and what it did (docs/operations.md, task events)
+      assert.deepEqual(taskEvents(child, id), ['import task interrupted by a stop; it resumes', 'import task resumed', 'import task succeeded']);
       const img = await image(child, id);
       assert.equal(img.status, 'active');
       assert.equal(img.stores, 'cheap,fast');
@@ -264,6 +278,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       const stopped = child.terminate();
       const { code } = await stopped;
       assert.equal(code, 0);
+      assert.deepEqual(taskEvents(child, id), ['import task started', 'import task paused: Imago is stopping; it goes on at the next start']);
       for (const w of waiting.splice(0)) w();
       hold = false;
       const { rt } = await inspectDataDir(dataDir, config());
@@ -279,6 +294,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       assert.equal(task.status, 'success', task.message);
       assert.equal(task.message, 'Copied 6 MiB (resumed after an interruption)');
       assert.equal((await image(child, id)).os_hash_value, sha512(data));
+      assert.deepEqual(taskEvents(child, id), ['import task resumed', 'import task succeeded']);
       const { rt: after } = await inspectDataDir(dataDir, config());
       try {
         // a graceful stop is not one of the attempts that lead to a rollback

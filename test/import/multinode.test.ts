@@ -76,6 +76,12 @@ describe('imports on a shared database', { timeout: 180_000 }, async () => {
       }
       assert.equal(task.status, 'success', task.message);
       assert.equal(task.message, 'Copied 5 MiB (resumed after an interruption)');
+      // B's log says it took the task over from the dead node A (docs/operations.md, task events)
+      const events = b.logs.flatMap((l) => { try { const e = JSON.parse(l); return e.image === id && e.task ? [e] : []; } catch { return []; } });
+      const takeover = events.find((e) => e.msg === 'import task of a node that stopped is taken over; it resumes');
+      assert.ok(takeover, b.logs.join('\n'));
+      assert.equal(typeof takeover.deadNode, 'string');
+      assert.ok(events.some((e) => e.msg === 'import task succeeded'));
       const img = (await (await call(b, 'GET', `/v2/images/${id}`)).json()) as Json;
       assert.equal(img.status, 'active');
       assert.equal(img.os_hash_value, sha512(data));

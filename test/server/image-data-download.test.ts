@@ -115,8 +115,20 @@ describe('GET /v2/images/{id}/file', () => {
     r = await get(small, { 'content-range': 'bytes 0-99/1000', range: 'bytes=200-209' });
     assert.equal(r.headers['content-range'], 'bytes 200-209/1000');
     assert.deepEqual(r.body, data1k().subarray(200, 210));
+    r = await get(small, { 'content-range': 'bytes 990-999/*' });
+    assert.equal(r.status, 206);
+    assert.deepEqual(r.body, data1k().subarray(990, 1000));
     assertErrorBody(await get(small, { 'content-range': 'bytes 2000-2100/*' }), 416);
     assertErrorBody(await get(small, { 'content-range': 'rubbish' }), 416);
+  });
+
+  test('legacy Content-Range reaching past the image -> 416 (not clamped as Range is)', async () => {
+    for (const value of ['bytes 990-1000/*', 'bytes 0-1999/*', 'bytes 990-2000/3000', 'bytes 0-1000/1001', 'bytes 1000-1000/*', 'bytes 20-10/*', 'bytes 0-99/50']) {
+      const r = await get(small, { 'content-range': value });
+      const e = assertErrorBody(r, 416);
+      assert.match(e.message, /Content-Range/, value);
+      assert.equal(r.headers['content-range'], 'bytes */1000', value);
+    }
   });
 
   test('no data: 204 without body or Content-Type, also with Range', async () => {

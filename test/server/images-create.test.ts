@@ -1,7 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { startTestServer, PROJECTS, type TestServer } from '../support/server.js';
+import { request as httpRequest } from 'node:http';
+import { startTestServer, PROJECTS, TOKENS, type TestServer } from '../support/server.js';
 
 type Json = Record<string, any>;
 
@@ -20,6 +21,37 @@ async function errorOf(res: Response, status: number): Promise<Json> {
   return body.error;
 }
 
+/** POST /v2/images with a Host header of our choosing (fetch sets its own); resolves the Location header. */
+function createWithHost(base: string, token: string, host: string): Promise<string | undefined> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: u.hostname, port: u.port, path: '/v2/images', method: 'POST', headers: { host, 'x-auth-token': token, 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 201 ? resolve(res.headers.location) : reject(new Error(`status ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end('{"name":"located"}');
+  });
+}
+
+describe('Location of 201 Created', () => {
+  test('the request\'s Host without publicEndpoint; publicEndpoint (its path kept) when configured', async () => {
+    const plain = await startTestServer();
+    const proxied = await startTestServer({ config: { publicEndpoint: 'https://images.example.org/image/' } });
+    try {
+      const viaHost = await createWithHost(plain.url, TOKENS.admin, 'images.internal:9292');
+      assert.match(viaHost ?? '', /^http:\/\/images\.internal:9292\/v2\/images\/[0-9a-f-]{36}$/);
+      const viaEndpoint = await createWithHost(proxied.url, TOKENS.admin, 'images.internal:9292');
+      assert.match(viaEndpoint ?? '', /^https:\/\/images\.example\.org\/image\/v2\/images\/[0-9a-f-]{36}$/);
+      const id = viaEndpoint!.split('/').pop()!;
+      assert.equal((await proxied.req('GET', `/v2/images/${id}`)).status, 200, 'the Location names the image created');
+    } finally {
+      await plain.close();
+      await proxied.close();
+    }
+  });
+});
+
 describe('POST /v2/images', () => {
   let s: TestServer;
   before(async () => { s = await startTestServer(); });
@@ -31,7 +63,7 @@ describe('POST /v2/images', () => {
     const res = await post({ name: 'cirros', disk_format: 'qcow2', container_format: 'bare', min_ram: 64, min_disk: 1, tags: ['a', 'b'], os_distro: 'cirros' }, 'member');
     assert.equal(res.status, 201);
     const img = (await res.json()) as Json;
-    assert.equal(res.headers.get('location'), `/v2/images/${img.id}`);
+    assert.equal(res.headers.get('location'), `${s.url}/v2/images/${img.id}`, 'absolute, from the request\'s scheme and Host');
     assert.match(res.headers.get('x-openstack-request-id') ?? '', /^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
     assert.equal(res.headers.get('openstack-image-import-methods'), 'glance-direct,web-download,copy-image,glance-download');

@@ -111,10 +111,11 @@ describe('image show, delete, deactivate and reactivate', () => {
     assert.equal((await s.req('DELETE', `/v2/images/${mine.id}`, { token: 'member' })).status, 204);
   });
 
-  test('deactivate and reactivate: 204, idempotent, 400 from the wrong state', async () => {
+  test('deactivate and reactivate: 204, idempotent, 403 from the wrong state (Glance\'s domain raises Forbidden)', async () => {
     const img = await createImage(s, {}, 'member');
-    await expectError(await action(img.id, 'deactivate', 'member'), 400, /queued/);
-    await expectError(await action(img.id, 'reactivate', 'member'), 400, /queued/);
+    await expectError(await action(img.id, 'deactivate', 'member'), 403, /queued/);
+    await expectError(await action(img.id, 'reactivate', 'member'), 403, /queued/);
+    assert.equal(((await (await get(img.id)).json()) as Json).status, 'queued', 'a refused action changes nothing');
     assert.equal((await uploadBytes(s, img.id, data1k(), 'member')).status, 204);
     for (let i = 0; i < 2; i++) {
       const res = await action(img.id, 'deactivate', 'member', { 'content-type': 'application/json' });

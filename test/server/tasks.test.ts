@@ -93,6 +93,14 @@ describe('tasks API', () => {
     assert.equal(del.headers.get('allow'), 'GET, HEAD');
   });
 
+  test('POST /v2/tasks (the deprecated task-creation API, docs/import.md) is 405 with Allow, even for admins', async () => {
+    // What glanceclient's task-create and openstacksdk with image_api_use_tasks send.
+    const res = await s.req('POST', '/v2/tasks', { json: { type: 'import', input: { import_from: 'swift://c/o', import_from_format: 'raw', image_properties: { name: 'x' } } } });
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.get('allow'), 'GET, HEAD');
+    assert.equal((await errorOf(res)).code, 405);
+  });
+
   test('expired tasks disappear', async () => {
     const img = await createImage(s);
     assert.equal((await stage(s, img.id, payload(10))).status, 204);

@@ -72,6 +72,49 @@ describe('discovery', () => {
     }
   });
 
+  test('a version we do not serve (/v1/..., /v3, /anything) answers 300 with the versions document, any method, no token', async () => {
+    const cases: [string, string][] = [['GET', '/v1/images'], ['GET', '/v1/images/detail?limit=20'], ['HEAD', '/v1/images/x'], ['POST', '/v1/images'], ['PUT', '/v1/images/x'],
+      ['DELETE', '/v1/images/x'], ['GET', '/v3'], ['GET', '/v2.14/images'], ['GET', '/v2.16/cache'], ['GET', '/v2.99/images'], ['GET', '/images'], ['GET', '/v2x/images'], ['GET', '/healthcheck/x']];
+    for (const [method, url] of cases) {
+      const res = await s.req(method, url, { token: null, body: ['POST', 'PUT'].includes(method) ? '{"not json' : undefined, headers: { 'content-type': 'application/json' } });
+      assert.equal(res.status, 300, `${method} ${url}`);
+      if (method !== 'HEAD') checkVersions((await res.json()) as Json, `${s.url}/v2/`);
+    }
+  });
+
+  test('/versions answers 200 whatever the method or the rest of the path, as Glance', async () => {
+    for (const [method, url] of [['POST', '/versions'], ['GET', '/versions/'], ['GET', '/versions/v2']]) {
+      const res = await s.req(method, url, { token: null });
+      assert.equal(res.status, 200, `${method} ${url}`);
+      checkVersions((await res.json()) as Json, `${s.url}/v2/`);
+    }
+  });
+
+  test('/v2.N/... is /v2/... for every version of the document; the token is still checked', async () => {
+    const created = (await (await s.req('POST', '/v2.1/images', { json: { name: 'via-v2.1' } })).json()) as Json;
+    assert.equal(created.name, 'via-v2.1');
+    for (const v of ['v2', 'v2.0', 'v2.1', 'v2.9', 'v2.13', 'v2.15']) {
+      const res = await s.req('GET', `/${v}/images/${created.id}`);
+      assert.equal(res.status, 200, v);
+      assert.equal(((await res.json()) as Json).id, created.id);
+      assert.equal((await s.req('GET', `/${v}/images/${created.id}`, { token: null })).status, 401, `${v} without a token`);
+    }
+    const list = await s.req('GET', '/v2.15/images?limit=1');
+    assert.equal(list.status, 200);
+    assert.equal(((await list.json()) as Json).images.length, 1);
+    assert.equal((await s.req('GET', '/v2.3/schemas/image', { token: 'reader' })).status, 200);
+    assert.equal((await s.req('GET', '/v2.1', { token: 'reader' })).status, 404, 'the v2 root is no resource under any version');
+    assert.equal((await s.req('DELETE', `/v2.2/images/${created.id}`)).status, 204);
+  });
+
+  test('Accept: application/vnd.openstack.images-vX names the version instead of the path', async () => {
+    const ok = await s.req('GET', '/schemas/image', { token: 'reader', headers: { accept: 'application/vnd.openstack.images-v2.1' } });
+    assert.equal(ok.status, 200);
+    assert.equal(((await ok.json()) as Json).name, 'image');
+    const unknown = await s.req('GET', '/schemas/image', { token: null, headers: { accept: 'application/vnd.openstack.images-v1' } });
+    assert.equal(unknown.status, 300);
+  });
+
   test('GET /healthcheck needs no token and says OK', async () => {
     const res = await s.req('GET', '/healthcheck', { token: null });
     assert.equal(res.status, 200);
