@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createImage, startTestServer, uploadBytes } from '../support/server.js';
-import { assertErrorShape } from './helpers.js';
+import { SKIP_IN_POSTGRES_PASS, assertErrorShape, serverOn } from './helpers.js';
 
 /**
  * Faults in a running server (issue 14): the database locked beyond the busy
@@ -24,8 +24,8 @@ async function expect503(res: Response, reason: RegExp): Promise<void> {
   assert.match(text, reason);
 }
 
-test('SQLite locked by another process beyond the busy timeout: 503 with the reason, nothing applied, then recovery', { timeout: 60_000 }, async () => {
-  const s = await startTestServer({ env: { IMAGO_TEST_PG: '' } });
+test('SQLite locked by another process beyond the busy timeout: 503 with the reason, nothing applied, then recovery', { timeout: 60_000, skip: SKIP_IN_POSTGRES_PASS }, async () => {
+  const s = await serverOn('sqlite');
   try {
     if (s.rt.dialect !== 'sqlite') return;
     const img = await createImage(s, { name: 'before-lock' });
@@ -85,7 +85,7 @@ function canRunAsPostgres(): boolean {
   }
 }
 
-test('PostgreSQL restarted under a running server: 503 while it is down, everything works again after', { timeout: 120_000, skip: !canRunAsPostgres() && 'needs root and the postgres user' }, async () => {
+test('PostgreSQL restarted under a running server: 503 while it is down, everything works again after', { timeout: 120_000, skip: SKIP_IN_POSTGRES_PASS || (!canRunAsPostgres() && 'needs root and the postgres user') }, async () => {
   const pg = privateCluster();
   if (!pg) return;
   try {

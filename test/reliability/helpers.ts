@@ -6,11 +6,21 @@ import { createTestDatabase, postgresAvailable } from '../support/postgres.js';
 export type DatabaseKind = 'sqlite' | 'postgres';
 
 /**
+ * The test runner's PostgreSQL pass (IMAGO_TEST_PG=1) reruns every file with PostgreSQL under
+ * each server; the reliability suites already run both databases in the first pass, so they
+ * skip this one instead of doubling CI time.
+ */
+export const IN_POSTGRES_PASS = process.env.IMAGO_TEST_PG === '1';
+export const SKIP_IN_POSTGRES_PASS = IN_POSTGRES_PASS && 'run on both databases in the SQLite pass';
+
+/**
  * The databases this machine can run the suites on: SQLite always, the test
  * PostgreSQL (127.0.0.1:5432) when it answers. IMAGO_TEST_REQUIRE_PG=1 (CI)
  * turns a missing PostgreSQL into a failure instead of a skip.
  */
 export async function databases(): Promise<DatabaseKind[]> {
+  // These suites run each database themselves: the runner's PostgreSQL pass would repeat them.
+  if (IN_POSTGRES_PASS) return [];
   if (await postgresAvailable()) return ['sqlite', 'postgres'];
   if (process.env.IMAGO_TEST_REQUIRE_PG === '1') throw new Error('PostgreSQL at 127.0.0.1:5432 is required (IMAGO_TEST_REQUIRE_PG=1) but does not answer');
   return ['sqlite'];
