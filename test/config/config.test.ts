@@ -142,7 +142,7 @@ describe('configuration', () => {
   test('s3 store settings: defaults and ranges', () => {
     const c = configFrom({ stores: [{ id: 'o', type: 's3', s3: { bucket: 'images', endpoint: 'http://127.0.0.1:8080' } }], defaultStore: 'o' }, dir);
     assert.deepEqual(c.stores[0].s3, {
-      bucket: 'images', endpoint: 'http://127.0.0.1:8080', region: 'us-east-1', partSizeMiB: 8, queueSize: 4, maxParts: 10000, minPartSizeMiB: 5, createBucket: false, maxAttempts: 3, connectTimeoutMs: 5000, requestTimeoutMs: 60000,
+      bucket: 'images', endpoint: 'http://127.0.0.1:8080', region: 'us-east-1', partSizeMiB: 8, queueSize: 4, maxParts: 10000, minPartSizeMiB: 5, createBucket: false, maxCopyObjectMiB: 5120, maxAttempts: 3, connectTimeoutMs: 5000, requestTimeoutMs: 60000,
     });
     assert.match(refused({ stores: [{ id: 'o', type: 's3', s3: { bucket: 'B!', queueSize: 0 } }], defaultStore: 'o' }), /stores\[0\]\.s3\.bucket must match/);
   });

@@ -91,11 +91,11 @@ describe('request logs', () => {
     assert.equal(bad.status, 401);
     assert.ok(!s.logs.lines.join('\n').includes('not-a-token'));
 
-    const lost = await call('GET', '/no/such/thing');
+    const lost = await call('GET', '/v2/no/such/thing');
     assert.equal(lost.status, 404);
     const lostLine = await lineOf(s.logs, lost.headers.get('x-openstack-request-id'));
     assert.equal(lostLine.route, 'unmatched');
-    assert.equal(lostLine.path, '/no/such/thing');
+    assert.equal(lostLine.path, '/v2/no/such/thing');
 
     // refused by the router itself, before any hook runs
     const garbled = await call('GET', '/v2/images/%zz');

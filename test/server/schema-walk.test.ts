@@ -121,7 +121,7 @@ describe('every served schema, every constraint', () => {
 
   /** How each request document is sent: method, path, the valid body the violation goes into, and attributes refused 403 before validation. */
   const routes: Record<string, () => { method: string; url: string; base: Json; readOnly: string[]; wrap?: (v: Json) => Json }> = {
-    image: () => ({ method: 'POST', url: '/v2/images', base: {}, readOnly: ['direct_url', 'self', 'file', 'schema'] }),
+    image: () => ({ method: 'POST', url: '/v2/images', base: {}, readOnly: ['direct_url', 'self', 'file', 'schema', 'stores'] }),
     'metadefs/namespace': () => ({ method: 'POST', url: '/v2/metadefs/namespaces', base: { namespace: 'Walk::Other' }, readOnly: ['self', 'schema', 'created_at', 'updated_at'] }),
     'metadefs/object': () => ({ method: 'POST', url: `/v2/metadefs/namespaces/${ns}/objects`, base: { name: 'o' }, readOnly: ['self', 'schema', 'created_at', 'updated_at'] }),
     'metadefs/property': () => ({ method: 'POST', url: `/v2/metadefs/namespaces/${ns}/properties`, base: { name: 'p', title: 'P', type: 'string' }, readOnly: ['created_at', 'updated_at'] }),
@@ -219,6 +219,12 @@ describe('every served schema, every constraint', () => {
           const body = JSON.parse(line);
           assert.ok(['glance-direct', 'web-download', 'copy-image', 'glance-download'].includes(body.method.name), line);
         }
+      },
+      // A request log line: the fields docs/operations.md's table explains.
+      'operations.md#1': (t) => {
+        const line = JSON.parse(t);
+        for (const k of ['time', 'requestId', 'method', 'route', 'path', 'status', 'bytesIn', 'bytesOut', 'durationMs', 'user', 'project', 'remoteAddress']) assert.ok(k in line, k);
+        assert.match(line.time, /^\d{4}-\d\d-\d\dT/);
       },
       'quotas.md#1': (t) => errorBody(JSON.parse(t)),
       'quotas.md#2': (t) => {
