@@ -97,7 +97,7 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
     request.ctx = toContext(creds, request.id, Array.isArray(token) ? token[0] : token);
     // is_admin is whatever the policy's context_is_admin rule says (role:admin by default).
     request.ctx.isAdmin = rt.policy.isAdmin(request.ctx);
-    assertNoNulInUrl(request.url);
+    assertNoNulInUrl(request.method, request.url);
   });
 
   app.setErrorHandler((err, request, reply) => {
