@@ -167,7 +167,11 @@ pipeline = ${kind}-server
 
 [app:${kind}-server]
 use = egg:swift#${kind}
-
+# A busy test machine must not turn the object server's synchronous container update into an
+# async pending one: nothing here runs the updaters, so the listing would stay stale.
+conn_timeout = 10
+node_timeout = 60
+${kind === 'object' ? 'container_update_timeout = 60\n' : ''}
 [${kind}-replicator]
 [${kind}-auditor]
 ${kind === 'account' ? '' : `[${kind}-updater]\n`}`;
@@ -190,6 +194,8 @@ pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_forma
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
+conn_timeout = 10
+node_timeout = 60
 
 [filter:catch_errors]
 use = egg:swift#catch_errors
