@@ -27,10 +27,12 @@ const NOT_FOR_POSTGRES = [
   'tempest/', 'bench/', 'e2e/', 'console/', 'browser/', '-cli.test', '/cli.test', 'glance-cli',
   'stores/', 'import/inspect', 'import/uri-filter', 'auth/keystone.test', 'db/checkpointer',
   'recovery/durability', 'server/image-data-memory', 'reliability/soak', 'reliability/leak', 'architecture/', 'domain/', 'config/',
+  // on PostgreSQL in every pass already (several nodes need a shared database)
+  'scale/', '/multinode',
 ];
 
 /** Long files first, so the parallel group ends together (seconds measured on the CI machine). */
-const SLOW_FIRST = ['tempest/tempest', 'e2e/cli', 'import/crash', 'import/cli', 'metadefs/glance-cli', 'server/members-cli', 'recovery/crash', 'import/glance-download', 'metadefs/manage', 'recovery/shutdown', 'reliability/'];
+const SLOW_FIRST = ['tempest/tempest', 'e2e/cli', 'import/crash', 'import/cli', 'metadefs/glance-cli', 'server/members-cli', 'recovery/crash', 'import/glance-download', 'metadefs/manage', 'recovery/shutdown', 'reliability/', 'scale/'];
 
 function listTests(dir) {
   const out = [];

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   strace                                      # the durability test checks the fsync order
   prometheus                                  # a real Prometheus scrapes /metrics (test/ops/metrics.test.ts)
   tempest glance-tempest-plugin               # tempest's image API tests (test/tempest/tempest.test.ts)
+  haproxy                                     # the balancer in front of three nodes (test/scale/haproxy.test.ts)
   swift swift-proxy swift-object swift-container swift-account memcached  # a real S3 (Swift s3api) for the s3 store (test/support/swift.ts)
 )
 missing=()
