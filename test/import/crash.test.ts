@@ -42,6 +42,15 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_
   assert.fail(`timed out waiting for ${what}`);
 }
 
+/**
+ * The task events once `last` is among them: the task's row can say success a moment before the
+ * process's log line reaches the test through its stdout pipe.
+ */
+async function taskEventsThrough(child: ChildImago, id: string, last: string): Promise<string[]> {
+  for (let i = 0; i < 100 && !taskEvents(child, id).includes(last); i++) await new Promise((r) => setTimeout(r, 50));
+  return taskEvents(child, id);
+}
+
 /** The task event lines (messages) a process logged for image `id`, in order. */
 function taskEvents(child: ChildImago, id: string): string[] {
   return child.logs.flatMap((line) => {
@@ -173,7 +182,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       assert.equal(task.status, 'success', task.message);
       assert.equal(task.message, 'Copied 6 MiB (resumed after an interruption)');
       // the restarted process says what it found and what it did (docs/operations.md, task events)
-      assert.deepEqual(taskEvents(child, id), ['import task interrupted by a stop; it resumes', 'import task resumed', 'import task succeeded']);
+      assert.deepEqual(await taskEventsThrough(child, id, 'import task succeeded'), ['import task interrupted by a stop; it resumes', 'import task resumed', 'import task succeeded']);
       const img = await image(child, id);
       assert.equal(img.status, 'active');
       assert.equal(img.stores, 'cheap,fast');
@@ -294,7 +303,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       assert.equal(task.status, 'success', task.message);
       assert.equal(task.message, 'Copied 6 MiB (resumed after an interruption)');
       assert.equal((await image(child, id)).os_hash_value, sha512(data));
-      assert.deepEqual(taskEvents(child, id), ['import task resumed', 'import task succeeded']);
+      assert.deepEqual(await taskEventsThrough(child, id, 'import task succeeded'), ['import task resumed', 'import task succeeded']);
       const { rt: after } = await inspectDataDir(dataDir, config());
       try {
         // a graceful stop is not one of the attempts that lead to a rollback

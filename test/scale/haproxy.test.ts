@@ -236,7 +236,7 @@ listen stats
       return fetch(`${lb}/v2/images/${id}/file`, { method: 'PUT', headers: { 'x-auth-token': TOKENS.admin, 'content-type': 'application/octet-stream' }, body, duplex: 'half' } as RequestInit);
     }));
     for (const a of answers) assert.equal(a.status, 204, await a.text());
-    for (const n of ['a', 'b', 'c']) assert.ok(logged(n, /^PUT \/v2\/images\/[^/]+\/file 204$/).length > 0, `node ${n} served an upload`);
+    for (const n of ['a', 'b', 'c']) await waitFor(`node ${n} to log an upload it served`, async () => logged(n, /^PUT \/v2\/images\/[^/]+\/file 204$/).length > 0, 10_000);
     for (const { id, data } of images) {
       for (const n of ['a', 'b', 'c']) await assertHolds(id, data, nodes[n]!.url);
       for (let r = 0; r < 4; r++) {
@@ -287,7 +287,7 @@ listen stats
     });
     assert.equal(released.size, null);
     await waitFor('the multipart upload to be aborted', async () => (await multipartUploads(buckets.fast)).length === 0);
-    assert.ok(['a', 'b'].some((n) => logged(n, /released the uploads of a node that stopped/).length > 0), 'a survivor says it released them');
+    await waitFor('a survivor to log the release', async () => ['a', 'b'].some((n) => logged(n, /released the uploads of a node that stopped/).length > 0), 10_000);
     const data = payload(4 * MiB + 1, 44);
     assert.equal((await call('PUT', `/v2/images/${id}/file`, { body: data })).status, 204);
     await assertHolds(id, data);
@@ -314,7 +314,7 @@ listen stats
     assert.equal(done.status, 'success', done.message);
     assert.match(done.message, /resumed after an interruption/);
     const survivors = ['a', 'b', 'c'].filter((n) => n !== runner);
-    assert.ok(survivors.some((n) => logged(n, /taken over; it resumes/).some((e) => e.image === id)), 'a survivor took the task over');
+    await waitFor('a survivor to log the takeover', async () => survivors.some((n) => logged(n, /taken over; it resumes/).some((e) => e.image === id)), 10_000);
     await assertHolds(id, webData);
     await startNode(runner);
     await waitState(runner, /^UP/);
