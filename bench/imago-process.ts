@@ -45,13 +45,14 @@ export function startFlags(repoRoot: string): string[] {
 }
 
 /** Starts `node <npm start's flags> dist/src/main.js` on a fresh data dir and a free loopback port, and waits until it answers. */
-export async function startImago(opts: { repoRoot: string; workDir: string; nodeArgs: string[] }): Promise<LocalImago> {
+export async function startImago(opts: { repoRoot: string; workDir: string; nodeArgs: string[]; extraConfig?: Record<string, unknown> }): Promise<LocalImago> {
+  const config = { ...BENCH_CONFIG, ...(opts.extraConfig ?? {}) };
   const main = path.join(opts.repoRoot, 'dist', 'src', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
   const dataDir = path.join(opts.workDir, 'data');
   mkdirSync(dataDir, { recursive: true });
   const configFile = path.join(opts.workDir, 'imago-bench.json');
-  writeFileSync(configFile, JSON.stringify(BENCH_CONFIG, null, 2));
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
   const port = await freePort();
   const logFile = path.join(opts.workDir, 'server.log');
   const log = createWriteStream(logFile);
@@ -88,7 +89,7 @@ export async function startImago(opts: { repoRoot: string; workDir: string; node
     target: { baseUrl, token, pid: child.pid, sameMachine: true },
     dataDir,
     logFile,
-    config: BENCH_CONFIG,
+    config,
     stop: () => stopChild(child, exited),
   };
 }

@@ -44,6 +44,8 @@ export interface Options {
   serverNodeArgs: string[];
   cpuProf: boolean;
   keep: boolean;
+  /** where the local server keeps image data: its filesystem store, or an S3 store on a Swift started for the run */
+  store: 'filesystem' | 's3';
 }
 
 export const QUICK: Sizes = {
@@ -87,12 +89,14 @@ export const USAGE = `Usage: npm run bench -- [options]
   --server-node-arg ARG       extra node flag for the local server (repeatable)
   --work-dir DIR              where temporary files go (default: the OS temp dir)
   --keep                      keep the work dir (server data, log, generated files)
+  --store filesystem|s3       the local server's default store (s3: a Swift with s3api is started for the run;
+                              the SDK alone on the same bytes is the reference)
 `;
 
 export class UsageError extends Error {}
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): Options {
-  const opts: Options = { quick: false, sizes: FULL, only: new Set(SCENARIOS), serverNodeArgs: [], cpuProf: false, keep: false };
+  const opts: Options = { quick: false, sizes: FULL, only: new Set(SCENARIOS), serverNodeArgs: [], cpuProf: false, keep: false, store: 'filesystem' };
   const ks: Partial<KeystoneAuth> = {
     authUrl: env.OS_AUTH_URL,
     username: env.OS_USERNAME,
@@ -136,10 +140,17 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       case '--server-node-arg': opts.serverNodeArgs.push(value()); break;
       case '--work-dir': opts.workDir = value(); break;
       case '--keep': opts.keep = true; break;
+      case '--store': {
+        const v = value();
+        if (v !== 'filesystem' && v !== 's3') throw new UsageError('--store is filesystem or s3');
+        opts.store = v;
+        break;
+      }
       case '--help': case '-h': throw new UsageError('');
       default: throw new UsageError(`unknown option ${arg}`);
     }
   }
+  if (opts.target && opts.store !== 'filesystem') throw new UsageError('--store sets up the local server; a --target keeps its own stores');
   if (opts.target) {
     let url: URL;
     try {

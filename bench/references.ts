@@ -24,6 +24,9 @@ export interface References {
   httpRanges?: number;
   /** Imago's own HashPool (md5 + sha512 on two worker threads) fed the file in 64 KiB chunks, no HTTP, no disk writes */
   hashPool?: number;
+  /** `--store s3`: the same SDK uploading the file (multipart, the server's part size and queue) and reading it back with one GetObject */
+  s3SdkPut?: number;
+  s3SdkGet?: number;
 }
 
 /** One core: the bench's main thread hashes the file (read from page cache in 1 MiB reads). */

@@ -27,6 +27,8 @@ import { RANGE_SEED, rangedReads } from './scenarios/ranges.js';
 import { timedDownload, timedUpload, uploadWithCurl } from './scenarios/transfer.js';
 import { formatBytes, GiB } from './stats.js';
 import { evaluateTargets } from './targets.js';
+import { measureS3References, startBenchS3, type BenchS3 } from './s3.js';
+import { chunkedUploadsMemory } from './scenarios/chunked.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -43,13 +45,13 @@ function isLoopback(url: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
 }
 
-async function openTarget(o: Options, workDir: string, profDir: string): Promise<{ target: Target; local?: LocalImago }> {
+async function openTarget(o: Options, workDir: string, profDir: string, s3?: BenchS3): Promise<{ target: Target; local?: LocalImago }> {
   if (o.target) {
     const token = o.token ?? (await keystoneToken(o.keystone!));
     return { target: { baseUrl: o.target, token, sameMachine: isLoopback(o.target), pid: isLoopback(o.target) ? o.serverPid : undefined } };
   }
   const nodeArgs = [...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...o.serverNodeArgs];
-  const local = await startImago({ repoRoot, workDir, nodeArgs });
+  const local = await startImago({ repoRoot, workDir, nodeArgs, extraConfig: s3?.serverConfig });
   return { target: local.target, local };
 }
 
@@ -92,6 +94,13 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
       if (!file) throw new Skip('the target runs on another machine; local ceilings would not describe it');
       refs = await measureReferences(r, file, ctx.workDir, { ranges: Math.min(1000, Math.ceil(sizes.ranges / 4)), rangeSize: sizes.rangeSize, rangeSeed: RANGE_SEED, repeats: sizes.repeats }, ctx.ref!);
     }));
+    const s3 = ctx.s3;
+    if (s3 && file) {
+      results.push(await runScenario(ctx, 's3-references', `S3 references: the SDK alone (${formatBytes(small)})`, async (r) => {
+        const got = await measureS3References(r, s3, file, sizes.repeats);
+        if (refs) Object.assign(refs, { s3SdkPut: got.sdkPut, s3SdkGet: got.sdkGet });
+      }));
+    }
   }
 
   let smallImage: string | undefined;
@@ -154,6 +163,13 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
     files.drop(size);
   }
 
+  if (only.has('concurrent') && ctx.s3) {
+    const { count, size } = sizes.concurrent;
+    const file = files.get(size);
+    results.push(await runScenario(ctx, 's3-chunked-uploads', `${count} chunked uploads of ${formatBytes(size)} to S3 (memory)`, (r) => chunkedUploadsMemory(r, api, file, count, name('chunked'))));
+    files.drop(size);
+  }
+
   if (only.has('metadata')) results.push(...(await metadataScenarios(ctx)));
   return { results, refs };
 }
@@ -194,19 +210,24 @@ async function main(): Promise<number> {
   if (Number((machine.loadAtStart as number[])[0]) > 0.5) console.log(`  note: load average is ${(machine.loadAtStart as number[])[0].toFixed(2)} at start: other work will skew the figures`);
 
   let local: LocalImago | undefined;
+  let s3: BenchS3 | undefined;
   let results: ScenarioResult[] = [];
   let refs: References | undefined;
   let fatal: string | undefined;
   const started = new Date();
   try {
-    const opened = await openTarget(opts, workDir, profDir);
+    if (opts.store === 's3') {
+      s3 = await startBenchS3();
+      console.log(`  S3: Swift s3api at ${s3.swift.endpoint}, bucket ${s3.bucket}`);
+    }
+    const opened = await openTarget(opts, workDir, profDir, s3);
     local = opened.local;
     console.log(local ? `  Imago ${local.target.baseUrl} (pid ${local.target.pid}, log ${local.logFile})` : `  target ${opened.target.baseUrl}`);
     const api = new Api(opened.target);
     const filesDir = path.join(workDir, 'files');
     const files = new Files(filesDir);
     const ref = opened.target.sameMachine ? await startRefServer(filesDir) : undefined;
-    const ctx: BenchContext = { api, target: opened.target, opts, workDir, runId: stamp.slice(0, 19), ref };
+    const ctx: BenchContext = { api, target: opened.target, opts, workDir, runId: stamp.slice(0, 19), ref, s3 };
     try {
       ({ results, refs } = await scenarios(ctx, files));
     } finally {
@@ -223,9 +244,10 @@ async function main(): Promise<number> {
       const code = await local.stop();
       if (code !== 0) console.error(`  note: Imago exited with ${code}; see ${local.logFile}`);
     }
+    await s3?.stop();
   }
 
-  const targets = evaluateTargets(results, refs, { metadataImages: opts.sizes.metadataImages });
+  const targets = evaluateTargets(results, refs, { metadataImages: opts.sizes.metadataImages, s3Bound: s3 ? { count: opts.sizes.concurrent.count } : undefined });
   console.log('\n' + scenarioTable(results));
   if (refs) console.log('\n' + referenceTable(refs));
   console.log('\n' + targetTable(targets));
@@ -240,6 +262,7 @@ async function main(): Promise<number> {
         startedAt: started.toISOString(),
         finishedAt: new Date().toISOString(),
         mode: opts.quick ? 'quick' : 'full',
+        store: opts.store,
         target: opts.target ?? `local Imago (node ${[...startFlags(repoRoot), 'dist/src/main.js'].join(' ')})`,
         serverConfig: local?.config,
         sizes: opts.sizes,

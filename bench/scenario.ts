@@ -45,6 +45,8 @@ export interface BenchContext {
   runId: string;
   /** the trivial server, when the target runs on this machine: ceilings measured next to each run */
   ref?: RefServer;
+  /** `--store s3`: the Swift the local server stores into, for the SDK references */
+  s3?: import('./s3.js').BenchS3;
 }
 
 /** What a scenario body uses to report: a figure, metrics, and checks (a failed check fails the scenario). */

@@ -1,6 +1,7 @@
 import type { References } from './references.js';
 import type { ScenarioResult } from './scenario.js';
 import { round } from './stats.js';
+import { chunkedBoundMB } from './scenarios/chunked.js';
 
 export type Verdict = 'PASS' | 'MISS' | 'FAIL' | 'n/a';
 
@@ -18,7 +19,7 @@ export interface TargetRow {
 const RSS_LIMIT_MB = 200;
 
 /** Compares the figures with the targets of issue 6; a scenario that failed its checks is FAIL whatever its speed. */
-export function evaluateTargets(results: ScenarioResult[], refs: References | undefined, opts: { metadataImages: number }): TargetRow[] {
+export function evaluateTargets(results: ScenarioResult[], refs: References | undefined, opts: { metadataImages: number; s3Bound?: { count: number } }): TargetRow[] {
   const byId = new Map(results.map((r) => [r.id, r]));
   const rows: TargetRow[] = [];
   const add = (target: string, id: string, goalText: string, goal: number | undefined, mode: 'atLeast' | 'below', context?: string) => {
@@ -54,6 +55,19 @@ export function evaluateTargets(results: ScenarioResult[], refs: References | un
   const vsUpload = firstUploadRate ? `${firstUpload.title}: ${firstUploadRate} MiB/s` : undefined;
   add('stage + import ≥ 0.8 × upload', 'import', firstUploadRate ? `≥ ${round(0.8 * firstUploadRate)} MiB/s` : 'needs the single upload', firstUploadRate && 0.8 * firstUploadRate, 'atLeast', vsUpload);
   add('8 concurrent uploads ≥ single upload', 'concurrent-upload', firstUploadRate ? `≥ ${firstUploadRate} MiB/s` : 'needs the single upload', firstUploadRate, 'atLeast', vsUpload);
+  if (opts.s3Bound) {
+    // --store s3 (issue 11): the node against the same SDK alone on the same bytes, and memory while lengths are unknown.
+    for (const u of uploads) {
+      add(`${u.title} to S3 ≥ 0.8 × the SDK alone`, u.id, refs?.s3SdkPut ? `≥ ${round(0.8 * refs.s3SdkPut)} MiB/s` : 'needs the S3 references', refs?.s3SdkPut && 0.8 * refs.s3SdkPut, 'atLeast',
+        refs?.s3SdkPut ? `SDK multipart upload ${refs.s3SdkPut} MiB/s` : undefined);
+    }
+    for (const d of results.filter((r) => r.id.startsWith('download-'))) {
+      add(`${d.title} from S3 ≥ 0.9 × GetObject`, d.id, refs?.s3SdkGet ? `≥ ${round(0.9 * refs.s3SdkGet)} MiB/s` : 'needs the S3 references', refs?.s3SdkGet && 0.9 * refs.s3SdkGet, 'atLeast',
+        refs?.s3SdkGet ? `one GetObject stream ${refs.s3SdkGet} MiB/s` : undefined);
+    }
+    const bound = chunkedBoundMB(opts.s3Bound.count);
+    add(`RSS rise, ${opts.s3Bound.count} chunked uploads to S3 < ${opts.s3Bound.count} × (queueSize + 1) parts`, 's3-chunked-uploads', `< ${bound} MB`, bound, 'below');
+  }
   add('metadata create ≥ 2,000/s', 'metadata-create', '≥ 2000/s', 2000, 'atLeast');
   add('metadata show ≥ 5,000/s', 'metadata-show', '≥ 5000/s', 5000, 'atLeast');
   add('metadata patch ≥ 1,500/s', 'metadata-patch', '≥ 1500/s', 1500, 'atLeast');
