@@ -6,8 +6,9 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { REPO } from '../recovery/child.js';
 import { openDatabase } from '../../src/db/database.js';
-import { glanceSkipReason, startGlance, type Glance } from '../support/glance.js';
-import { createTestDatabase } from '../support/postgres.js';
+import pg from 'pg';
+import { glanceDbSync, glanceSkipReason, startGlance, type Glance } from '../support/glance.js';
+import { createTestDatabase, postgresAvailable } from '../support/postgres.js';
 import { makeDataDir, startTestServer, testConfig, type TestServer } from '../support/server.js';
 
 /**
@@ -18,6 +19,7 @@ import { makeDataDir, startTestServer, testConfig, type TestServer } from '../su
  */
 
 const skip = await glanceSkipReason();
+const pgSkip = skip ? true : (await postgresAvailable()) ? undefined : 'no PostgreSQL at 127.0.0.1:5432 to hold a Glance database';
 
 interface Made {
   id: string;
@@ -83,8 +85,8 @@ describe('imago-manage import-glance from a real Glance', { skip }, () => {
     return { dataDir, config, env };
   }
 
-  function manage(dataDir: string, env: Record<string, string>, args: string[]): Promise<{ code: number | null; out: string }> {
-    const proc = spawn(process.execPath, [path.join(REPO, 'dist/src/manage.js'), 'import-glance', ...args, glance.dbUrl], {
+  function manage(dataDir: string, env: Record<string, string>, args: string[], dbUrl = glance.dbUrl): Promise<{ code: number | null; out: string }> {
+    const proc = spawn(process.execPath, [path.join(REPO, 'dist/src/manage.js'), 'import-glance', ...args, dbUrl], {
       cwd: REPO,
       env: { ...process.env, IMAGO_DATA_DIR: dataDir, IMAGO_CONFIG: path.join(dataDir, 'test-config.json'), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -198,6 +200,37 @@ describe('imago-manage import-glance from a real Glance', { skip }, () => {
     for (const id of withData) assert.ok(readFileSync(path.join(dataDir, 'images', id)).equals(Object.values(made).find((m) => m.id === id)!.data!));
 
     const s = await startTestServer({ dataDir, config: config, env });
+    try {
+      await compareAll(s);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('reads a Glance database on PostgreSQL the same way', { skip: pgSkip }, async () => {
+    // Glance's own schema on PostgreSQL (db_sync), holding the rows the Glance above wrote to MariaDB.
+    const pgdb = await createTestDatabase();
+    cleanup.push(() => pgdb.drop());
+    await glanceDbSync(pgdb.url.replace(/^postgres(ql)?:/, 'postgresql+psycopg2:'));
+    const client = new pg.Client({ connectionString: pgdb.url });
+    await client.connect();
+    try {
+      for (const table of ['images', 'image_properties', 'image_tags', 'image_members', 'image_locations']) {
+        for (const row of (await glance.sql(`SELECT * FROM ${table}`)) as Record<string, unknown>[]) {
+          const cols = Object.keys(row);
+          // MariaDB's 0/1 booleans go in as text, which PostgreSQL's boolean input takes.
+          const values = cols.map((c) => (typeof row[c] === 'number' && ['deleted', 'protected', 'os_hidden', 'can_share'].includes(c) ? String(row[c]) : row[c]));
+          await client.query(`INSERT INTO ${table} (${cols.map((c) => `"${c}"`).join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})`, values);
+        }
+      }
+    } finally {
+      await client.end();
+    }
+    const { dataDir, config, env } = await imagoDir(localOnly);
+    const run = await manage(dataDir, env, [], pgdb.url.replace(/^postgres(ql)?:/, 'postgresql+psycopg2:'));
+    assert.equal(run.code, 0, run.out);
+    assert.match(run.out, /created:\s+5\n\s+data adopted in place:\s+0\n\s+data copied and checked:\s+4/, run.out);
+    const s = await startTestServer({ dataDir, config, env });
     try {
       await compareAll(s);
     } finally {

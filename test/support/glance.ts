@@ -77,6 +77,17 @@ function run(cmd: string, args: string[], cwd: string): Promise<void> {
   });
 }
 
+/** Creates Glance's schema in the database `connection` names (glance-manage db_sync), e.g. a PostgreSQL one. */
+export async function glanceDbSync(connection: string): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'imago-glance-sync-'));
+  try {
+    writeFileSync(path.join(dir, 'glance-api.conf'), `[database]\nconnection = ${connection}\n`);
+    await run(GLANCE_MANAGE, ['--config-file', path.join(dir, 'glance-api.conf'), 'db_sync'], dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function startGlance(): Promise<Glance> {
   const dir = mkdtempSync(path.join(tmpdir(), 'imago-glance-'));
   const imagesDir = path.join(dir, 'images');
