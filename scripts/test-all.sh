@@ -51,14 +51,14 @@ if [ "${IMAGO_TEST_PG_PASS:-1}" = 1 ] && ! pg_up; then
 fi
 
 # MariaDB for the Glance migration test: 127.0.0.1:3306, root without password (a throwaway test
-# machine; Debian's root account authenticates by unix socket, so allow a password-less TCP login).
+# machine; Debian's root@localhost authenticates by unix socket, so add a password-less root@127.0.0.1).
 my_up() { mysql -h 127.0.0.1 -P 3306 -u root -e 'SELECT 1' >/dev/null 2>&1; }
 if ! my_up && command -v mysqld_safe >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO mkdir -p /run/mysqld && $SUDO chown mysql:mysql /run/mysqld
   $SUDO sh -c 'mysqld_safe --bind-address=127.0.0.1 >/dev/null 2>&1 &'
   for _ in $(seq 30); do $SUDO mysqladmin ping --silent 2>/dev/null && break; sleep 1; done
-  $SUDO mysql -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD('') OR unix_socket; FLUSH PRIVILEGES;" || true
+  $SUDO mysql -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" || true
   for _ in $(seq 10); do my_up && break; sleep 1; done
 fi
 
