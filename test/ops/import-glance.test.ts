@@ -2,10 +2,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { REPO } from '../recovery/child.js';
-import { openDatabase } from '../../src/db/database.js';
+import { openDatabase, type Db } from '../../src/db/database.js';
+import { ImagesRepo } from '../../src/db/images-repo.js';
 import pg from 'pg';
 import { glanceDbSync, glanceSkipReason, startGlance, type Glance } from '../support/glance.js';
 import { createTestDatabase, postgresAvailable } from '../support/postgres.js';
@@ -97,15 +98,20 @@ describe('imago-manage import-glance from a real Glance', { skip }, () => {
     return new Promise((resolve) => proc.on('close', (code) => resolve({ code, out })));
   }
 
-  async function imagoImageCount(dataDir: string, env: Record<string, string>): Promise<number> {
-    const url = env.IMAGO_DATABASE_URL ?? `sqlite:${path.join(dataDir, 'imago.sqlite')}`;
-    const { db, close } = await openDatabase(url);
+  async function withImagoDb<T>(dataDir: string, env: Record<string, string>, fn: (db: Db) => Promise<T>): Promise<T> {
+    const { db, close } = await openDatabase(env.IMAGO_DATABASE_URL ?? `sqlite:${path.join(dataDir, 'imago.sqlite')}`);
     try {
-      const row = await db.selectFrom('images').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-      return Number(row.n);
+      return await fn(db);
     } finally {
       await close();
     }
+  }
+
+  async function imagoImageCount(dataDir: string, env: Record<string, string>): Promise<number> {
+    return withImagoDb(dataDir, env, async (db) => {
+      const row = await db.selectFrom('images').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      return Number(row.n);
+    });
   }
 
   const localOnly = (d: string) => [{ id: 'local', type: 'filesystem', description: 'Imago', path: path.join(d, 'images') }];
@@ -198,6 +204,16 @@ describe('imago-manage import-glance from a real Glance', { skip }, () => {
     const withData = live().filter(([, m]) => m.data).map(([, m]) => m.id).sort();
     assert.deepEqual(files(path.join(dataDir, 'images')), withData);
     for (const id of withData) assert.ok(readFileSync(path.join(dataDir, 'images', id)).equals(Object.values(made).find((m) => m.id === id)!.data!));
+
+    // A run that stopped before one image (its rows never written, its copy perhaps half done) is finished by the next.
+    await withImagoDb(dataDir, env, async (db) => {
+      await new ImagesRepo(db).delete(made.shared.id);
+      await db.deleteFrom('image_locations').where('image_id', '=', made.shared.id).execute();
+    });
+    writeFileSync(path.join(dataDir, 'images', made.shared.id), 'partial');
+    const resumed = await manage(dataDir, env, []);
+    assert.equal(resumed.code, 0, resumed.out);
+    assert.match(resumed.out, new RegExp(`created:\\s+1\\n\\s+data adopted in place:\\s+0\\n\\s+data copied and checked:\\s+1 \\(${made.shared.data!.length} bytes\\)[\\s\\S]*already in Imago:\\s+4`), resumed.out);
 
     const s = await startTestServer({ dataDir, config: config, env });
     try {
