@@ -30,7 +30,7 @@ export async function openGlanceSource(url: string): Promise<GlanceSource> {
 
 /** The URL without its password, for messages. */
 export function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
+  return url.replace(/(\/\/[^:/@]*:)[^/]*@/, '$1***@');
 }
 
 async function openMysql(url: string): Promise<GlanceSource> {
