@@ -15,6 +15,7 @@ APT_PACKAGES=(
   tempest glance-tempest-plugin               # tempest's image API tests (test/tempest/tempest.test.ts)
   haproxy                                     # the balancer in front of three nodes (test/scale/haproxy.test.ts)
   swift swift-proxy swift-object swift-container swift-account memcached  # a real S3 (Swift s3api) for the s3 store (test/support/swift.ts)
+  glance-api python3-pymysql python3-psycopg2 mariadb-server  # a real Glance on MariaDB to migrate from (test/ops/import-glance.test.ts)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -47,6 +48,18 @@ if [ "${IMAGO_TEST_PG_PASS:-1}" = 1 ] && ! pg_up; then
   for _ in $(seq 30); do pg_up && break; sleep 1; done
   if [ -z "$SUDO" ]; then as_pg="runuser -u postgres --"; else as_pg="sudo -u postgres"; fi
   $as_pg psql -q -c 'CREATE DATABASE test' 2>/dev/null || true
+fi
+
+# MariaDB for the Glance migration test: 127.0.0.1:3306, root without password (a throwaway test
+# machine; Debian's root@localhost authenticates by unix socket, so add a password-less root@127.0.0.1).
+my_up() { mysql -h 127.0.0.1 -P 3306 -u root -e 'SELECT 1' >/dev/null 2>&1; }
+if ! my_up && command -v mysqld_safe >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO mkdir -p /run/mysqld && $SUDO chown mysql:mysql /run/mysqld
+  $SUDO sh -c 'mysqld_safe --bind-address=127.0.0.1 >/dev/null 2>&1 &'
+  for _ in $(seq 30); do $SUDO mysqladmin ping --silent 2>/dev/null && break; sleep 1; done
+  $SUDO mysql -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" || true
+  for _ in $(seq 10); do my_up && break; sleep 1; done
 fi
 
 npm ci --no-audit --no-fund

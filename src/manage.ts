@@ -7,6 +7,7 @@ import { openDatabase } from './db/database.js';
 import { SEEDED_RESOURCE_TYPES } from './db/migrations/0002_metadefs.js';
 import { exportDefinitions, loadDefinitions } from './metadefs/loader.js';
 import { MetadefsRepo } from './metadefs/repo.js';
+import { importGlanceCommand } from './migrate/glance/command.js';
 
 /**
  * imago-manage: operator commands run next to (or instead of) a running
@@ -28,6 +29,14 @@ commands:
   db-unload-metadefs            remove every namespace (and resource types other
                                 than the built-in ones)
   db-export-metadefs PATH       write one definition file per namespace into PATH
+  import-glance [options] GLANCE_DATABASE_URL
+                                copy every image of a Glance database (mysql://...
+                                or postgresql://..., read only) into Imago, with its
+                                data; images already in Imago are left alone
+      --dry-run                 only list what would be done
+      --store=ID                the store copied data goes to (default: the default
+                                store); data in a Glance directory that is also an
+                                Imago filesystem store is adopted in place
 
 Glance's spellings (db_load_metadefs, --prefer_new...) are accepted too.`;
 
@@ -46,6 +55,8 @@ function bundledDefinitions(): string {
 interface Parsed {
   command: string;
   flags: Set<string>;
+  /** --name=value options, by name */
+  values: Map<string, string>;
   args: string[];
 }
 
@@ -53,12 +64,18 @@ function parse(argv: string[]): Parsed {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') throw new UsageError('');
   const flags = new Set<string>();
+  const values = new Map<string, string>();
   const args: string[] = [];
   for (const a of rest) {
-    if (a.startsWith('--')) flags.add(a.slice(2).replace(/_/g, '-'));
-    else args.push(a);
+    if (!a.startsWith('--')) args.push(a);
+    else {
+      const eq = a.indexOf('=');
+      const name = a.slice(2, eq < 0 ? undefined : eq).replace(/_/g, '-');
+      flags.add(name);
+      if (eq >= 0) values.set(name, a.slice(eq + 1));
+    }
   }
-  return { command: command.replace(/_/g, '-'), flags, args };
+  return { command: command.replace(/_/g, '-'), flags, values, args };
 }
 
 function onlyFlags(p: Parsed, allowed: string[]): void {
@@ -103,6 +120,12 @@ async function run(p: Parsed): Promise<number> {
         const files = await exportDefinitions(repo, path.resolve(p.args[0]));
         for (const f of files) console.log(`wrote ${f}`);
         return 0;
+      }
+      case 'import-glance': {
+        onlyFlags(p, ['dry-run', 'store']);
+        if (p.args.length !== 1) throw new UsageError('import-glance needs the Glance database URL (as in glance-api.conf [database] connection)');
+        if (p.flags.has('store') && !p.values.get('store')) throw new UsageError('--store needs a value: --store=ID');
+        return await importGlanceCommand(config, db, p.args[0], { dryRun: p.flags.has('dry-run'), targetStoreId: p.values.get('store') });
       }
       default:
         throw new UsageError(`unknown command ${p.command}`);

@@ -22,6 +22,15 @@ export interface NewImage {
   properties: Record<string, string>;
 }
 
+/** An image as another service held it, for ImagesRepo.restore. */
+export interface RestoredImage {
+  row: Omit<ImagesTable, 'writer_id' | 'writer_node' | 'writer_heartbeat_at'>;
+  properties: Record<string, string>;
+  tags: string[];
+  members: { member_id: string; status: string; created_at: string; updated_at: string }[];
+  location?: { storeId: string; url: string };
+}
+
 /** Base columns a PATCH may change. */
 export type ImageChanges = Partial<Pick<ImagesTable, 'name' | 'visibility' | 'protected' | 'os_hidden' | 'disk_format' | 'container_format' | 'min_disk' | 'min_ram' | 'owner'>>;
 
@@ -174,6 +183,26 @@ export class ImagesRepo {
       await this.insertTags(trx, img.id, tags);
     });
     return toImage(row, propertyMap(Object.entries(img.properties)), tags, []);
+  }
+
+  /**
+   * Inserts an image brought from another service (imago-manage import-glance)
+   * exactly as it was there: status, digests, times, members and at most one
+   * location, in one transaction, so an interrupted migration leaves each
+   * image either whole or absent. False when the id exists already.
+   */
+  async restore(img: RestoredImage): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      if (await trx.selectFrom('images').select('id').where('id', '=', img.row.id).executeTakeFirst()) return false;
+      await trx.insertInto('images').values({ ...img.row, writer_id: null, writer_node: null, writer_heartbeat_at: null }).execute();
+      await this.insertProps(trx, img.row.id, img.properties);
+      await this.insertTags(trx, img.row.id, img.tags);
+      if (img.members.length) await trx.insertInto('image_members').values(img.members.map((m) => ({ ...m, image_id: img.row.id }))).execute();
+      if (img.location) {
+        await trx.insertInto('image_locations').values({ id: randomUUID(), image_id: img.row.id, store_id: img.location.storeId, url: img.location.url, status: 'active', created_at: img.row.updated_at }).execute();
+      }
+      return true;
+    });
   }
 
   async exists(id: string): Promise<boolean> {
