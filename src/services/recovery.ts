@@ -47,7 +47,7 @@ export async function recoverAtStart(rt: Runtime, opts: { sweepOrphans: boolean 
   };
   let temporary = 0;
   if (opts.sweepOrphans) {
-    for (const s of [...rt.stores.stores, rt.stores.staging]) temporary += await s.removeTemporary().catch((e) => (skipped('removing temporaries')(e), 0));
+    for (const s of [...rt.stores.stores, rt.stores.staging].filter((x) => !x.info.readOnly)) temporary += await s.removeTemporary().catch((e) => (skipped('removing temporaries')(e), 0));
   }
 
   const deleted = (await finishDeletes(rt)) + (await finishStagedDeletes(rt));
@@ -56,10 +56,19 @@ export async function recoverAtStart(rt: Runtime, opts: { sweepOrphans: boolean 
   if (opts.sweepOrphans) {
     await (async () => {
       const report = await checkConsistency(rt);
+      const leftInPlace = new Map<string, number>();
       for (const o of report.orphanObjects) {
-        await rt.stores.holding(o.storeId)?.delete(o.url);
+        const store = rt.stores.holding(o.storeId);
+        // A read-only store may be another service's data (a Glance store directory being migrated,
+        // docs/migrating-from-glance.md): what no image owns there is not ours to remove.
+        if (store?.info.readOnly) {
+          leftInPlace.set(o.storeId, (leftInPlace.get(o.storeId) ?? 0) + 1);
+          continue;
+        }
+        await store?.delete(o.url);
         orphans++;
       }
+      for (const [store, count] of leftInPlace) rt.log.info({ store, count }, 'objects no image owns in a read-only store are left in place');
     })().catch(skipped('the orphan sweep'));
   }
   if (released || temporary || orphans || deleted) {

@@ -1,8 +1,9 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { startTestServer, createImage, uploadBytes, type TestServer } from '../support/server.js';
+import { startTestServer, createImage, makeDataDir, uploadBytes, type TestServer } from '../support/server.js';
 import { checkConsistency } from '../../src/services/recovery.js';
 import { errorOf, getImage, importImage, payload, stage, waitImage } from '../import/helpers.js';
 
@@ -133,5 +134,34 @@ describe('multiple stores', () => {
     const dl = await s.req('GET', `/v2/images/${img.id}/file`);
     assert.equal(dl.status, 200);
     assert.deepEqual(Buffer.from(await dl.arrayBuffer()), payload(4096));
+  });
+});
+
+describe('the start-up sweep and read-only stores', () => {
+  test('files no image owns are removed from writable stores only: a read-only store may be another service\'s data', async () => {
+    const dataDir = makeDataDir();
+    const stray = randomUUID();
+    for (const dir of ['archive', 'cheap']) {
+      mkdirSync(path.join(dataDir, dir), { recursive: true });
+      writeFileSync(path.join(dataDir, dir, stray), 'not an image of this server');
+    }
+    const s = await startTestServer({
+      dataDir,
+      config: {
+        stores: [
+          { id: 'cheap', type: 'filesystem', path: 'cheap', description: 'writable' },
+          { id: 'archive', type: 'filesystem', path: 'archive', description: 'read-only', readOnly: true },
+        ],
+        defaultStore: 'cheap',
+      },
+    });
+    try {
+      // SQLite mode sweeps at start; a PostgreSQL node never does (other nodes may own the files)
+      if (s.rt.dialect === 'sqlite') assert.equal(existsSync(path.join(dataDir, 'cheap', stray)), false, 'the writable store was swept');
+      assert.equal(existsSync(path.join(dataDir, 'archive', stray)), true, 'the read-only store was left alone');
+    } finally {
+      await s.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
