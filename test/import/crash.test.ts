@@ -5,7 +5,8 @@ import path from 'node:path';
 import { request } from 'node:http';
 import { TOKENS, makeDataDir } from '../support/server.js';
 import { inspectDataDir, spawnImago, type ChildImago } from '../recovery/child.js';
-import { payload, serveFiles, sha512, type FileServer } from './helpers.js';
+import { serveFiles, sha512, type FileServer } from './helpers.js';
+import { pattern } from '../support/bytes.js';
 
 /**
  * kill -9 of a real Imago process at several points of stage and import,
@@ -100,7 +101,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
   let web: FileServer;
   let hold = true;
   let serveMissing = false;
-  const data = payload(6 * MiB, 41);
+  const data = pattern(6 * MiB, 41);
   const waiting: (() => void)[] = [];
 
   before(async () => {
@@ -140,7 +141,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       const id = await create(child);
       const req = request(`${child.url}/v2/images/${id}/stage`, { method: 'PUT', headers: { 'x-auth-token': TOKENS.admin, 'content-type': 'application/octet-stream', 'content-length': String(8 * MiB) } });
       req.on('error', () => {});
-      req.write(payload(2 * MiB));
+      req.write(pattern(2 * MiB));
       await until('uploading', async () => ((await image(child, id)).status === 'uploading' ? true : undefined));
       await new Promise((r) => setTimeout(r, 100));
       await child.kill9();
@@ -240,7 +241,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
   });
 
   test('killed at several points of a glance-direct import to two stores: it always ends active in both', async () => {
-    const big = payload(48 * MiB, 43);
+    const big = pattern(48 * MiB, 43);
     for (const delay of [0, 40, 150, 400]) {
       const dataDir = makeDataDir();
       try {

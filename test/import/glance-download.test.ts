@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { keystoneUnavailableReason, startKeystone, type Keystone } from '../support/keystone.js';
 import { checkConsistency } from '../../src/services/recovery.js';
-import { md5, payload, serveFiles, sha512, type FileServer } from './helpers.js';
+import { md5, serveFiles, sha512, type FileServer } from './helpers.js';
+import { pattern } from '../support/bytes.js';
 
 const skip = process.env.IMAGO_TEST_SKIP_KEYSTONE === '1' ? 'IMAGO_TEST_SKIP_KEYSTONE=1' : keystoneUnavailableReason() ?? false;
 type Json = Record<string, any>;
@@ -19,7 +20,7 @@ describe('glance-download from another region', { skip }, () => {
   let here: TestServer; // RegionOne, imports
   let there: TestServer; // RegionTwo, holds the source image
   let token: string;
-  const data = payload(2 * 1024 * 1024 + 3, 51);
+  const data = pattern(2 * 1024 * 1024 + 3, 51);
 
   const call = async (s: TestServer, method: string, p: string, body?: unknown, headers: Record<string, string> = {}) => {
     const h: Record<string, string> = { 'x-auth-token': token, ...headers };

@@ -7,17 +7,6 @@ import type { TestServer } from '../support/server.js';
 export const sha512 = (b: Buffer) => createHash('sha512').update(b).digest('hex');
 export const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
-/** Deterministic bytes that do not look like any disk format (inspection says raw). */
-export function payload(n: number, seed = 1): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed * 2654435761;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
-
 export async function stage(s: TestServer, id: string, data: Buffer, token: Parameters<TestServer['req']>[2] extends infer O ? (O extends { token?: infer T } ? T : never) : never = 'admin'): Promise<Response> {
   return s.req('PUT', `/v2/images/${id}/stage`, { token, headers: { 'content-type': 'application/octet-stream' }, body: data });
 }

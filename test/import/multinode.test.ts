@@ -5,7 +5,8 @@ import path from 'node:path';
 import { makeDataDir, TOKENS } from '../support/server.js';
 import { createTestDatabase, postgresAvailable } from '../support/postgres.js';
 import { inspectDataDir, spawnImago, type ChildImago } from '../recovery/child.js';
-import { payload, serveFiles, sha512 } from './helpers.js';
+import { serveFiles, sha512 } from './helpers.js';
+import { pattern } from '../support/bytes.js';
 
 const MiB = 1024 * 1024;
 type Json = Record<string, any>;
@@ -27,7 +28,7 @@ describe('imports on a shared database', { timeout: 180_000 }, async () => {
 
   test('kill -9 of the node running a web-download: another node resumes and finishes it', async (t) => {
     if (!available) return t.skip('no PostgreSQL server (IMAGO_TEST_PG_URL)');
-    const data = payload(5 * MiB, 71);
+    const data = pattern(5 * MiB, 71);
     let hold = true;
     const waiting: (() => void)[] = [];
     const web = await serveFiles({

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOKENS } from '../support/server.js';
-import { pattern } from '../server/image-data-helpers.js';
+import { pattern } from '../support/bytes.js';
 import { LogCapture, startLoggedServer } from './helpers.js';
 import { createLogger, effectiveLogFormat } from '../../src/logging.js';
 
