@@ -7,6 +7,7 @@ import { TOKENS, makeDataDir } from '../support/server.js';
 import { inspectDataDir, spawnImago, type ChildImago } from '../recovery/child.js';
 import { serveFiles, sha512, type FileServer } from './helpers.js';
 import { pattern } from '../support/bytes.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * kill -9 of a real Imago process at several points of stage and import,
@@ -33,15 +34,8 @@ function client(child: ChildImago) {
   };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
+/** A child process on a busy machine: waits are long. */
+const WAIT_MS = 30_000;
 
 /** The task event lines (messages) a process logged for image `id`, in order. */
 function taskEvents(child: ChildImago, id: string): string[] {
@@ -66,11 +60,11 @@ async function create(child: ChildImago, body: Json = {}): Promise<string> {
 }
 
 async function finishedTask(child: ChildImago, id: string): Promise<Json> {
-  return until(`the task of ${id} to end`, async () => {
+  return waitFor(`the task of ${id} to end`, async () => {
     const { tasks } = (await (await client(child)('GET', `/v2/images/${id}/tasks`)).json()) as { tasks: Json[] };
     const last = tasks[tasks.length - 1];
     return last && (last.status === 'success' || last.status === 'failure') ? last : undefined;
-  });
+  }, WAIT_MS);
 }
 
 function files(dir: string): string[] {
@@ -142,7 +136,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       const req = request(`${child.url}/v2/images/${id}/stage`, { method: 'PUT', headers: { 'x-auth-token': TOKENS.admin, 'content-type': 'application/octet-stream', 'content-length': String(8 * MiB) } });
       req.on('error', () => {});
       req.write(pattern(2 * MiB));
-      await until('uploading', async () => ((await image(child, id)).status === 'uploading' ? true : undefined));
+      await waitFor('uploading', async () => (await image(child, id)).status === 'uploading', WAIT_MS);
       await new Promise((r) => setTimeout(r, 100));
       await child.kill9();
       req.destroy();
@@ -165,7 +159,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       let child = await spawnImago(dataDir, { config: config() });
       const id = await create(child);
       assert.equal((await client(child)('POST', `/v2/images/${id}/import`, { method: { name: 'web-download', uri: `${web.url}/image.raw` }, stores: ['fast', 'cheap'] })).status, 202);
-      await until('3 MiB downloaded', async () => (waiting.length > 0 ? true : undefined));
+      await waitFor('3 MiB downloaded', () => waiting.length > 0, WAIT_MS);
       await child.kill9();
       for (const w of waiting.splice(0)) w();
       hold = false;
@@ -196,7 +190,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       let child = await spawnImago(dataDir, { config: config() });
       const id = await create(child);
       assert.equal((await client(child)('POST', `/v2/images/${id}/import`, { method: { name: 'web-download', uri: `${web.url}/image.raw` } })).status, 202);
-      await until('3 MiB downloaded', async () => (waiting.length > 0 ? true : undefined));
+      await waitFor('3 MiB downloaded', () => waiting.length > 0, WAIT_MS);
       await child.kill9();
       for (const w of waiting.splice(0)) w();
       serveMissing = true;
@@ -225,7 +219,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       const id = await create(child);
       assert.equal((await client(child)('POST', `/v2/images/${id}/import`, { method: { name: 'web-download', uri: `${web.url}/image.raw` } })).status, 202);
       for (let run = 1; run <= 3; run++) {
-        await until(`run ${run} downloading`, async () => (waiting.length > 0 ? true : undefined));
+        await waitFor(`run ${run} downloading`, () => waiting.length > 0, WAIT_MS);
         await child.kill9();
         for (const w of waiting.splice(0)) w();
         child = await spawnImago(dataDir, { config: config() });
@@ -275,7 +269,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       let child = await spawnImago(dataDir, { config: config() });
       const id = await create(child);
       assert.equal((await client(child)('POST', `/v2/images/${id}/import`, { method: { name: 'web-download', uri: `${web.url}/image.raw` } })).status, 202);
-      await until('downloading', async () => (waiting.length > 0 ? true : undefined));
+      await waitFor('downloading', () => waiting.length > 0, WAIT_MS);
       const stopped = child.terminate();
       const { code } = await stopped;
       assert.equal(code, 0);

@@ -9,6 +9,7 @@ import { startTestServer, createImage, uploadBytes, makeDataDir, type TestServer
 import { checkConsistency } from '../../src/services/recovery.js';
 import { errorOf, getImage, importImage, md5, serveFiles, sha512, stage, waitImage, waitTasks, type FileServer } from '../import/helpers.js';
 import { pattern } from '../support/bytes.js';
+import { waitFor } from '../support/wait.js';
 
 const MiB = 1024 * 1024;
 
@@ -274,13 +275,10 @@ describe('POST /v2/images/{id}/import', () => {
     assert.match(running.os_glance_import_task, /^[0-9a-f-]{36}$/);
     const taskId = running.os_glance_import_task;
     // while bytes flow, the task says how many
-    const until = Date.now() + 10_000;
-    let task: Record<string, any> = {};
-    while (Date.now() < until) {
-      task = await (await s.req('GET', `/v2/tasks/${taskId}`)).json() as Record<string, any>;
-      if (task.message === 'Copied 2 MiB') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const task = await waitFor('the task to report 2 MiB copied', async () => {
+      const t = (await (await s.req('GET', `/v2/tasks/${taskId}`)).json()) as Record<string, any>;
+      return t.message === 'Copied 2 MiB' && t;
+    }, 10_000, 50);
     assert.equal(task.status, 'processing');
     assert.equal(task.message, 'Copied 2 MiB');
     web.release();
@@ -300,10 +298,10 @@ describe('POST /v2/images/{id}/import', () => {
     const img = await createImage(s);
     assert.equal((await importImage(s, img.id, { method: { name: 'web-download', uri: `${web.srv.url}/slow` } })).status, 202);
     const taskId = (await getImage(s, img.id)).os_glance_import_task;
-    await waitFor(async () => ((await (await s.req('GET', `/v2/tasks/${taskId}`)).json()) as { message: string }).message === 'Copied 2 MiB');
+    await waitFor('the task to report 2 MiB copied', async () => ((await (await s.req('GET', `/v2/tasks/${taskId}`)).json()) as { message: string }).message === 'Copied 2 MiB');
     assert.equal((await s.req('DELETE', `/v2/images/${img.id}`)).status, 204);
     web.release();
-    await waitFor(async () => (await s.rt.tasks.repo.get(taskId))!.status === 'failure');
+    await waitFor('the task to fail', async () => (await s.rt.tasks.repo.get(taskId))!.status === 'failure');
     const task = (await s.rt.tasks.repo.get(taskId))!;
     assert.match(task.message, /deleted while it was being imported/);
     await consistent(s);
@@ -502,14 +500,5 @@ describe('import quotas', () => {
     }
   });
 });
-
-async function waitFor(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail('condition not reached in time');
-}
 
 
