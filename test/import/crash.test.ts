@@ -1,12 +1,13 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { request } from 'node:http';
 import { TOKENS, makeDataDir } from '../support/server.js';
 import { inspectDataDir, spawnImago, type ChildImago } from '../recovery/child.js';
 import { serveFiles, sha512, type FileServer } from './helpers.js';
 import { pattern } from '../support/bytes.js';
+import { filesUnder } from '../support/files.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -67,11 +68,6 @@ async function finishedTask(child: ChildImago, id: string): Promise<Json> {
   }, WAIT_MS);
 }
 
-function files(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
-}
-
 /** Stops the child cleanly and proves the data dir consistent. */
 async function stopAndCheck(child: ChildImago, dataDir: string, config: Json): Promise<void> {
   const { code } = await child.terminate();
@@ -88,7 +84,7 @@ async function stopAndCheck(child: ChildImago, dataDir: string, config: Json): P
   } finally {
     await rt.close();
   }
-  assert.deepEqual(files(path.join(dataDir, 'import-work')), []);
+  assert.deepEqual(filesUnder(path.join(dataDir, 'import-work')), []);
 }
 
 describe('crash recovery of stage and import (kill -9)', () => {
@@ -144,7 +140,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       const img = await image(child, id);
       assert.equal(img.status, 'queued');
       assert.equal(img.size, null);
-      assert.deepEqual(files(path.join(dataDir, 'staging')), []);
+      assert.deepEqual(filesUnder(path.join(dataDir, 'staging')), []);
       await stopAndCheck(child, dataDir, config());
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
@@ -202,7 +198,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       assert.equal(img.status, 'queued');
       assert.equal(img.os_glance_failed_import, 'fast');
       assert.equal('os_glance_import_task' in img, false);
-      assert.deepEqual(files(path.join(dataDir, 'staging')), []);
+      assert.deepEqual(filesUnder(path.join(dataDir, 'staging')), []);
       await stopAndCheck(child, dataDir, config());
     } finally {
       serveMissing = false;
@@ -280,7 +276,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       try {
         const tasks = await rt.db.selectFrom('tasks').select(['status', 'message']).execute();
         assert.deepEqual(tasks, [{ status: 'pending', message: 'Imago is stopping; this import will go on when it starts again.' }]);
-        assert.deepEqual(files(path.join(dataDir, 'staging')), []);
+        assert.deepEqual(filesUnder(path.join(dataDir, 'staging')), []);
       } finally {
         await rt.close();
       }

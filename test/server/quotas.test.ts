@@ -1,11 +1,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { startTestServer, createImage, uploadBytes, testConfig, makeDataDir, TOKENS, type TestServer } from '../support/server.js';
 import { ConfigError } from '../../src/config.js';
 import { postgresAvailable, createTestDatabase } from '../support/postgres.js';
+import { filesUnder } from '../support/files.js';
 import { waitFor } from '../support/wait.js';
 
 const MiB = 1024 * 1024;
@@ -71,13 +71,7 @@ async function status(id: string): Promise<string> {
 }
 
 function storeFiles(): string[] {
-  const dir = path.join(s.dataDir, 'images');
-  const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [e.name]));
-  try {
-    return walk(dir);
-  } catch {
-    return [];
-  }
+  return filesUnder(path.join(s.dataDir, 'images'));
 }
 
 test('GET /v2/info/usage: Glance shape, limits from defaults and overrides', async () => {
