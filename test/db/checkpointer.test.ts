@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import SQLite from 'better-sqlite3';
 import { openDatabase } from '../../src/db/database.js';
 import { ImagesRepo } from '../../src/db/images-repo.js';
+import { waitFor } from '../support/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function newImage(i: number) {
   return {
@@ -37,9 +37,7 @@ test('WAL checkpoints happen off the serving connection, and the database file h
     })).rows;
     assert.equal(auto, 0);
     // ...the worker does: without checkpoints new pages live only in the WAL and the database file keeps its size.
-    const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && statSync(file).size < 1_000_000) await sleep(100);
-    assert.ok(statSync(file).size > 1_000_000, `the database file grew by checkpoints (${statSync(file).size} bytes)`);
+    await waitFor(() => `the database file to grow by checkpoints (${statSync(file).size} bytes)`, () => statSync(file).size > 1_000_000, 5000, 100);
     assert.ok(statSync(`${file}-wal`).size <= 64 * 1024 * 1024, `the WAL is bounded (${statSync(`${file}-wal`).size} bytes)`);
     assert.equal((await repo.get(ids[0]))?.name, 'ckpt-0');
     await close();

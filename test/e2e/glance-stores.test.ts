@@ -18,6 +18,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startTestServer, TOKENS, type TestServer } from '../support/server.js';
+import { waitFor } from '../support/wait.js';
 
 const GLANCE = '/usr/bin/glance';
 const SCRIPT = '/usr/bin/script';
@@ -91,14 +92,14 @@ describe('glance CLI in a terminal against Imago with stores fast and cheap', { 
     assert.equal(field(r.output, 'name'), 'viaimp');
 
     // The import runs as a task: wait for it to finish.
-    let image: Record<string, any> = {};
-    for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((w) => setTimeout(w, 100))) {
+    const image = await waitFor('the import to finish', async () => {
       const res = await s.req('GET', `/v2/images/${id}`);
       assert.equal(res.status, 200);
-      image = (await res.json()) as Record<string, any>;
-      if (image.status === 'active' && !('os_glance_import_task' in image)) break;
-      assert.ok(['queued', 'uploading', 'importing', 'active'].includes(image.status), `status ${image.status}`);
-    }
+      const img = (await res.json()) as Record<string, any>;
+      if (img.status === 'active' && !('os_glance_import_task' in img)) return img;
+      assert.ok(['queued', 'uploading', 'importing', 'active'].includes(img.status), `status ${img.status}`);
+      return undefined;
+    }, 60_000, 100);
     assert.equal(image.status, 'active');
     assert.equal(image.stores, 'cheap');
     assert.equal(image.os_glance_failed_import, '');

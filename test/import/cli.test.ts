@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startTestServer, TOKENS, type TestServer } from '../support/server.js';
-import { md5, payload, serveFiles, sha512, waitImage, type FileServer } from './helpers.js';
+import { md5, serveFiles, sha512, waitImage, type FileServer } from './helpers.js';
+import { pattern } from '../support/bytes.js';
 
 const run = promisify(execFile);
 const skip = !existsSync('/usr/bin/glance') || !existsSync('/usr/bin/openstack') ? 'glance or openstack CLI not installed' : false;
@@ -38,7 +39,7 @@ describe('import with the real CLIs', { skip }, () => {
   let web: FileServer;
   let dir: string;
   let glance: string;
-  const data = payload(3 * MiB + 11, 61);
+  const data = pattern(3 * MiB + 11, 61);
   let file: string;
 
   before(async () => {

@@ -1,11 +1,14 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { request } from 'node:http';
 import { TOKENS, makeDataDir } from '../support/server.js';
 import { inspectDataDir, spawnImago, type ChildImago } from '../recovery/child.js';
-import { payload, serveFiles, sha512, type FileServer } from './helpers.js';
+import { serveFiles, sha512, type FileServer } from './helpers.js';
+import { pattern } from '../support/bytes.js';
+import { filesUnder } from '../support/files.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * kill -9 of a real Imago process at several points of stage and import,
@@ -32,15 +35,8 @@ function client(child: ChildImago) {
   };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
+/** A child process on a busy machine: waits are long. */
+const WAIT_MS = 30_000;
 
 /**
  * The task events once `last` is among them: the task's row can say success a moment before the
@@ -74,16 +70,11 @@ async function create(child: ChildImago, body: Json = {}): Promise<string> {
 }
 
 async function finishedTask(child: ChildImago, id: string): Promise<Json> {
-  return until(`the task of ${id} to end`, async () => {
+  return waitFor(`the task of ${id} to end`, async () => {
     const { tasks } = (await (await client(child)('GET', `/v2/images/${id}/tasks`)).json()) as { tasks: Json[] };
     const last = tasks[tasks.length - 1];
     return last && (last.status === 'success' || last.status === 'failure') ? last : undefined;
-  });
-}
-
-function files(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
+  }, WAIT_MS);
 }
 
 /** Stops the child cleanly and proves the data dir consistent. */
@@ -102,14 +93,14 @@ async function stopAndCheck(child: ChildImago, dataDir: string, config: Json): P
   } finally {
     await rt.close();
   }
-  assert.deepEqual(files(path.join(dataDir, 'import-work')), []);
+  assert.deepEqual(filesUnder(path.join(dataDir, 'import-work')), []);
 }
 
 describe('crash recovery of stage and import (kill -9)', () => {
   let web: FileServer;
   let hold = true;
   let serveMissing = false;
-  const data = payload(6 * MiB, 41);
+  const data = pattern(6 * MiB, 41);
   const waiting: (() => void)[] = [];
 
   before(async () => {
@@ -149,8 +140,8 @@ describe('crash recovery of stage and import (kill -9)', () => {
       const id = await create(child);
       const req = request(`${child.url}/v2/images/${id}/stage`, { method: 'PUT', headers: { 'x-auth-token': TOKENS.admin, 'content-type': 'application/octet-stream', 'content-length': String(8 * MiB) } });
       req.on('error', () => {});
-      req.write(payload(2 * MiB));
-      await until('uploading', async () => ((await image(child, id)).status === 'uploading' ? true : undefined));
+      req.write(pattern(2 * MiB));
+      await waitFor('uploading', async () => (await image(child, id)).status === 'uploading', WAIT_MS);
       await new Promise((r) => setTimeout(r, 100));
       await child.kill9();
       req.destroy();
@@ -158,7 +149,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       const img = await image(child, id);
       assert.equal(img.status, 'queued');
       assert.equal(img.size, null);
-      assert.deepEqual(files(path.join(dataDir, 'staging')), []);
+      assert.deepEqual(filesUnder(path.join(dataDir, 'staging')), []);
       await stopAndCheck(child, dataDir, config());
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
@@ -173,7 +164,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       let child = await spawnImago(dataDir, { config: config() });
       const id = await create(child);
       assert.equal((await client(child)('POST', `/v2/images/${id}/import`, { method: { name: 'web-download', uri: `${web.url}/image.raw` }, stores: ['fast', 'cheap'] })).status, 202);
-      await until('3 MiB downloaded', async () => (waiting.length > 0 ? true : undefined));
+      await waitFor('3 MiB downloaded', () => waiting.length > 0, WAIT_MS);
       await child.kill9();
       for (const w of waiting.splice(0)) w();
       hold = false;
@@ -204,7 +195,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       let child = await spawnImago(dataDir, { config: config() });
       const id = await create(child);
       assert.equal((await client(child)('POST', `/v2/images/${id}/import`, { method: { name: 'web-download', uri: `${web.url}/image.raw` } })).status, 202);
-      await until('3 MiB downloaded', async () => (waiting.length > 0 ? true : undefined));
+      await waitFor('3 MiB downloaded', () => waiting.length > 0, WAIT_MS);
       await child.kill9();
       for (const w of waiting.splice(0)) w();
       serveMissing = true;
@@ -216,7 +207,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       assert.equal(img.status, 'queued');
       assert.equal(img.os_glance_failed_import, 'fast');
       assert.equal('os_glance_import_task' in img, false);
-      assert.deepEqual(files(path.join(dataDir, 'staging')), []);
+      assert.deepEqual(filesUnder(path.join(dataDir, 'staging')), []);
       await stopAndCheck(child, dataDir, config());
     } finally {
       serveMissing = false;
@@ -233,7 +224,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       const id = await create(child);
       assert.equal((await client(child)('POST', `/v2/images/${id}/import`, { method: { name: 'web-download', uri: `${web.url}/image.raw` } })).status, 202);
       for (let run = 1; run <= 3; run++) {
-        await until(`run ${run} downloading`, async () => (waiting.length > 0 ? true : undefined));
+        await waitFor(`run ${run} downloading`, () => waiting.length > 0, WAIT_MS);
         await child.kill9();
         for (const w of waiting.splice(0)) w();
         child = await spawnImago(dataDir, { config: config() });
@@ -249,7 +240,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
   });
 
   test('killed at several points of a glance-direct import to two stores: it always ends active in both', async () => {
-    const big = payload(48 * MiB, 43);
+    const big = pattern(48 * MiB, 43);
     for (const delay of [0, 40, 150, 400]) {
       const dataDir = makeDataDir();
       try {
@@ -283,7 +274,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       let child = await spawnImago(dataDir, { config: config() });
       const id = await create(child);
       assert.equal((await client(child)('POST', `/v2/images/${id}/import`, { method: { name: 'web-download', uri: `${web.url}/image.raw` } })).status, 202);
-      await until('downloading', async () => (waiting.length > 0 ? true : undefined));
+      await waitFor('downloading', () => waiting.length > 0, WAIT_MS);
       const stopped = child.terminate();
       const { code } = await stopped;
       assert.equal(code, 0);
@@ -294,7 +285,7 @@ describe('crash recovery of stage and import (kill -9)', () => {
       try {
         const tasks = await rt.db.selectFrom('tasks').select(['status', 'message']).execute();
         assert.deepEqual(tasks, [{ status: 'pending', message: 'Imago is stopping; this import will go on when it starts again.' }]);
-        assert.deepEqual(files(path.join(dataDir, 'staging')), []);
+        assert.deepEqual(filesUnder(path.join(dataDir, 'staging')), []);
       } finally {
         await rt.close();
       }

@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { keystoneUnavailableReason, startKeystone, type Keystone } from '../support/keystone.js';
 import { checkConsistency } from '../../src/services/recovery.js';
-import { md5, payload, serveFiles, sha512, type FileServer } from './helpers.js';
+import { md5, serveFiles, sha512, type FileServer } from './helpers.js';
+import { pattern } from '../support/bytes.js';
+import { waitFor } from '../support/wait.js';
 
 const skip = process.env.IMAGO_TEST_SKIP_KEYSTONE === '1' ? 'IMAGO_TEST_SKIP_KEYSTONE=1' : keystoneUnavailableReason() ?? false;
 type Json = Record<string, any>;
@@ -19,7 +21,7 @@ describe('glance-download from another region', { skip }, () => {
   let here: TestServer; // RegionOne, imports
   let there: TestServer; // RegionTwo, holds the source image
   let token: string;
-  const data = payload(2 * 1024 * 1024 + 3, 51);
+  const data = pattern(2 * 1024 * 1024 + 3, 51);
 
   const call = async (s: TestServer, method: string, p: string, body?: unknown, headers: Record<string, string> = {}) => {
     const h: Record<string, string> = { 'x-auth-token': token, ...headers };
@@ -79,15 +81,11 @@ describe('glance-download from another region', { skip }, () => {
     const id = ((await res.json()) as Json).id;
     const imp = await call(here, 'POST', `/v2/images/${id}/import`, body);
     assert.equal(imp.status, 202, await imp.clone().text());
-    const until = Date.now() + 30_000;
-    while (Date.now() < until) {
+    const task = await waitFor('the glance-download task to end', async () => {
       const { tasks } = (await (await call(here, 'GET', `/v2/images/${id}/tasks`)).json()) as { tasks: Json[] };
-      if (tasks[0] && (tasks[0].status === 'success' || tasks[0].status === 'failure')) {
-        return { id, task: tasks[0], image: (await (await call(here, 'GET', `/v2/images/${id}`)).json()) as Json };
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.fail('glance-download did not finish');
+      return tasks[0] && (tasks[0].status === 'success' || tasks[0].status === 'failure') && tasks[0];
+    }, 30_000, 50);
+    return { id, task, image: (await (await call(here, 'GET', `/v2/images/${id}`)).json()) as Json };
   }
 
   test('imports the remote image: same bytes, verified; formats and chosen properties copied', async () => {
@@ -143,11 +141,10 @@ describe('glance-download from another region', { skip }, () => {
       const res = await call(small, 'POST', '/v2/images', { name: 'x', disk_format: 'iso', container_format: 'ovf', hw_disk_bus: 'ide' });
       const id = ((await res.json()) as Json).id;
       assert.equal((await call(small, 'POST', `/v2/images/${id}/import`, { method: { name: 'glance-download', glance_region: 'RegionTwo', glance_image_id: remote } })).status, 202);
-      let task: Json = {};
-      for (let i = 0; i < 200 && !['success', 'failure'].includes(task.status); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        task = ((await (await call(small, 'GET', `/v2/images/${id}/tasks`)).json()) as { tasks: Json[] }).tasks[0] ?? {};
-      }
+      const task = await waitFor('the task to end', async () => {
+        const t: Json = ((await (await call(small, 'GET', `/v2/images/${id}/tasks`)).json()) as { tasks: Json[] }).tasks[0] ?? {};
+        return ['success', 'failure'].includes(t.status) && t;
+      }, 20_000, 50);
       assert.equal(task.status, 'failure');
       assert.match(task.message, /image_size_cap/);
       const image = (await (await call(small, 'GET', `/v2/images/${id}`)).json()) as Json;
@@ -168,11 +165,10 @@ describe('glance-download from another region', { skip }, () => {
       const res = await call(strict, 'POST', '/v2/images', { name: 'x', disk_format: 'raw', container_format: 'bare' });
       const id = ((await res.json()) as Json).id;
       assert.equal((await call(strict, 'POST', `/v2/images/${id}/import`, { method: { name: 'glance-download', glance_region: 'RegionTwo', glance_image_id: remote } })).status, 202);
-      let task: Json = {};
-      for (let i = 0; i < 200 && !['success', 'failure'].includes(task.status); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        task = ((await (await call(strict, 'GET', `/v2/images/${id}/tasks`)).json()) as { tasks: Json[] }).tasks[0] ?? {};
-      }
+      const task = await waitFor('the task to end', async () => {
+        const t: Json = ((await (await call(strict, 'GET', `/v2/images/${id}/tasks`)).json()) as { tasks: Json[] }).tasks[0] ?? {};
+        return ['success', 'failure'].includes(t.status) && t;
+      }, 20_000, 50);
       assert.equal(task.status, 'failure');
       assert.match(task.message, /does not pass the web-download filter/);
     } finally {

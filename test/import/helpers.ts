@@ -3,20 +3,10 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestServer } from '../support/server.js';
+import { waitFor } from '../support/wait.js';
 
 export const sha512 = (b: Buffer) => createHash('sha512').update(b).digest('hex');
 export const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
-
-/** Deterministic bytes that do not look like any disk format (inspection says raw). */
-export function payload(n: number, seed = 1): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed * 2654435761;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
 
 export async function stage(s: TestServer, id: string, data: Buffer, token: Parameters<TestServer['req']>[2] extends infer O ? (O extends { token?: infer T } ? T : never) : never = 'admin'): Promise<Response> {
   return s.req('PUT', `/v2/images/${id}/stage`, { token, headers: { 'content-type': 'application/octet-stream' }, body: data });
@@ -34,30 +24,24 @@ export async function getImage(s: TestServer, id: string): Promise<Record<string
 
 /** Polls the image until `done` holds (or fails after `ms`); returns the last image JSON. */
 export async function waitImage(s: TestServer, id: string, done: (img: Record<string, any>) => boolean, ms = 20_000): Promise<Record<string, any>> {
-  const until = Date.now() + ms;
   let img: Record<string, any> = {};
-  while (Date.now() < until) {
+  return waitFor(() => `image ${id} to reach the expected state; last: ${JSON.stringify(img)}`, async () => {
     const res = await s.req('GET', `/v2/images/${id}`);
     if (res.status === 404) return { status: 'deleted' };
     img = (await res.json()) as Record<string, any>;
-    if (done(img)) return img;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  assert.fail(`image ${id} did not reach the expected state; last: ${JSON.stringify(img)}`);
+    return done(img) && img;
+  }, ms, 25);
 }
 
 /** Waits until the image has no import running, and returns its tasks. */
 export async function waitTasks(s: TestServer, id: string, ms = 20_000): Promise<Record<string, any>[]> {
-  const until = Date.now() + ms;
   let tasks: Record<string, any>[] = [];
-  while (Date.now() < until) {
+  return waitFor(() => `the tasks of ${id} to finish; last: ${JSON.stringify(tasks)}`, async () => {
     const res = await s.req('GET', `/v2/images/${id}/tasks`);
     assert.equal(res.status, 200);
     tasks = ((await res.json()) as { tasks: Record<string, any>[] }).tasks;
-    if (tasks.length > 0 && tasks.every((t) => t.status === 'success' || t.status === 'failure')) return tasks;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  assert.fail(`tasks of ${id} did not finish: ${JSON.stringify(tasks)}`);
+    return tasks.length > 0 && tasks.every((t) => t.status === 'success' || t.status === 'failure') && tasks;
+  }, ms, 25);
 }
 
 export async function errorOf(res: Response): Promise<{ code: number; message: string; details: string }> {

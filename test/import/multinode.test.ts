@@ -5,7 +5,9 @@ import path from 'node:path';
 import { makeDataDir, TOKENS } from '../support/server.js';
 import { createTestDatabase, postgresAvailable } from '../support/postgres.js';
 import { inspectDataDir, spawnImago, type ChildImago } from '../recovery/child.js';
-import { payload, serveFiles, sha512 } from './helpers.js';
+import { serveFiles, sha512 } from './helpers.js';
+import { pattern } from '../support/bytes.js';
+import { waitFor } from '../support/wait.js';
 
 const MiB = 1024 * 1024;
 type Json = Record<string, any>;
@@ -27,7 +29,7 @@ describe('imports on a shared database', { timeout: 180_000 }, async () => {
 
   test('kill -9 of the node running a web-download: another node resumes and finishes it', async (t) => {
     if (!available) return t.skip('no PostgreSQL server (IMAGO_TEST_PG_URL)');
-    const data = payload(5 * MiB, 71);
+    const data = pattern(5 * MiB, 71);
     let hold = true;
     const waiting: (() => void)[] = [];
     const web = await serveFiles({
@@ -59,21 +61,17 @@ describe('imports on a shared database', { timeout: 180_000 }, async () => {
       const id = ((await created.json()) as Json).id;
       // B starts only now, so the task is A's
       assert.equal((await call(a, 'POST', `/v2/images/${id}/import`, { method: { name: 'web-download', uri: `${web.url}/disk.raw` } })).status, 202);
-      const until = Date.now() + 20_000;
-      while (waiting.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      await waitFor('A to start downloading', () => waiting.length > 0, 20_000);
       assert.equal(waiting.length, 1, 'A started downloading');
       b = await spawnImago(dirs[1], { config, env });
       await a.kill9();
       for (const w of waiting.splice(0)) w();
       hold = false;
 
-      let task: Json = {};
-      const deadline = Date.now() + 60_000;
-      while (Date.now() < deadline) {
-        task = ((await (await call(b, 'GET', `/v2/images/${id}/tasks`)).json()) as { tasks: Json[] }).tasks[0] ?? {};
-        if (task.status === 'success' || task.status === 'failure') break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const task = await waitFor('the task to end on B', async () => {
+        const t: Json = ((await (await call(b!, 'GET', `/v2/images/${id}/tasks`)).json()) as { tasks: Json[] }).tasks[0] ?? {};
+        return (t.status === 'success' || t.status === 'failure') && t;
+      }, 60_000, 100);
       assert.equal(task.status, 'success', task.message);
       assert.equal(task.message, 'Copied 5 MiB (resumed after an interruption)');
       // B's log says it took the task over from the dead node A (docs/operations.md, task events)

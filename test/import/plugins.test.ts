@@ -8,14 +8,15 @@ import { gzipSync } from 'node:zlib';
 import { startTestServer, createImage, type TestServer } from '../support/server.js';
 import { checkConsistency } from '../../src/services/recovery.js';
 import { qemuInfo, qemuSafetyProblems } from '../../src/import/plugins/qemu-img.js';
-import { getImage, importImage, payload, sha512, stage, waitTasks } from './helpers.js';
+import { getImage, importImage, sha512, stage, waitTasks } from './helpers.js';
+import { pattern } from '../support/bytes.js';
 
 const MiB = 1024 * 1024;
 
 describe('import plugins: decompression, conversion, metadata injection', () => {
   let s: TestServer;
   let dir: string;
-  const raw = payload(4 * MiB, 31);
+  const raw = pattern(4 * MiB, 31);
   let qcow2: Buffer;
 
   before(async () => {
@@ -77,10 +78,10 @@ describe('import plugins: decompression, conversion, metadata injection', () => 
   });
 
   test('metadata injection: configured properties for ordinary users, never os_glance_*, not for ignored roles', async () => {
-    const member = await run(payload(1000), { disk_format: 'raw' });
+    const member = await run(pattern(1000), { disk_format: 'raw' });
     assert.equal(member.image.hw_rng_model, 'virtio');
     assert.equal('os_glance_sneaky' in member.image, false);
-    const admin = await run(payload(1000), { disk_format: 'raw' }, 'admin');
+    const admin = await run(pattern(1000), { disk_format: 'raw' }, 'admin');
     assert.equal(admin.task.status, 'success');
     assert.equal('hw_rng_model' in admin.image, false);
   });

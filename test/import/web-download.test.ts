@@ -2,7 +2,8 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, createImage, type TestServer } from '../support/server.js';
 import { checkConsistency } from '../../src/services/recovery.js';
-import { errorOf, getImage, importImage, payload, serveFiles, sha512, waitImage, waitTasks, type FileServer } from './helpers.js';
+import { errorOf, getImage, importImage, serveFiles, sha512, waitImage, waitTasks, type FileServer } from './helpers.js';
+import { pattern } from '../support/bytes.js';
 
 const MiB = 1024 * 1024;
 
@@ -10,7 +11,7 @@ describe('web-download', () => {
   let s: TestServer;
   let web: FileServer;
   let other: FileServer;
-  const data = payload(3 * MiB + 123, 21);
+  const data = pattern(3 * MiB + 123, 21);
 
   before(async () => {
     other = await serveFiles({ '/secret': (_q, r) => r.end('internal secret') });
@@ -31,7 +32,7 @@ describe('web-download', () => {
       '/loop': (_q, r) => r.writeHead(302, { location: '/loop' }).end(),
       '/huge': (_q, r) => {
         r.writeHead(200);
-        const chunk = payload(MiB, 3);
+        const chunk = pattern(MiB, 3);
         let sent = 0;
         const more = () => {
           while (sent < 64 && r.write(chunk)) sent++;
@@ -43,11 +44,11 @@ describe('web-download', () => {
       },
       '/huge-announced': (_q, r) => {
         r.writeHead(200, { 'content-length': String(64 * MiB) });
-        r.write(payload(MiB));
+        r.write(pattern(MiB));
       },
       '/cut': (req, r) => {
         r.writeHead(200, { 'content-length': String(2 * MiB) });
-        r.write(payload(MiB), () => req.socket.destroy());
+        r.write(pattern(MiB), () => req.socket.destroy());
       },
       '/gone': (_q, r) => r.writeHead(410).end('gone'),
     });
@@ -159,7 +160,7 @@ describe('web-download', () => {
 describe('web-download: DNS answers are checked and the connection pinned', () => {
   let s: TestServer;
   let web: FileServer;
-  const data = payload(MiB, 5);
+  const data = pattern(MiB, 5);
 
   before(async () => {
     web = await serveFiles({ '/image.raw': (_q, r) => r.end(data) });
@@ -214,7 +215,7 @@ describe('web-download: DNS answers are checked and the connection pinned', () =
 
 describe('web-download: private networks by configuration', () => {
   test('allowPrivateNetworks opens loopback; the default refuses it', async () => {
-    const web = await serveFiles({ '/i': (_q, r) => r.end(payload(1000)) });
+    const web = await serveFiles({ '/i': (_q, r) => r.end(pattern(1000)) });
     const open = await startTestServer({ config: { import: { webDownload: { allowPrivateNetworks: true, allowedPorts: [web.port] } } } });
     const closed = await startTestServer({ config: { import: { webDownload: { allowedPorts: [web.port] } } } });
     try {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { createTestDatabase, postgresAvailable, PG_ADMIN_URL } from '../support/postgres.js';
 import { keystoneUnavailableReason, startKeystone } from '../support/keystone.js';
+import { waitFor } from '../support/wait.js';
 
 async function health(base: string, opts: { method?: string; accept?: string } = {}): Promise<{ status: number; type: string | null; body: string }> {
   const res = await fetch(`${base}/healthcheck`, { method: opts.method ?? 'GET', headers: opts.accept ? { accept: opts.accept } : {} });
@@ -163,12 +164,7 @@ describe('healthcheck of the database (PostgreSQL)', async () => {
       assert.equal(down.status, 503);
       assert.equal(down.body, 'database unavailable');
       open = true;
-      let back = 0;
-      for (let i = 0; i < 50 && back !== 200; i++) {
-        back = (await health(s.url)).status;
-        if (back !== 200) await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.equal(back, 200);
+      await waitFor('health to answer 200 again', async () => (await health(s.url)).status === 200, 10_000, 100);
     } finally {
       await s.close();
       relay.close();

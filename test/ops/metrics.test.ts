@@ -13,7 +13,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startTestServer, createImage, uploadBytes, type TestServer } from '../support/server.js';
-import { pattern, waitFor } from '../server/image-data-helpers.js';
+import { pattern } from '../support/bytes.js';
+import { waitFor } from '../support/wait.js';
 import { REPO } from '../recovery/child.js';
 
 const PROMETHEUS = process.env.IMAGO_PROMETHEUS ?? '/usr/bin/prometheus';

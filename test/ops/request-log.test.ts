@@ -1,9 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOKENS } from '../support/server.js';
-import { pattern } from '../server/image-data-helpers.js';
+import { pattern } from '../support/bytes.js';
 import { LogCapture, startLoggedServer } from './helpers.js';
 import { createLogger, effectiveLogFormat } from '../../src/logging.js';
+import { waitFor } from '../support/wait.js';
 
 type Server = Awaited<ReturnType<typeof startLoggedServer>>;
 
@@ -13,12 +14,7 @@ function requestLines(logs: LogCapture): Record<string, any>[] {
 
 /** The request line of `requestId`; it is written when the connection is done with the answer, so wait a moment. */
 async function lineOf(logs: LogCapture, requestId: string | null): Promise<Record<string, any>> {
-  for (let i = 0; i < 100; i++) {
-    const line = requestLines(logs).find((l) => l.requestId === requestId);
-    if (line) return line;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`no request log line for ${requestId}`);
+  return waitFor(`the request log line of ${requestId}`, () => requestLines(logs).find((l) => l.requestId === requestId), 5_000);
 }
 
 describe('request logs', () => {

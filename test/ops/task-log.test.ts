@@ -1,7 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOKENS } from '../support/server.js';
-import { pattern, waitFor } from '../server/image-data-helpers.js';
+import { pattern } from '../support/bytes.js';
+import { waitFor } from '../support/wait.js';
 import { startLoggedServer } from './helpers.js';
 
 type Server = Awaited<ReturnType<typeof startLoggedServer>>;

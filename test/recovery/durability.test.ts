@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { makeDataDir, TOKENS } from '../support/server.js';
-import { pattern } from '../server/image-data-helpers.js';
+import { pattern } from '../support/bytes.js';
 import { spawnImago } from './child.js';
 
 function haveStrace(): boolean {

@@ -4,7 +4,10 @@ import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { makeDataDir, TOKENS } from '../support/server.js';
 import { createTestDatabase, postgresAvailable } from '../support/postgres.js';
-import { ManualUpload, filesUnder, md5, pattern, waitFor } from '../server/image-data-helpers.js';
+import { ManualUpload, md5 } from '../server/image-data-helpers.js';
+import { pattern } from '../support/bytes.js';
+import { filesUnder } from '../support/files.js';
+import { waitFor } from '../support/wait.js';
 import { inspectDataDir, spawnImago, type ChildImago } from './child.js';
 
 const MiB = 1024 * 1024;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createImage, startTestServer, uploadBytes } from '../support/server.js';
 import { SKIP_IN_POSTGRES_PASS, assertErrorShape, serverOn } from './helpers.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * Faults in a running server (issue 14): the database locked beyond the busy
@@ -112,16 +113,10 @@ test('PostgreSQL restarted under a running server: 503 while it is down, everyth
       await expect503(await s.req('POST', '/v2/images', { json: { name: 'while-down' } }), /database/);
       pg.start();
       // the pool reconnects: the next requests work, and nothing was half-applied
-      let listed: { images: { name: string; status: string }[] } | undefined;
-      for (let i = 0; i < 50; i++) {
+      const listed = await waitFor('the server to recover', async () => {
         const res = await s.req('GET', '/v2/images');
-        if (res.status === 200) {
-          listed = (await res.json()) as { images: { name: string; status: string }[] };
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      assert.ok(listed, 'the server recovered');
+        return res.status === 200 && ((await res.json()) as { images: { name: string; status: string }[] });
+      }, 15_000, 200);
       assert.deepEqual(listed.images.map((i) => i.name).sort(), ['before-restart', 'mid-request']);
       const data = Buffer.from(await (await s.req('GET', `/v2/images/${img.id}/file`)).arrayBuffer());
       assert.equal(data.toString(), 'data before');

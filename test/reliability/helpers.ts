@@ -72,13 +72,3 @@ export function openFds(): string[] {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `fn` until it returns true or `ms` pass. */
-export async function until(fn: () => Promise<boolean> | boolean, ms = 20_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await fn()) return;
-    await sleep(20);
-  }
-  assert.fail(`${what} did not hold within ${ms} ms`);
-}

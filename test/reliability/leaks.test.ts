@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { readdirSync, statSync } from 'node:fs';
+import { filesUnder } from '../support/files.js';
 import path from 'node:path';
 import { TOKENS } from '../support/server.js';
 import { startChildServer, type ChildServer } from './child-server.js';
@@ -35,16 +35,7 @@ after(async () => {
 
 /** Every file under the data dir but the database's own. */
 function files(): string[] {
-  const out: string[] = [];
-  const walk = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (!/\.(db|sqlite)(-wal|-shm)?$|imago\.db/.test(e.name)) out.push(path.relative(s.dataDir, p));
-    }
-  };
-  walk(s.dataDir);
-  return out.sort();
+  return filesUnder(s.dataDir).filter((f) => !/\.(db|sqlite)(-wal|-shm)?$|imago\.db/.test(path.basename(f)));
 }
 
 /**

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { type TestServer } from '../support/server.js';
 import { importImage, stage } from '../import/helpers.js';
 import { databases, serverOn, sleep } from './helpers.js';
+import { pattern } from '../support/bytes.js';
 
 /**
  * Soak (issue 14): 64 concurrent clients mix create, upload, download,
@@ -24,9 +25,7 @@ interface Kept {
 
 function bytesFor(client: number, n: number): Buffer {
   const size = 1 + ((client * 7919 + n * 104729) % (512 * 1024));
-  const b = Buffer.alloc(size);
-  for (let i = 0; i < size; i += 997) b[i] = (client + n + i) & 255;
-  return b;
+  return pattern(size, client * 100_003 + n + 1);
 }
 
 async function client(s: TestServer, c: number, end: number, kept: Kept[], counts: Record<string, number>): Promise<void> {

@@ -4,7 +4,9 @@ import http from 'node:http';
 import { readdirSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { createImage, data1k, startTestServer, TOKENS, type TestServer } from '../support/server.js';
-import { assertErrorBody, md5, pattern, put, readResponse, waitFor, type RawResponse } from './image-data-helpers.js';
+import { assertErrorBody, md5, put, readResponse, type RawResponse } from './image-data-helpers.js';
+import { pattern } from '../support/bytes.js';
+import { waitFor } from '../support/wait.js';
 
 const BIG = 3 * 1024 * 1024 + 123;
 

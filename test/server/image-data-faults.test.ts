@@ -5,7 +5,10 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createImage, data1k, makeDataDir, startTestServer, type TestServer } from '../support/server.js';
 import { checkConsistency } from '../../src/services/recovery.js';
-import { ManualUpload, assertErrorBody, filesUnder, imageOf, md5, pattern, put, waitFor } from './image-data-helpers.js';
+import { ManualUpload, assertErrorBody, imageOf, md5, put } from './image-data-helpers.js';
+import { pattern } from '../support/bytes.js';
+import { filesUnder } from '../support/files.js';
+import { waitFor } from '../support/wait.js';
 
 const MiB = 1024 * 1024;
 

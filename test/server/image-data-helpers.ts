@@ -1,7 +1,5 @@
 import http from 'node:http';
 import { createHash } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
 import { TOKENS, type TestServer } from '../support/server.js';
 
 export interface RawResponse {
@@ -92,49 +90,6 @@ export function md5(b: Buffer): string {
 
 export function sha512(b: Buffer): string {
   return createHash('sha512').update(b).digest('hex');
-}
-
-/** Deterministic pseudo-random bytes: different bytes at different offsets, so a wrong range shows. */
-export function pattern(size: number, seed = 1): Buffer {
-  const b = Buffer.alloc(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
-
-/** Every file under `dir`, recursively, relative to it (missing dir → none). */
-export function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    let names: string[];
-    try {
-      names = readdirSync(d);
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      const p = path.join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.push(path.relative(dir, p));
-    }
-  };
-  walk(dir);
-  return out.sort();
-}
-
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 export async function imageOf(s: TestServer, id: string): Promise<Record<string, any>> {

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import path from 'node:path';
 import { createImage, data1k, startTestServer, type TestServer } from '../support/server.js';
-import { ManualUpload, assertErrorBody, filesUnder, imageOf, md5, pattern, put, sha512, waitFor } from './image-data-helpers.js';
+import { ManualUpload, assertErrorBody, imageOf, md5, put, sha512 } from './image-data-helpers.js';
+import { pattern } from '../support/bytes.js';
+import { filesUnder } from '../support/files.js';
+import { waitFor } from '../support/wait.js';
 
 const CAP = 4 * 1024 * 1024;
 

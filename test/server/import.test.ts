@@ -7,7 +7,9 @@ import path from 'node:path';
 
 import { startTestServer, createImage, uploadBytes, makeDataDir, type TestServer } from '../support/server.js';
 import { checkConsistency } from '../../src/services/recovery.js';
-import { errorOf, getImage, importImage, md5, payload, serveFiles, sha512, stage, waitImage, waitTasks, type FileServer } from '../import/helpers.js';
+import { errorOf, getImage, importImage, md5, serveFiles, sha512, stage, waitImage, waitTasks, type FileServer } from '../import/helpers.js';
+import { pattern } from '../support/bytes.js';
+import { waitFor } from '../support/wait.js';
 
 const MiB = 1024 * 1024;
 
@@ -77,7 +79,7 @@ describe('POST /v2/images/{id}/import', () => {
   let s: TestServer;
   let web: Awaited<ReturnType<typeof slowServer>>;
   let fixtures: string;
-  const webData = payload(3 * MiB, 7);
+  const webData = pattern(3 * MiB, 7);
 
   before(async () => {
     fixtures = mkdtempSync(path.join(tmpdir(), 'imago-import-fixtures-'));
@@ -95,7 +97,7 @@ describe('POST /v2/images/{id}/import', () => {
 
   test('glance-direct into the default store: active, hashes of the staged bytes, task success', async () => {
     const img = await createImage(s, { name: 'gd' }, 'member');
-    const data = payload(1500 * 1024, 2);
+    const data = pattern(1500 * 1024, 2);
     assert.equal((await stage(s, img.id, data, 'member')).status, 204);
     const res = await importImage(s, img.id, { method: { name: 'glance-direct' } }, { token: 'member' });
     assert.equal(res.status, 202);
@@ -124,7 +126,7 @@ describe('POST /v2/images/{id}/import', () => {
 
   test('glance-direct adopts the staged file by rename, with no second hashing pass', async () => {
     const img = await createImage(s);
-    const data = payload(2 * MiB, 3);
+    const data = pattern(2 * MiB, 3);
     assert.equal((await stage(s, img.id, data)).status, 204);
     const staged = statSync(path.join(s.dataDir, 'staging', img.id));
     const pool = s.rt.hashPool;
@@ -150,7 +152,7 @@ describe('POST /v2/images/{id}/import', () => {
   });
 
   test('glance-direct to several stores, by list, header and all_stores; each copy verified', async () => {
-    const data = payload(MiB + 17, 4);
+    const data = pattern(MiB + 17, 4);
     const cases: [unknown, Record<string, string>, string][] = [
       [{ method: { name: 'glance-direct' }, stores: ['fast', 'cheap'] }, {}, 'cheap,fast'],
       [{ method: { name: 'glance-direct' } }, { 'x-image-meta-store': 'cheap' }, 'cheap'],
@@ -172,9 +174,9 @@ describe('POST /v2/images/{id}/import', () => {
   test('preconditions and errors, as Glance answers them', async () => {
     const queued = await createImage(s);
     const staged = await createImage(s);
-    assert.equal((await stage(s, staged.id, payload(100))).status, 204);
+    assert.equal((await stage(s, staged.id, pattern(100))).status, 204);
     const active = await createImage(s);
-    assert.equal((await uploadBytes(s, active.id, payload(100))).status, 204);
+    assert.equal((await uploadBytes(s, active.id, pattern(100))).status, 204);
     const noDisk = await createImage(s, { disk_format: null });
     const noContainer = await createImage(s, { container_format: null });
     const gd = { method: { name: 'glance-direct' } };
@@ -225,7 +227,7 @@ describe('POST /v2/images/{id}/import', () => {
 
   test('policy: readers 403, other projects 404, copy-image is for admins', async () => {
     const img = await createImage(s, {}, 'member');
-    assert.equal((await stage(s, img.id, payload(10), 'member')).status, 204);
+    assert.equal((await stage(s, img.id, pattern(10), 'member')).status, 204);
     const reader = await importImage(s, img.id, { method: { name: 'glance-direct' } }, { token: 'reader' });
     assert.equal(reader.status, 403);
     await errorOf(reader);
@@ -233,7 +235,7 @@ describe('POST /v2/images/{id}/import', () => {
     assert.equal(other.status, 404);
     await errorOf(other);
     const active = await createImage(s, {}, 'member');
-    assert.equal((await uploadBytes(s, active.id, payload(10), 'member')).status, 204);
+    assert.equal((await uploadBytes(s, active.id, pattern(10), 'member')).status, 204);
     const copy = await importImage(s, active.id, { method: { name: 'copy-image' }, stores: ['cheap'] }, { token: 'member' });
     assert.equal(copy.status, 403);
     await errorOf(copy);
@@ -241,7 +243,7 @@ describe('POST /v2/images/{id}/import', () => {
 
   test('the import lock: a running task holds it (409), an expired or finished one is taken over', async () => {
     const img = await createImage(s);
-    assert.equal((await uploadBytes(s, img.id, payload(1000))).status, 204);
+    assert.equal((await uploadBytes(s, img.id, pattern(1000))).status, 204);
     const fake = '11111111-2222-4333-8444-555555555555';
     const ts = new Date().toISOString();
     await s.rt.db.insertInto('tasks').values({ id: fake, type: 'api_image_import', status: 'processing', owner: 'admin', user_id: null, request_id: null, image_id: img.id, input: '{}', result: null, message: '', expires_at: null, created_at: ts, updated_at: ts, runner_node: s.rt.nodeId, heartbeat_at: ts, attempts: 1, state: null }).execute();
@@ -273,13 +275,10 @@ describe('POST /v2/images/{id}/import', () => {
     assert.match(running.os_glance_import_task, /^[0-9a-f-]{36}$/);
     const taskId = running.os_glance_import_task;
     // while bytes flow, the task says how many
-    const until = Date.now() + 10_000;
-    let task: Record<string, any> = {};
-    while (Date.now() < until) {
-      task = await (await s.req('GET', `/v2/tasks/${taskId}`)).json() as Record<string, any>;
-      if (task.message === 'Copied 2 MiB') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const task = await waitFor('the task to report 2 MiB copied', async () => {
+      const t = (await (await s.req('GET', `/v2/tasks/${taskId}`)).json()) as Record<string, any>;
+      return t.message === 'Copied 2 MiB' && t;
+    }, 10_000, 50);
     assert.equal(task.status, 'processing');
     assert.equal(task.message, 'Copied 2 MiB');
     web.release();
@@ -299,10 +298,10 @@ describe('POST /v2/images/{id}/import', () => {
     const img = await createImage(s);
     assert.equal((await importImage(s, img.id, { method: { name: 'web-download', uri: `${web.srv.url}/slow` } })).status, 202);
     const taskId = (await getImage(s, img.id)).os_glance_import_task;
-    await waitFor(async () => ((await (await s.req('GET', `/v2/tasks/${taskId}`)).json()) as { message: string }).message === 'Copied 2 MiB');
+    await waitFor('the task to report 2 MiB copied', async () => ((await (await s.req('GET', `/v2/tasks/${taskId}`)).json()) as { message: string }).message === 'Copied 2 MiB');
     assert.equal((await s.req('DELETE', `/v2/images/${img.id}`)).status, 204);
     web.release();
-    await waitFor(async () => (await s.rt.tasks.repo.get(taskId))!.status === 'failure');
+    await waitFor('the task to fail', async () => (await s.rt.tasks.repo.get(taskId))!.status === 'failure');
     const task = (await s.rt.tasks.repo.get(taskId))!;
     assert.match(task.message, /deleted while it was being imported/);
     await consistent(s);
@@ -310,7 +309,7 @@ describe('POST /v2/images/{id}/import', () => {
 
   test('copy-image copies to other stores in parallel, each verified; all_stores skips present ones', async () => {
     const img = await createImage(s);
-    const data = payload(2 * MiB + 5, 9);
+    const data = pattern(2 * MiB + 5, 9);
     assert.equal((await uploadBytes(s, img.id, data)).status, 204);
     assert.equal((await importImage(s, img.id, { method: { name: 'copy-image' }, stores: ['cheap'] })).status, 202);
     const done = await waitImage(s, img.id, (i) => i.stores === 'cheap,fast' && !('os_glance_import_task' in i));
@@ -327,7 +326,7 @@ describe('POST /v2/images/{id}/import', () => {
 
   test('copy-image refuses a copy that does not match the recorded hash; the image is unchanged', async () => {
     const img = await createImage(s);
-    const data = payload(MiB, 10);
+    const data = pattern(MiB, 10);
     assert.equal((await uploadBytes(s, img.id, data)).status, 204);
     const corrupted = Buffer.from(data);
     corrupted[1000] ^= 0xff;
@@ -351,7 +350,7 @@ describe('POST /v2/images/{id}/import', () => {
     const cases: [Buffer, string, RegExp][] = [
       [qcow2(fixtures), 'raw', /Image content is qcow2 but disk_format is raw/],
       [qcow2(fixtures, { backing: true }), 'qcow2', /not safe.*backing/i],
-      [payload(4096), 'qcow2', /Image content is raw but disk_format is qcow2/],
+      [pattern(4096), 'qcow2', /Image content is raw but disk_format is qcow2/],
     ];
     for (const [data, diskFormat, message] of cases) {
       const img = await createImage(s, { disk_format: diskFormat });
@@ -394,7 +393,7 @@ describe('POST /v2/images/{id}/import', () => {
     assert.equal((await getImage(s, good.id)).virtual_size, 1024 ** 3);
     // a container wraps the disk: its bytes need not be the disk format (as Glance), but unsafe data is refused
     const ova = await createImage(s, { disk_format: 'vmdk', container_format: 'ova' });
-    assert.equal((await uploadBytes(s, ova.id, payload(8192))).status, 204);
+    assert.equal((await uploadBytes(s, ova.id, pattern(8192))).status, 204);
     assert.equal((await getImage(s, ova.id)).virtual_size, null);
     const wrapped = await createImage(s, { disk_format: 'qcow2', container_format: 'ovf' });
     assert.equal((await uploadBytes(s, wrapped.id, qcow2(fixtures, { backing: true }))).status, 400);
@@ -435,7 +434,7 @@ describe('import with a failing store', () => {
 
   test('all_stores_must_succeed (default): one failure rolls back every store; the image is queued again', async () => {
     const img = await createImage(s);
-    const data = payload(MiB, 11);
+    const data = pattern(MiB, 11);
     assert.equal((await stage(s, img.id, data)).status, 204);
     let task: Record<string, any> = {};
     await withBrokenStore(async () => {
@@ -462,7 +461,7 @@ describe('import with a failing store', () => {
 
   test('all_stores_must_succeed false: the image becomes active where it could; the failed store is listed', async () => {
     const img = await createImage(s);
-    const data = payload(MiB, 12);
+    const data = pattern(MiB, 12);
     assert.equal((await stage(s, img.id, data)).status, 204);
     let task: Record<string, any> = {};
     await withBrokenStore(async () => {
@@ -485,12 +484,12 @@ describe('import quotas', () => {
     const s = await startTestServer({ config: twoStores({ quotas: { enabled: true, defaults: { image_size_total: 3, image_stage_total: 100, image_count_total: 100, image_count_uploading: 10 } } }) });
     try {
       const img = await createImage(s, {}, 'member');
-      assert.equal((await uploadBytes(s, img.id, payload(2 * MiB), 'member')).status, 204);
+      assert.equal((await uploadBytes(s, img.id, pattern(2 * MiB), 'member')).status, 204);
       const copy = await importImage(s, img.id, { method: { name: 'copy-image' }, stores: ['cheap'] });
       assert.equal(copy.status, 413);
       assert.match((await errorOf(copy)).message, /image_size_total/);
       const staged = await createImage(s, {}, 'member');
-      assert.equal((await stage(s, staged.id, payload(2 * MiB), 'member')).status, 204);
+      assert.equal((await stage(s, staged.id, pattern(2 * MiB), 'member')).status, 204);
       assert.equal((await importImage(s, staged.id, { method: { name: 'glance-direct' } }, { token: 'member' })).status, 202);
       const [task] = await waitTasks(s, staged.id);
       assert.equal(task.status, 'failure');
@@ -501,14 +500,5 @@ describe('import quotas', () => {
     }
   });
 });
-
-async function waitFor(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail('condition not reached in time');
-}
 
 

@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startTestServer, createImage, uploadBytes, makeDataDir, type TestServer } from '../support/server.js';
 import { ConfigError } from '../../src/config.js';
+import { waitFor } from '../support/wait.js';
 
 /** An operator's policy file, in oslo.policy's YAML, changing Glance's defaults. */
 const POLICY = `
@@ -85,20 +86,15 @@ test('a rule that hides an image answers 404, not 403 (as Glance)', async () => 
 test('the file is re-read when it changes; a broken edit keeps the last good rules', async () => {
   const create = () => s.req('POST', '/v2/images', { token: 'member', json: { name: 'pub-reload', visibility: 'public' } });
   assert.equal(await status(await create()), 201);
-  const waitFor = async (want: number) => {
-    for (let i = 0; i < 60; i++) {
-      if ((await status(await create())) === want) return;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    assert.fail(`policy change not picked up (wanted ${want})`);
-  };
+  // each probe creates an image: the answer to a real request is what shows the rules in force
+  const answers = (want: number) => waitFor(`the policy change to be picked up (${want} on create)`, async () => (await status(await create())) === want, 15_000, 200);
   writeFileSync(policyFile, POLICY.replace('publicize_image: "role:member"', 'publicize_image: "rule:context_is_admin"'));
-  await waitFor(403);
+  await answers(403);
   writeFileSync(policyFile, POLICY.replace('publicize_image: "role:member"', 'publicize_image: "role:member or"'));
   await new Promise((r) => setTimeout(r, 3000));
   assert.equal(await status(await create()), 403, 'the broken file was ignored');
   writeFileSync(policyFile, POLICY);
-  await waitFor(201);
+  await answers(201);
 });
 
 test('a policy file with a mistake stops the start, naming the rule', async () => {

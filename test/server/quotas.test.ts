@@ -1,11 +1,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { startTestServer, createImage, uploadBytes, testConfig, makeDataDir, TOKENS, type TestServer } from '../support/server.js';
 import { ConfigError } from '../../src/config.js';
 import { postgresAvailable, createTestDatabase } from '../support/postgres.js';
+import { filesUnder } from '../support/files.js';
+import { waitFor } from '../support/wait.js';
 
 const MiB = 1024 * 1024;
 let s: TestServer;
@@ -70,13 +71,7 @@ async function status(id: string): Promise<string> {
 }
 
 function storeFiles(): string[] {
-  const dir = path.join(s.dataDir, 'images');
-  const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [e.name]));
-  try {
-    return walk(dir);
-  } catch {
-    return [];
-  }
+  return filesUnder(path.join(s.dataDir, 'images'));
 }
 
 test('GET /v2/info/usage: Glance shape, limits from defaults and overrides', async () => {
@@ -178,7 +173,7 @@ test('races: a chunked upload cannot take room another upload is still streaming
   const [x, y] = [await createImage(s, { name: 'held-x' }, 'third'), await createImage(s, { name: 'held-y' }, 'third')];
   const held = heldUpload(x.id, 'third');
   for (let i = 0; i < 31; i++) held.req.write(Buffer.alloc(64 * 1024, 4)); // 2 MiB of 3 streamed, not finished
-  await until(async () => (await usage('third')).image_size_total.usage >= 2, 'the first upload to hold 2 MiB');
+  await waitFor('the first upload to hold 2 MiB', async () => (await usage('third')).image_size_total.usage >= 2);
   await expect413(await put(y.id, chunked(1.5 * MiB), 'third'), 'image_size_total');
   assert.equal(await status(y.id), 'queued');
   held.req.end();
@@ -207,20 +202,13 @@ function heldUpload(id: string, token: keyof typeof TOKENS): { req: http.ClientR
   return { req, response };
 }
 
-async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 test('image_count_uploading: a second concurrent upload is refused until the first ends; a client gone frees it', async () => {
   // the admin project may upload one image at a time
   const a = await createImage(s, { name: 'up-a' }, 'admin');
   const b = await createImage(s, { name: 'up-b' }, 'admin');
   const first = heldUpload(a.id, 'admin');
-  await until(async () => (await status(a.id)) === 'saving', 'the first upload to start');
+  await waitFor('the first upload to start', async () => (await status(a.id)) === 'saving');
   assert.equal((await usage('admin')).image_count_uploading.usage, 1);
   const msg = await expect413(await uploadBytes(s, b.id, Buffer.alloc(10), 'admin'), 'image_count_uploading');
   assert.match(msg, /1 image/);
@@ -233,9 +221,9 @@ test('image_count_uploading: a second concurrent upload is refused until the fir
   const c = await createImage(s, { name: 'up-c' }, 'admin');
   const d = await createImage(s, { name: 'up-d' }, 'admin');
   const gone = heldUpload(c.id, 'admin');
-  await until(async () => (await status(c.id)) === 'saving', 'the upload to start');
+  await waitFor('the upload to start', async () => (await status(c.id)) === 'saving');
   gone.req.destroy();
-  await until(async () => (await status(c.id)) === 'queued', 'the rollback');
+  await waitFor('the rollback', async () => (await status(c.id)) === 'queued');
   assert.equal((await usage('admin')).image_count_uploading.usage, 0);
   assert.equal((await uploadBytes(s, d.id, Buffer.alloc(10), 'admin')).status, 204);
   for (const img of [a, b, c, d]) await s.req('DELETE', `/v2/images/${img.id}`, { token: 'admin' });
@@ -256,7 +244,7 @@ test('stage and glance-direct import: staged bytes count against image_stage_tot
   // the import moves the bytes into a store
   const imp = await s.req('POST', `/v2/images/${img.id}/import`, { token: 'member', json: { method: { name: 'glance-direct' } } });
   assert.equal(imp.status, 202, await imp.text());
-  await until(async () => (await status(img.id)) === 'active', 'the import');
+  await waitFor('the import', async () => (await status(img.id)) === 'active');
   u = await usage('member');
   assert.deepEqual(u.image_stage_total, { limit: 1, usage: 0 });
   assert.deepEqual(u.image_size_total, { limit: 2, usage: 1 });

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createImage, startTestServer, type TestServer } from '../support/server.js';
 import { startSwift, swiftSkipReason, type Swift } from '../support/swift.js';
-import { getImage, importImage, md5, payload, sha512, stage, waitImage, waitTasks } from '../import/helpers.js';
+import { getImage, importImage, md5, sha512, stage, waitImage, waitTasks } from '../import/helpers.js';
+import { pattern } from '../support/bytes.js';
 import { checkConsistency } from '../../src/services/recovery.js';
 import type { S3Store } from '../../src/stores/s3.js';
 import { put } from './image-data-helpers.js';
@@ -62,7 +63,7 @@ describe('import with S3 staging and S3 stores (Swift s3api)', { skip }, () => {
 
   test('glance-direct from S3 staging into an S3 store moves the object server-side; digests are the staged ones', async () => {
     const img = await createImage(s);
-    const data = payload(3 * MiB + 5, 4);
+    const data = pattern(3 * MiB + 5, 4);
     assert.equal((await stage(s, img.id, data)).status, 204);
     assert.deepEqual(await swift.containerObjects(stagingBucket), [`staging/${img.id}`]);
     objectCommands.length = 0;
@@ -82,7 +83,7 @@ describe('import with S3 staging and S3 stores (Swift s3api)', { skip }, () => {
 
   test('glance-direct from S3 staging into a filesystem store copies and verifies', async () => {
     const img = await createImage(s);
-    const data = payload(2 * MiB + 1, 5);
+    const data = pattern(2 * MiB + 1, 5);
     assert.equal((await stage(s, img.id, data)).status, 204);
     assert.equal((await importImage(s, img.id, { method: { name: 'glance-direct' }, stores: ['local'] })).status, 202);
     const done = await waitImage(s, img.id, (i) => i.status === 'active' && !('os_glance_import_task' in i));
@@ -94,7 +95,7 @@ describe('import with S3 staging and S3 stores (Swift s3api)', { skip }, () => {
 
   test('copy-image filesystem → S3 and S3 → filesystem: each copy holds the same bytes', async () => {
     const fromFs = await createImage(s);
-    const a = payload(2 * MiB + 17, 6);
+    const a = pattern(2 * MiB + 17, 6);
     assert.equal((await put(s, fromFs.id, a, { headers: { 'x-image-meta-store': 'local' } })).status, 204);
     assert.equal((await importImage(s, fromFs.id, { method: { name: 'copy-image' }, stores: ['objects'] })).status, 202);
     await waitImage(s, fromFs.id, (i) => i.stores === 'local,objects' && !('os_glance_import_task' in i));
@@ -105,7 +106,7 @@ describe('import with S3 staging and S3 stores (Swift s3api)', { skip }, () => {
     assert.ok((await readAll(await objects.get(inS3.url))).equals(a));
 
     const fromS3 = await createImage(s);
-    const b = payload(MiB + 3, 7);
+    const b = pattern(MiB + 3, 7);
     assert.equal((await put(s, fromS3.id, b)).status, 204);
     assert.equal((await importImage(s, fromS3.id, { method: { name: 'copy-image' }, stores: ['local'] })).status, 202);
     await waitImage(s, fromS3.id, (i) => i.stores === 'local,objects' && !('os_glance_import_task' in i));

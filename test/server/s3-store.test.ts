@@ -7,7 +7,9 @@ import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { createImage, makeDataDir, startTestServer, writeTokens, type TestServer } from '../support/server.js';
 import { startSwift, swiftSkipReason, type Swift } from '../support/swift.js';
 import { checkConsistency } from '../../src/services/recovery.js';
-import { ManualUpload, assertErrorBody, imageOf, md5, pattern, put, sha512, waitFor } from './image-data-helpers.js';
+import { ManualUpload, assertErrorBody, imageOf, md5, put, sha512 } from './image-data-helpers.js';
+import { pattern } from '../support/bytes.js';
+import { waitFor } from '../support/wait.js';
 
 const MiB = 1024 * 1024;
 const skip = swiftSkipReason();

@@ -1,17 +1,13 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import path from 'node:path';
 import { startTestServer, createImage, uploadBytes, TOKENS, type TestServer } from '../support/server.js';
 import { checkConsistency } from '../../src/services/recovery.js';
-import { errorOf, getImage, payload, stage } from '../import/helpers.js';
-
-/** Files under a store directory, .tmp included. */
-function filesUnder(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
-}
+import { errorOf, getImage, stage } from '../import/helpers.js';
+import { pattern } from '../support/bytes.js';
+import { filesUnder } from '../support/files.js';
+import { waitFor } from '../support/wait.js';
 
 /** The image's files in the staging area, temporary ones included. */
 function stagedFiles(s: TestServer, id: string): string[] {
@@ -35,7 +31,7 @@ describe('PUT /v2/images/{id}/stage', () => {
 
   test('stages the data: queued → uploading, size set, checksums wait for the import', async () => {
     const img = await createImage(s, { name: 'staged' }, 'member');
-    const data = payload(1024 * 1024);
+    const data = pattern(1024 * 1024);
     const res = await stage(s, img.id, data, 'member');
     assert.equal(res.status, 204);
     assert.equal(await res.text(), '');
@@ -59,14 +55,14 @@ describe('PUT /v2/images/{id}/stage', () => {
 
   test('409 unless queued, as Glance words it', async () => {
     const img = await createImage(s);
-    assert.equal((await stage(s, img.id, payload(10))).status, 204);
-    const again = await stage(s, img.id, payload(10));
+    assert.equal((await stage(s, img.id, pattern(10))).status, 204);
+    const again = await stage(s, img.id, pattern(10));
     assert.equal(again.status, 409);
     assert.equal((await errorOf(again)).message, 'Image status transition from uploading to uploading is not allowed');
 
     const active = await createImage(s);
-    assert.equal((await uploadBytes(s, active.id, payload(10))).status, 204);
-    const res = await stage(s, active.id, payload(10));
+    assert.equal((await uploadBytes(s, active.id, pattern(10))).status, 204);
+    const res = await stage(s, active.id, pattern(10));
     assert.equal(res.status, 409);
     assert.equal((await errorOf(res)).message, 'Image status transition from active to uploading is not allowed');
   });
@@ -80,12 +76,12 @@ describe('PUT /v2/images/{id}/stage', () => {
   });
 
   test('404 for unknown or invisible images, 403 for readers', async () => {
-    assert.equal((await stage(s, '00000000-0000-0000-0000-000000000000', payload(1))).status, 404);
+    assert.equal((await stage(s, '00000000-0000-0000-0000-000000000000', pattern(1))).status, 404);
     const img = await createImage(s, {}, 'member');
-    const other = await stage(s, img.id, payload(1), 'other');
+    const other = await stage(s, img.id, pattern(1), 'other');
     assert.equal(other.status, 404);
     await errorOf(other);
-    const reader = await stage(s, img.id, payload(1), 'reader');
+    const reader = await stage(s, img.id, pattern(1), 'reader');
     assert.equal(reader.status, 403);
     await errorOf(reader);
     assert.equal((await getImage(s, img.id)).status, 'queued');
@@ -94,7 +90,7 @@ describe('PUT /v2/images/{id}/stage', () => {
   test('413 over the image size cap, while streaming and upfront; nothing staged, image queued', async () => {
     const img = await createImage(s);
     // chunked: the cap is found while streaming
-    const big = payload(5 * 1024 * 1024);
+    const big = pattern(5 * 1024 * 1024);
     const chunked = await s.req('PUT', `/v2/images/${img.id}/stage`, {
       headers: { 'content-type': 'application/octet-stream' },
       body: new ReadableStream({
@@ -128,11 +124,11 @@ describe('PUT /v2/images/{id}/stage', () => {
         res.on('end', () => resolve({ status: res.statusCode!, body }));
       });
       req.on('error', reject);
-      req.write(payload(64 * 1024));
+      req.write(pattern(64 * 1024));
       (async () => {
-        await waitFor(async () => (await getImage(s, img.id)).status === 'uploading');
+        await waitFor('the image to be uploading', async () => (await getImage(s, img.id)).status === 'uploading');
         assert.equal((await s.req('DELETE', `/v2/images/${img.id}`)).status, 204);
-        req.write(payload(64 * 1024));
+        req.write(pattern(64 * 1024));
         req.end();
       })().catch(reject);
     });
@@ -148,14 +144,14 @@ describe('PUT /v2/images/{id}/stage', () => {
     const url = new URL(`${s.url}/v2/images/${img.id}/stage`);
     const req = request(url, { method: 'PUT', headers: { 'x-auth-token': TOKENS.admin, 'content-type': 'application/octet-stream', 'content-length': String(3 * 1024 * 1024) } });
     req.on('error', () => {});
-    req.write(payload(1024 * 1024));
-    await waitFor(async () => (await getImage(s, img.id)).status === 'uploading');
+    req.write(pattern(1024 * 1024));
+    await waitFor('the image to be uploading', async () => (await getImage(s, img.id)).status === 'uploading');
     req.destroy();
-    await waitFor(async () => (await getImage(s, img.id)).status === 'queued');
-    await waitFor(async () => stagedFiles(s, img.id).length === 0);
+    await waitFor('the image to be queued again', async () => (await getImage(s, img.id)).status === 'queued');
+    await waitFor('the staging area to be empty', async () => stagedFiles(s, img.id).length === 0);
     await assertNothingStaged(s, img.id);
     // and it can be staged again
-    assert.equal((await stage(s, img.id, payload(100))).status, 204);
+    assert.equal((await stage(s, img.id, pattern(100))).status, 204);
   });
 });
 
@@ -164,7 +160,7 @@ describe('stage: method disabled, staging quota', () => {
     const s = await startTestServer({ config: { import: { methods: ['web-download'] } } });
     try {
       const img = await createImage(s);
-      const res = await stage(s, img.id, payload(10));
+      const res = await stage(s, img.id, pattern(10));
       assert.equal(res.status, 404);
       assert.match((await errorOf(res)).message, /glance-direct/);
       assert.equal((await getImage(s, img.id)).status, 'queued');
@@ -177,23 +173,14 @@ describe('stage: method disabled, staging quota', () => {
     const s = await startTestServer({ config: { quotas: { enabled: true, defaults: { image_size_total: 100, image_stage_total: 1, image_count_total: 100, image_count_uploading: 10 } } } });
     try {
       const img = await createImage(s, {}, 'member');
-      const res = await stage(s, img.id, payload(2 * 1024 * 1024), 'member');
+      const res = await stage(s, img.id, pattern(2 * 1024 * 1024), 'member');
       assert.equal(res.status, 413);
       assert.match((await errorOf(res)).message, /image_stage_total/);
       assert.equal((await getImage(s, img.id)).status, 'queued');
       await assertNothingStaged(s, img.id);
-      assert.equal((await stage(s, img.id, payload(512 * 1024), 'member')).status, 204);
+      assert.equal((await stage(s, img.id, pattern(512 * 1024), 'member')).status, 204);
     } finally {
       await s.close();
     }
   });
 });
-
-async function waitFor(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.fail('condition not reached in time');
-}

@@ -5,7 +5,8 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { startTestServer, createImage, makeDataDir, uploadBytes, type TestServer } from '../support/server.js';
 import { checkConsistency } from '../../src/services/recovery.js';
-import { errorOf, getImage, importImage, payload, stage, waitImage } from '../import/helpers.js';
+import { errorOf, getImage, importImage, stage, waitImage } from '../import/helpers.js';
+import { pattern } from '../support/bytes.js';
 
 describe('multiple stores', () => {
   let s: TestServer;
@@ -65,15 +66,15 @@ describe('multiple stores', () => {
 
   test('uploads go to the default store or X-Image-Meta-Store; the stores property lists them sorted', async () => {
     const a = await createImage(s);
-    assert.equal((await uploadBytes(s, a.id, payload(100))).status, 204);
+    assert.equal((await uploadBytes(s, a.id, pattern(100))).status, 204);
     assert.equal((await getImage(s, a.id)).stores, 'cheap');
     const b = await createImage(s);
-    const res = await s.req('PUT', `/v2/images/${b.id}/file`, { headers: { 'content-type': 'application/octet-stream', 'x-image-meta-store': 'fast' }, body: payload(100) });
+    const res = await s.req('PUT', `/v2/images/${b.id}/file`, { headers: { 'content-type': 'application/octet-stream', 'x-image-meta-store': 'fast' }, body: pattern(100) });
     assert.equal(res.status, 204);
     assert.equal((await getImage(s, b.id)).stores, 'fast');
     // all_stores leaves read-only stores out; naming one is a conflict
     const c = await createImage(s);
-    assert.equal((await stage(s, c.id, payload(100))).status, 204);
+    assert.equal((await stage(s, c.id, pattern(100))).status, 204);
     const ro = await importImage(s, c.id, { method: { name: 'glance-direct' }, stores: ['archive'] });
     assert.equal(ro.status, 409);
     assert.match((await errorOf(ro)).message, /read-only/);
@@ -83,7 +84,7 @@ describe('multiple stores', () => {
 
   test('DELETE /v2/stores/{store}/{image} removes one copy; never the last one', async () => {
     const img = await createImage(s, {}, 'member');
-    assert.equal((await uploadBytes(s, img.id, payload(4096), 'member')).status, 204);
+    assert.equal((await uploadBytes(s, img.id, pattern(4096), 'member')).status, 204);
     assert.equal((await importImage(s, img.id, { method: { name: 'copy-image' }, stores: ['fast'] })).status, 202);
     await waitImage(s, img.id, (i) => i.stores === 'cheap,fast' && !('os_glance_import_task' in i));
 
@@ -123,7 +124,7 @@ describe('multiple stores', () => {
 
   test('two concurrent removals cannot take both copies', async () => {
     const img = await createImage(s);
-    assert.equal((await uploadBytes(s, img.id, payload(4096))).status, 204);
+    assert.equal((await uploadBytes(s, img.id, pattern(4096))).status, 204);
     assert.equal((await importImage(s, img.id, { method: { name: 'copy-image' }, stores: ['fast'] })).status, 202);
     await waitImage(s, img.id, (i) => i.stores === 'cheap,fast' && !('os_glance_import_task' in i));
     const [a, b] = await Promise.all([s.req('DELETE', `/v2/stores/fast/${img.id}`), s.req('DELETE', `/v2/stores/cheap/${img.id}`)]);
@@ -133,7 +134,7 @@ describe('multiple stores', () => {
     assert.ok(after.stores === 'fast' || after.stores === 'cheap');
     const dl = await s.req('GET', `/v2/images/${img.id}/file`);
     assert.equal(dl.status, 200);
-    assert.deepEqual(Buffer.from(await dl.arrayBuffer()), payload(4096));
+    assert.deepEqual(Buffer.from(await dl.arrayBuffer()), pattern(4096));
   });
 });
 

@@ -1,7 +1,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, createImage, type TestServer } from '../support/server.js';
-import { errorOf, importImage, payload, stage, waitTasks } from '../import/helpers.js';
+import { errorOf, importImage, stage, waitTasks } from '../import/helpers.js';
+import { pattern } from '../support/bytes.js';
 
 describe('tasks API', () => {
   let s: TestServer;
@@ -11,7 +12,7 @@ describe('tasks API', () => {
     s = await startTestServer();
     for (let i = 0; i < 3; i++) {
       const img = await createImage(s, { name: `t${i}` }, 'member');
-      assert.equal((await stage(s, img.id, payload(100 + i), 'member')).status, 204);
+      assert.equal((await stage(s, img.id, pattern(100 + i), 'member')).status, 204);
       assert.equal((await importImage(s, img.id, { method: { name: 'glance-direct' } }, { token: 'member' })).status, 202);
       const [task] = await waitTasks(s, img.id);
       ids.push(task.id);
@@ -103,7 +104,7 @@ describe('tasks API', () => {
 
   test('expired tasks disappear', async () => {
     const img = await createImage(s);
-    assert.equal((await stage(s, img.id, payload(10))).status, 204);
+    assert.equal((await stage(s, img.id, pattern(10))).status, 204);
     assert.equal((await importImage(s, img.id, { method: { name: 'glance-direct' } })).status, 202);
     const [task] = await waitTasks(s, img.id);
     await s.rt.db.updateTable('tasks').set({ expires_at: new Date(Date.now() - 1000).toISOString() }).where('id', '=', task.id).execute();

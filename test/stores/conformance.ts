@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { ImagoError } from '../../src/domain/errors.js';
 import { ObjectNotFound, StoreFull, StoreReadOnly, StoreUnavailable } from '../../src/stores/errors.js';
 import type { Store } from '../../src/stores/store.js';
+import { pattern } from '../support/bytes.js';
 
 /**
  * What a driver gives the conformance suite: a fresh empty store, and ways to
@@ -28,19 +29,6 @@ export interface StoreHarness {
 }
 
 const MiB = 1024 * 1024;
-
-/** Deterministic bytes: position-dependent, so a misplaced range shows. */
-function bytes(size: number, seed = 1): Buffer {
-  const b = Buffer.alloc(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 async function readAll(r: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -95,7 +83,7 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
 
   describe(`Store conformance: ${name}`, () => {
     withStore('put then get returns the same bytes; size and location are reported; exists and list agree', async (h) => {
-      const data = bytes(3 * MiB + 5);
+      const data = pattern(3 * MiB + 5);
       const r = await h.store.put('obj-a', Readable.from([data.subarray(0, MiB), data.subarray(MiB)]));
       assert.equal(r.size, data.length);
       assert.equal(typeof r.location, 'string');
@@ -112,7 +100,7 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
     });
 
     withStore('get reads exactly the inclusive range asked for', async (h) => {
-      const data = bytes(3 * MiB + 17, 3);
+      const data = pattern(3 * MiB + 17, 3);
       const { location } = await h.store.put('ranged', Readable.from([data]));
       const n = data.length;
       for (const [start, end] of [[0, 0], [0, n - 1], [1, 1], [MiB - 1, MiB], [MiB, 2 * MiB - 1], [n - 1, n - 1], [12345, 2 * MiB + 999]]) {
@@ -122,7 +110,7 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
     });
 
     withStore('missing or foreign locations: get rejects with ObjectNotFound, exists is false', async (h) => {
-      const { location } = await h.store.put('gone', Readable.from([bytes(10)]));
+      const { location } = await h.store.put('gone', Readable.from([pattern(10)]));
       await h.store.delete(location);
       await assert.rejects(h.store.get(location), (e) => assertTyped(e, ObjectNotFound));
       await assert.rejects(h.store.get('nonsense:/nowhere'), (e) => assertTyped(e, ObjectNotFound));
@@ -130,43 +118,43 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
     });
 
     withStore('delete removes the object and is idempotent', async (h) => {
-      const a = await h.store.put('del-a', Readable.from([bytes(1000)]));
-      const b = await h.store.put('del-b', Readable.from([bytes(1000, 2)]));
+      const a = await h.store.put('del-a', Readable.from([pattern(1000)]));
+      const b = await h.store.put('del-b', Readable.from([pattern(1000, 2)]));
       await h.store.delete(a.location);
       await h.store.delete(a.location);
       assert.equal(await h.store.exists(a.location), false);
       assert.deepEqual(await collect(h.store.list()), [b.location]);
-      assert.ok((await readAll(await h.store.get(b.location))).equals(bytes(1000, 2)));
+      assert.ok((await readAll(await h.store.get(b.location))).equals(pattern(1000, 2)));
       assert.ok(!(await h.allObjects()).some((o) => o.includes('del-a')), 'the backend no longer holds it');
     });
 
     withStore('list yields every complete object exactly once, and only those', async (h) => {
       assert.deepEqual(await collect(h.store.list()), []);
       const locs: string[] = [];
-      for (let i = 0; i < 5; i++) locs.push((await h.store.put(`list-${i}`, Readable.from([bytes(100 + i, i + 1)]))).location);
+      for (let i = 0; i < 5; i++) locs.push((await h.store.put(`list-${i}`, Readable.from([pattern(100 + i, i + 1)]))).location);
       assert.deepEqual(await collect(h.store.list()), [...locs].sort());
     });
 
     withStore('a put to an existing key replaces the object whole', async (h) => {
-      const first = await h.store.put('same', Readable.from([bytes(2 * MiB, 1)]));
-      const second = await h.store.put('same', Readable.from([bytes(1000, 2)]));
+      const first = await h.store.put('same', Readable.from([pattern(2 * MiB, 1)]));
+      const second = await h.store.put('same', Readable.from([pattern(1000, 2)]));
       assert.equal(second.size, 1000);
-      assert.ok((await readAll(await h.store.get(second.location))).equals(bytes(1000, 2)));
+      assert.ok((await readAll(await h.store.get(second.location))).equals(pattern(1000, 2)));
       assert.deepEqual(await collect(h.store.list()), [second.location]);
       assert.equal(first.location, second.location);
     });
 
     withStore('two concurrent puts of different keys both land intact', async (h) => {
       const [a, b] = await Promise.all([
-        h.store.put('conc-a', Readable.from([bytes(2 * MiB, 5), bytes(MiB, 6)])),
-        h.store.put('conc-b', Readable.from([bytes(MiB, 7), bytes(2 * MiB, 8)])),
+        h.store.put('conc-a', Readable.from([pattern(2 * MiB, 5), pattern(MiB, 6)])),
+        h.store.put('conc-b', Readable.from([pattern(MiB, 7), pattern(2 * MiB, 8)])),
       ]);
-      assert.ok((await readAll(await h.store.get(a.location))).equals(Buffer.concat([bytes(2 * MiB, 5), bytes(MiB, 6)])));
-      assert.ok((await readAll(await h.store.get(b.location))).equals(Buffer.concat([bytes(MiB, 7), bytes(2 * MiB, 8)])));
+      assert.ok((await readAll(await h.store.get(a.location))).equals(Buffer.concat([pattern(2 * MiB, 5), pattern(MiB, 6)])));
+      assert.ok((await readAll(await h.store.get(b.location))).equals(Buffer.concat([pattern(MiB, 7), pattern(2 * MiB, 8)])));
     });
 
     withStore('an object is invisible until its put completes', async (h) => {
-      const { source, release, pulled } = gatedSource(bytes(MiB), bytes(MiB, 2));
+      const { source, release, pulled } = gatedSource(pattern(MiB), pattern(MiB, 2));
       const putting = h.store.put('slow', source);
       await pulled;
       assert.deepEqual(await collect(h.store.list()), []);
@@ -178,7 +166,7 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
 
     withStore('a source that fails mid-stream: put rejects with its error and leaves nothing', async (h) => {
       const before = await h.allObjects();
-      const { source, release, pulled } = gatedSource(bytes(2 * MiB), bytes(10));
+      const { source, release, pulled } = gatedSource(pattern(2 * MiB), pattern(10));
       const putting = h.store.put('failing', source);
       await pulled;
       const boom = new StoreFull('upstream', 'the test made the source fail');
@@ -189,7 +177,7 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
     });
 
     withStore('abort mid-stream: put rejects with the signal reason, nothing is left, the source is destroyed', async (h) => {
-      const { source, pulled } = gatedSource(bytes(2 * MiB), bytes(10));
+      const { source, pulled } = gatedSource(pattern(2 * MiB), pattern(10));
       const controller = new AbortController();
       const putting = h.store.put('aborted', source, { signal: controller.signal });
       await pulled;
@@ -204,13 +192,13 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
       const controller = new AbortController();
       const reason = new StoreUnavailable('test', 'aborted before start');
       controller.abort(reason);
-      const source = Readable.from([bytes(100)]);
+      const source = Readable.from([pattern(100)]);
       await assert.rejects(h.store.put('never', source, { signal: controller.signal }), (e) => e === reason);
       assert.deepEqual(await h.allObjects(), []);
     });
 
     withStore('removeTemporary removes what dead writers left and nothing else', async (h) => {
-      const keep = await h.store.put('keep', Readable.from([bytes(5000)]));
+      const keep = await h.store.put('keep', Readable.from([pattern(5000)]));
       const before = await h.allObjects();
       await h.plantTemporary('dead-a');
       await h.plantTemporary('dead-a');
@@ -221,18 +209,18 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
       assert.equal((await h.allObjects()).length, before.length + 1);
       assert.equal(await h.store.removeTemporary(), 1);
       assert.deepEqual(await h.allObjects(), before);
-      assert.ok((await readAll(await h.store.get(keep.location))).equals(bytes(5000)));
+      assert.ok((await readAll(await h.store.get(keep.location))).equals(pattern(5000)));
       assert.equal(await h.store.removeTemporary(), 0);
     });
 
     withStore('a read-only store refuses put with StoreReadOnly and writes nothing, but reads', async (h) => {
-      const { location } = await h.store.put('ro', Readable.from([bytes(100)]));
+      const { location } = await h.store.put('ro', Readable.from([pattern(100)]));
       const before = await h.allObjects();
-      const source = Readable.from([bytes(100)]);
+      const source = Readable.from([pattern(100)]);
       await assert.rejects(h.readOnly.put('ro-new', source), (e) => assertTyped(e, StoreReadOnly));
       assert.equal(source.destroyed, true, 'put owns its source and destroys it on failure');
       assert.deepEqual(await h.allObjects(), before);
-      assert.ok((await readAll(await h.readOnly.get(location))).equals(bytes(100)));
+      assert.ok((await readAll(await h.readOnly.get(location))).equals(pattern(100)));
       assert.equal(h.readOnly.info.readOnly, true);
     });
 
@@ -265,7 +253,7 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
 
     withStore('invalid keys are refused without writing', async (h) => {
       for (const key of ['../escape', 'a/b', '.tmp', '', '.hidden']) {
-        const source = Readable.from([bytes(10)]);
+        const source = Readable.from([pattern(10)]);
         await assert.rejects(h.store.put(key, source), (e) => e instanceof ImagoError);
       }
       assert.deepEqual(await h.allObjects(), []);
@@ -274,31 +262,31 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
     withStore('backend full: put rejects with StoreFull and leaves nothing', async (h, t) => {
       if (!h.small) return t.skip('the harness has no small backend');
       const { store, capacity } = h.small;
-      await assert.rejects(store.put('too-big', Readable.from([bytes(capacity), bytes(MiB)])), (e) => assertTyped(e, StoreFull));
+      await assert.rejects(store.put('too-big', Readable.from([pattern(capacity), pattern(MiB)])), (e) => assertTyped(e, StoreFull));
       assert.deepEqual(await collect(store.list()), []);
-      const ok = await store.put('fits', Readable.from([bytes(Math.floor(capacity / 4))]));
+      const ok = await store.put('fits', Readable.from([pattern(Math.floor(capacity / 4))]));
       assert.equal(ok.size, Math.floor(capacity / 4));
       await store.delete(ok.location);
     });
 
     withStore('backend unreachable: put rejects with StoreUnavailable, get with a typed error; healing restores it', async (h, t) => {
       if (!h.breakBackend) return t.skip('the harness cannot break its backend');
-      const { location } = await h.store.put('before', Readable.from([bytes(100)]));
+      const { location } = await h.store.put('before', Readable.from([pattern(100)]));
       const heal = await h.breakBackend();
       try {
-        await assert.rejects(h.store.put('during', Readable.from([bytes(100)])), (e) => assertTyped(e, StoreUnavailable));
+        await assert.rejects(h.store.put('during', Readable.from([pattern(100)])), (e) => assertTyped(e, StoreUnavailable));
         await assert.rejects(h.store.get(location), (e) => e instanceof ImagoError);
       } finally {
         await heal();
       }
-      const after = await h.store.put('after', Readable.from([bytes(100)]));
-      assert.ok((await readAll(await h.store.get(after.location))).equals(bytes(100)));
+      const after = await h.store.put('after', Readable.from([pattern(100)]));
+      assert.ok((await readAll(await h.store.get(after.location))).equals(pattern(100)));
     });
 
     withStore('adopt moves an object from a sibling store without a copy the caller sees', async (h, t) => {
       if (!h.sibling || !h.store.adopt || !h.store.canAdopt) return t.skip('the driver does not adopt');
       assert.equal(h.store.canAdopt(h.sibling), true);
-      const data = bytes(MiB + 3, 9);
+      const data = pattern(MiB + 3, 9);
       const staged = await h.sibling.put('staged', Readable.from([data]));
       const adopted = await h.store.adopt(h.sibling, staged.location, 'adopted');
       assert.equal(adopted.size, data.length);

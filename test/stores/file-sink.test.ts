@@ -9,12 +9,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FileSink } from '../../src/stores/file-sink.js';
-
-function data(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 7 + (i >> 11)) & 0xff;
-  return b;
-}
+import { pattern } from '../support/bytes.js';
 
 function chunks(b: Buffer, size: number): Buffer[] {
   const out: Buffer[] = [];
@@ -61,7 +56,7 @@ function watchSyncs(handle: FileHandle, sink: () => FileSink, delayMs = 0) {
 test('FileSink writes every byte in order, whatever the chunking', async () => {
   for (const [size, chunk, batch] of [[0, 1, 1], [1, 1, 4096], [100_000, 3, 4096], [1_000_003, 65_536, 256 * 1024], [300_000, 65_536, 1]]) {
     await withFile(async (handle, file) => {
-      const body = data(size);
+      const body = pattern(size);
       const sink = new FileSink(handle, { batchBytes: batch, syncEveryBytes: 0 });
       await pipeline(Readable.from(chunks(body, chunk)), sink);
       assert.equal(sink.bytesWritten, size);
@@ -80,7 +75,7 @@ test('FileSink gathers small chunks into large writes', async () => {
   syncBuiltinESMExports();
   try {
     await withFile(async (handle, file) => {
-      const body = data(4 * 1024 * 1024);
+      const body = pattern(4 * 1024 * 1024);
       const sink = new FileSink(handle, { batchBytes: 1024 * 1024, syncEveryBytes: 0 });
       await pipeline(Readable.from(chunks(body, 64 * 1024)), sink);
       assert.ok(readFileSync(file).equals(body));
@@ -94,7 +89,7 @@ test('FileSink gathers small chunks into large writes', async () => {
 
 test('FileSink syncs data in the background as it goes, one sync at a time, and fsyncs last', async () => {
   await withFile(async (handle, file) => {
-    const body = data(4 * 1024 * 1024);
+    const body = pattern(4 * 1024 * 1024);
     const sink: FileSink = new FileSink(handle, { batchBytes: 64 * 1024, syncEveryBytes: 512 * 1024 });
     const seen = watchSyncs(handle, () => sink, 15);
     let finishedAt = -1;
@@ -131,7 +126,7 @@ test('FileSink fails the stream when a background sync fails', async () => {
     handle.sync = async () => {
       synced = true;
     };
-    await assert.rejects(pipeline(Readable.from(chunks(data(1024 * 1024), 64 * 1024)), sink), /EIO/);
+    await assert.rejects(pipeline(Readable.from(chunks(pattern(1024 * 1024), 64 * 1024)), sink), /EIO/);
     assert.equal(synced, false, 'no success after a failed sync');
   });
 });

@@ -10,6 +10,7 @@ import { ObjectNotFound, StoreFull, StoreUnavailable } from '../../src/stores/er
 import { S3Store, StoreStartError } from '../../src/stores/s3.js';
 import { S3_MAX_OBJECT_SIZE, planParts } from '../../src/stores/s3-parts.js';
 import { startSwift, swiftSkipReason, type Swift } from '../support/swift.js';
+import { pattern } from '../support/bytes.js';
 import { storeConformance, type StoreHarness } from './conformance.js';
 
 const MiB = 1024 * 1024;
@@ -220,8 +221,7 @@ if (skip) {
         assert.equal(whole.canAdopt(other), false, 'another endpoint is another service');
         await other.close();
 
-        const data = Buffer.alloc(3 * MiB + 11);
-        for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+        const data = pattern(3 * MiB + 11);
         const first = await staging.put('img', Readable.from([data]));
         const a = await whole.adopt(staging, first.location, 'img');
         assert.equal(a.size, data.length);

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { keystoneUnavailableReason, startKeystone, type Keystone } from '../support/keystone.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { waitFor } from '../support/wait.js';
 
 const skip = process.env.IMAGO_TEST_SKIP_KEYSTONE === '1' ? 'IMAGO_TEST_SKIP_KEYSTONE=1' : keystoneUnavailableReason() ?? false;
 
@@ -94,12 +95,11 @@ describe('keystone mode, as tempest uses it', { skip }, () => {
     try {
       const res = await call(project, 'POST', `/v2/images/${id}/import`, { method: { name: 'glance-download', ...method } });
       assert.equal(res.status, 202, await res.text());
-      let tasks: Array<{ status: string; message: string }> = [];
-      for (let i = 0; i < 100; i++) {
-        tasks = ((await (await call(project, 'GET', `/v2/images/${id}/tasks`)).json()) as { tasks: typeof tasks }).tasks;
-        if (tasks.length && ['success', 'failure'].includes(tasks[0].status)) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      type Task = { status: string; message: string };
+      const tasks = await waitFor('the import task to end', async () => {
+        const ts = ((await (await call(project, 'GET', `/v2/images/${id}/tasks`)).json()) as { tasks: Task[] }).tasks;
+        return ts.length > 0 && ['success', 'failure'].includes(ts[0].status) && ts;
+      }, 15_000, 100);
       assert.equal(tasks.length, 1);
       assert.equal(tasks[0].status, 'failure');
       assert.ok(tasks[0].message.length > 0);
