@@ -10,7 +10,12 @@ import { makeDataDir, TOKENS } from '../support/server.js';
 import { createTestDatabase, postgresAvailable } from '../support/postgres.js';
 import { startSwift, swiftSkipReason, type Swift } from '../support/swift.js';
 import { inspectDataDir, spawnImago, type ChildImago } from '../recovery/child.js';
-import { md5, payload, serveFiles, sha512, type FileServer } from '../import/helpers.js';
+import { md5, serveFiles, sha512, type FileServer } from '../import/helpers.js';
+import { pattern as payload } from '../support/bytes.js';
+import { waitFor } from '../support/wait.js';
+
+/** Waits as the shared helper does, with room for a cluster on a busy machine (30 s unless told). */
+const settle = <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 30_000) => waitFor(what, probe, ms);
 import { ManualUpload } from '../server/image-data-helpers.js';
 
 const MiB = 1024 * 1024;
@@ -24,16 +29,6 @@ async function freePort(): Promise<number> {
   const port = (srv.address() as { port: number }).port;
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const got = await probe();
-    if (got) return got;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /**
@@ -113,7 +108,7 @@ listen stats
   }
 
   async function waitState(name: string, state: RegExp): Promise<void> {
-    await waitFor(`haproxy to see node ${name} ${state}`, async () => state.test((await serverStates())[name] ?? ''));
+    await settle(`haproxy to see node ${name} ${state}`, async () => state.test((await serverStates())[name] ?? ''), 30_000);
   }
 
   function call(method: string, p: string, opts: { json?: unknown; body?: Buffer; node?: string; headers?: Record<string, string>; base?: string } = {}): Promise<Response> {
@@ -212,7 +207,7 @@ listen stats
     const check = spawnSync(HAPROXY, ['-c', '-f', cfg], { encoding: 'utf8' });
     assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
     proxy = spawn(HAPROXY, ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-    await waitFor('haproxy to listen', async () => (await serverStates().catch(() => ({}))) && (await fetch(`${lb}/healthcheck`).then((r) => r.status === 200, () => false)));
+    await settle('haproxy to listen', async () => (await serverStates().catch(() => ({}))) && (await fetch(`${lb}/healthcheck`).then((r) => r.status === 200, () => false)), 30_000);
     for (const n of ['a', 'b', 'c']) await waitState(n, /^UP/);
   });
 
@@ -236,7 +231,7 @@ listen stats
       return fetch(`${lb}/v2/images/${id}/file`, { method: 'PUT', headers: { 'x-auth-token': TOKENS.admin, 'content-type': 'application/octet-stream' }, body, duplex: 'half' } as RequestInit);
     }));
     for (const a of answers) assert.equal(a.status, 204, await a.text());
-    for (const n of ['a', 'b', 'c']) await waitFor(`node ${n} to log an upload it served`, async () => logged(n, /^PUT \/v2\/images\/[^/]+\/file 204$/).length > 0, 10_000);
+    for (const n of ['a', 'b', 'c']) await settle(`node ${n} to log an upload it served`, async () => logged(n, /^PUT \/v2\/images\/[^/]+\/file 204$/).length > 0, 10_000);
     for (const { id, data } of images) {
       for (const n of ['a', 'b', 'c']) await assertHolds(id, data, nodes[n]!.url);
       for (let r = 0; r < 4; r++) {
@@ -256,13 +251,13 @@ listen stats
     const data = payload(7 * MiB + 5, 33);
     assert.equal((await call('PUT', `/v2/images/${id}/stage`, { node: 'a', body: data })).status, 204);
     assert.equal((await call('POST', `/v2/images/${id}/import`, { node: 'b', json: { method: { name: 'glance-direct' }, stores: ['fast'] } })).status, 202);
-    await waitFor('the import to end', async () => {
+    await settle('the import to end', async () => {
       const img = await image(id);
       return img.status === 'active' && !('os_glance_import_task' in img);
     });
     assert.equal((await image(id)).stores, 'fast');
     assert.equal((await call('POST', `/v2/images/${id}/import`, { node: 'c', json: { method: { name: 'copy-image' }, stores: ['cheap'] } })).status, 202);
-    await waitFor('the copy to end', async () => {
+    await settle('the copy to end', async () => {
       const img = await image(id);
       return img.stores === 'cheap,fast' && !('os_glance_import_task' in img);
     });
@@ -276,18 +271,18 @@ listen stats
     const id = await create('killed-upload');
     const up = new ManualUpload(lb, id, { headers: { 'x-test-node': 'c' } });
     for (let i = 0; i < 4; i++) await up.write(payload(3 * MiB, 40 + i));
-    await waitFor('a multipart upload in S3', async () => (await multipartUploads(buckets.fast)).some((u) => u.includes(id)));
+    await settle('a multipart upload in S3', async () => (await multipartUploads(buckets.fast)).some((u) => u.includes(id)));
     assert.equal((await image(id)).status, 'saving');
     await nodes.c!.kill9();
     up.abort();
     await waitState('c', /^DOWN/);
-    const released = await waitFor('a survivor to release the upload', async () => {
+    const released = await settle('a survivor to release the upload', async () => {
       const img = await image(id);
       return img.status === 'queued' && img;
     });
     assert.equal(released.size, null);
-    await waitFor('the multipart upload to be aborted', async () => (await multipartUploads(buckets.fast)).length === 0);
-    await waitFor('a survivor to log the release', async () => ['a', 'b'].some((n) => logged(n, /released the uploads of a node that stopped/).length > 0), 10_000);
+    await settle('the multipart upload to be aborted', async () => (await multipartUploads(buckets.fast)).length === 0);
+    await settle('a survivor to log the release', async () => ['a', 'b'].some((n) => logged(n, /released the uploads of a node that stopped/).length > 0), 10_000);
     const data = payload(4 * MiB + 1, 44);
     assert.equal((await call('PUT', `/v2/images/${id}/file`, { body: data })).status, 204);
     await assertHolds(id, data);
@@ -301,20 +296,20 @@ listen stats
     if (!pg) return t.skip('no PostgreSQL server');
     const id = await create('killed-import');
     assert.equal((await call('POST', `/v2/images/${id}/import`, { json: { method: { name: 'web-download', uri: `${web.url}/slow.raw` } } })).status, 202);
-    await waitFor('the download to start', async () => heldWeb.length > 0);
-    const runner = await waitFor('the runner to say so', async () => ['a', 'b', 'c'].find((n) => logged(n, /^import task started$/).some((e) => e.image === id)));
+    await settle('the download to start', async () => heldWeb.length > 0);
+    const runner = await settle('the runner to say so', async () => ['a', 'b', 'c'].find((n) => logged(n, /^import task started$/).some((e) => e.image === id)));
     await nodes[runner]!.kill9();
     for (const w of heldWeb.splice(0)) w();
     holdWeb = false;
     await waitState(runner, /^DOWN/);
-    const done = await waitFor('the import to end', async () => {
+    const done = await settle('the import to end', async () => {
       const [task] = await tasksOf(id);
       return (task?.status === 'success' || task?.status === 'failure') && task;
     }, 90_000);
     assert.equal(done.status, 'success', done.message);
     assert.match(done.message, /resumed after an interruption/);
     const survivors = ['a', 'b', 'c'].filter((n) => n !== runner);
-    await waitFor('a survivor to log the takeover', async () => survivors.some((n) => logged(n, /taken over; it resumes/).some((e) => e.image === id)), 10_000);
+    await settle('a survivor to log the takeover', async () => survivors.some((n) => logged(n, /taken over; it resumes/).some((e) => e.image === id)), 10_000);
     await assertHolds(id, webData);
     await startNode(runner);
     await waitState(runner, /^UP/);
