@@ -398,7 +398,12 @@ export async function startSwift(): Promise<Swift> {
       if (res.status !== 200) throw new Error(`listing ${container}: ${res.status}`);
       const page = (await res.json()) as { name: string }[];
       if (page.length === 0) return names;
-      names.push(...page.map((o) => o.name));
+      // A container listing can lag behind its objects when the container server was too busy to
+      // take the update at once (nothing here runs the updaters): ask each listed object itself.
+      for (const { name } of page) {
+        const head = await swiftApi('HEAD', `/${encodeURIComponent(container)}/${name.split('/').map(encodeURIComponent).join('/')}`);
+        if (head.status !== 404) names.push(name);
+      }
       marker = page[page.length - 1].name;
     }
   };
