@@ -22,6 +22,31 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+/**
+ * A TCP relay this test owns in front of a shared service (PostgreSQL, Keystone): cutting it makes
+ * the service unreachable for Imago without stopping what other tests use.
+ */
+async function startRelay(host: string, port: number): Promise<{ port: number; cut(): void; restore(): void; stop(): void }> {
+  const sockets = new Set<net.Socket>();
+  let open = true;
+  const relay = net.createServer((client) => {
+    if (!open) return client.destroy();
+    const upstream = net.connect(port, host);
+    for (const sock of [client, upstream]) {
+      sockets.add(sock);
+      sock.on('close', () => sockets.delete(sock));
+      sock.on('error', () => {});
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
+  const cut = () => {
+    open = false;
+    for (const sock of sockets) sock.destroy();
+  };
+  return { port: (relay.address() as net.AddressInfo).port, cut, restore: () => (open = true), stop: () => (cut(), relay.close()) };
+}
+
 describe('healthcheck', () => {
   let s: TestServer;
   const drainFile = () => path.join(s.dataDir, 'drain');
@@ -131,6 +156,41 @@ describe('healthcheck with a real Keystone', { skip: process.env.IMAGO_TEST_SKIP
       await ks.stop();
     }
   });
+
+  test('Keystone going away and coming back: 503 naming it while gone (cached tokens still work); requests and health recover without a restart', async () => {
+    const ks = await startKeystone();
+    const target = new URL(ks.url);
+    const relay = await startRelay(target.hostname, Number(target.port));
+    const via = `http://127.0.0.1:${relay.port}`;
+    const s = await startTestServer({ config: { health: { cacheSeconds: 0 }, auth: { mode: 'keystone', keystone: ks.keystoneConfig({ authUrl: `${via}/v3`, wwwAuthenticateUri: via }) } } });
+    const list = (token: string) => fetch(`${s.url}/v2/images`, { headers: { 'x-auth-token': token } });
+    try {
+      const before = await ks.token('demo-member');
+      assert.equal((await list(before)).status, 200);
+      assert.equal((await health(s.url)).status, 200);
+
+      relay.cut();
+      const during = await ks.token('alt-member'); // from Keystone directly: Imago has never seen it
+      const refused = await list(during);
+      assert.equal(refused.status, 503);
+      const body = (await refused.json()) as { error: { code: number; message: string } };
+      assert.equal(body.error.code, 503);
+      assert.match(body.error.message, /Keystone .* cannot be reached/);
+      assert.equal((await list(before)).status, 200, 'a token validated before the outage is served from the cache');
+      const down = await health(s.url);
+      assert.equal(down.status, 503);
+      assert.equal(down.body, 'identity service unavailable');
+
+      relay.restore();
+      assert.equal((await list(during)).status, 200, 'the token refused during the outage is accepted now');
+      assert.equal((await list(await ks.token('demo-reader'))).status, 200);
+      await waitFor('health to answer 200 again', async () => (await health(s.url)).status === 200, 10_000, 100);
+    } finally {
+      await s.close();
+      relay.stop();
+      await ks.stop();
+    }
+  });
 });
 
 describe('healthcheck of the database (PostgreSQL)', async () => {
@@ -140,35 +200,21 @@ describe('healthcheck of the database (PostgreSQL)', async () => {
     // makes the database unreachable for Imago without stopping the server other tests use.
     const db = await createTestDatabase();
     const target = new URL(db.url);
-    const sockets = new Set<net.Socket>();
-    let open = true;
-    const relay = net.createServer((client) => {
-      if (!open) return client.destroy();
-      const upstream = net.connect(Number(target.port || 5432), target.hostname);
-      for (const sock of [client, upstream]) {
-        sockets.add(sock);
-        sock.on('close', () => sockets.delete(sock));
-        sock.on('error', () => {});
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
+    const relay = await startRelay(target.hostname, Number(target.port || 5432));
     const relayed = new URL(db.url);
-    relayed.host = `127.0.0.1:${(relay.address() as net.AddressInfo).port}`;
+    relayed.host = `127.0.0.1:${relay.port}`;
     const s = await startTestServer({ env: { IMAGO_DATABASE_URL: relayed.toString() }, config: { health: { cacheSeconds: 0 } } });
     try {
       assert.equal((await health(s.url)).status, 200);
-      open = false;
-      for (const sock of sockets) sock.destroy();
+      relay.cut();
       const down = await health(s.url);
       assert.equal(down.status, 503);
       assert.equal(down.body, 'database unavailable');
-      open = true;
+      relay.restore();
       await waitFor('health to answer 200 again', async () => (await health(s.url)).status === 200, 10_000, 100);
     } finally {
       await s.close();
-      relay.close();
-      for (const sock of sockets) sock.destroy();
+      relay.stop();
       await db.drop();
     }
   });
