@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { after } from 'node:test';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +14,16 @@ export const REPO = (() => {
   while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   return dir;
 })();
+
+/**
+ * Every child still running. A test that fails between starting a child and stopping it would
+ * otherwise leave it running, and its open pipes keep the test file from ever ending (a CI hang):
+ * whatever is left is killed once the file's tests are done.
+ */
+const living = new Set<ChildProcess>();
+after(() => {
+  for (const proc of living) proc.kill('SIGKILL');
+});
 
 export interface ChildImago {
   proc: ChildProcess;
@@ -43,7 +54,11 @@ export async function spawnImago(dataDir: string, opts: { config?: Record<string
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  living.add(proc);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => {
+    living.delete(proc);
+    resolve({ code, signal });
+  }));
   let pid = 0;
   const url = await new Promise<string>((resolve, reject) => {
     let buf = '';
