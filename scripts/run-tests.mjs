@@ -71,7 +71,7 @@ function runGroup(label, files, concurrency, env) {
   // A safety net, not a budget: a file that never ends (a child process left running) must fail
   // the group, not hold CI until its own limit. Normal groups take a fraction of this.
   const timeout = Number(process.env.IMAGO_TEST_GROUP_TIMEOUT_MINUTES ?? 40) * 60_000;
-  const r = spawnSync(process.execPath, ['--test', '--test-force-exit', `--test-concurrency=${concurrency}`, ...rel], { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ...env }, timeout, killSignal: 'SIGKILL' });
+  const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...rel], { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ...env }, timeout, killSignal: 'SIGKILL' });
   if (r.error?.code === 'ETIMEDOUT') console.log(`=== ${label}: still running after ${timeout / 60_000} min: stopped, counted as failed ===`);
   console.log(`=== ${label}: exit ${r.status ?? r.signal} after ${Math.round((Date.now() - started) / 1000)} s ===`);
   return r.status ?? 1;
