@@ -8,6 +8,7 @@ import { MembersRepo } from './db/members-repo.js';
 import { TasksRepo } from './db/tasks-repo.js';
 import { QuotasRepo } from './db/quotas-repo.js';
 import { NodesRepo } from './db/nodes-repo.js';
+import { StagingRepo } from './db/staging-repo.js';
 import type { Authenticator } from './auth/context.js';
 import { createAuthenticator } from './auth/index.js';
 import type { Policy } from './domain/policy.js';
@@ -49,6 +50,7 @@ export interface Runtime {
   dialect: DialectName;
   images: ImagesRepo;
   members: MembersRepo;
+  stagingRepo: StagingRepo;
   stores: StoreRegistry;
   hashPool: HashPool;
   auth: Authenticator;
@@ -101,6 +103,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const images = new ImagesRepo(db);
   const members = new MembersRepo(db);
   const tasksRepo = new TasksRepo(db);
+  const stagingRepo = new StagingRepo(db);
   const nodes = new NodeLiveness(nodeId, dialect, config.nodeTimeoutSeconds * 1000, new NodesRepo(db));
   const writers = new WriterRegistry();
   const access = new ImageAccess(images, members);
@@ -111,13 +114,13 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
 
   // Services, each after the ones it calls: data ← staging ← images; data, staging ← tasks ← import.
   const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, nodeId, config, log });
-  const staging = new StagingService({ access, policy, writers, images, stores, data, quotas, db, nodeId, config, log });
+  const staging = new StagingService({ access, policy, writers, images, stores, data, quotas, repo: stagingRepo, nodeId, config, log });
   const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config });
-  const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, db, nodeId, dialect, config, log });
+  const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log });
   const importService = new ImportService({ access, policy, images, stores, tasks, data, quotas, filter, nodeId, dialect, config });
   const memberService = new MemberService({ access, policy, members });
   const metadefs = new MetadefService(new MetadefsRepo(db), policy);
-  const recovery = new Recovery({ images, db, stores, staging, data, tasks, nodes, log });
+  const recovery = new Recovery({ images, stagingRepo, stores, staging, data, tasks, nodes, log });
   const health = new HealthMonitor({ db, stores, auth, config });
   metrics.attach({
     writersInFlight: () => writers.size,
@@ -131,7 +134,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   let closing: Promise<void> | undefined;
   const drain = (reason = new ServiceUnavailable('The server is shutting down; retry the upload.')) => writers.abortAll(reason);
   return {
-    config, log, nodeId, db, dialect, images, members, stores, hashPool, auth, policy, writers, access,
+    config, log, nodeId, db, dialect, images, members, stagingRepo, stores, hashPool, auth, policy, writers, access,
     imageService, data, staging, importService, tasks, memberService, metadefs, recovery, quotas, inspection, metrics, health,
     async start() {
       // Embedded SQLite: this process owns the data, so anything no record owns is an orphan to sweep.

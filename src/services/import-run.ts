@@ -22,7 +22,8 @@ import { glanceEndpoint, propertiesToCopy, remoteImage } from '../import/glance-
 import { decompressor, detectCompression, readHead } from '../import/plugins/decompress.js';
 import { qemuConvert, qemuFormat, qemuInfo, qemuSafetyProblems } from '../import/plugins/qemu-img.js';
 import { propertiesToInject } from '../import/plugins/inject.js';
-import { copiedMessage, type ImportRequest, type ImportTaskInput, type Task, type TaskState } from '../import/task.js';
+import { copiedMessage } from '../import/task.js';
+import type { ImportRequest, ImportTaskInput, Task, TaskState } from '../domain/task.js';
 import { defaultVirtualSize, type DataService, type Written } from './image-data.js';
 import type { Staged, StagingService } from './staging.js';
 import type { QuotaLease } from '../domain/quota.js';

@@ -12,7 +12,7 @@ import { BadRequest, Conflict, Forbidden, NotFound } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
 import { LOCK_PROPERTY } from '../db/tasks-repo.js';
 import { checkGlanceDownload, parseImportBody } from '../import/request.js';
-import type { ImportRequest, ImportTaskInput, Task } from '../import/task.js';
+import type { ImportRequest, ImportTaskInput, Task } from '../domain/task.js';
 import { type UriFilter, redactUserinfo } from '../import/uri-filter.js';
 import { targetOf, type ImageAccess } from './image-access.js';
 

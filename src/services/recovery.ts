@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Db } from '../db/database.js';
+import type { StagingRepo } from '../db/staging-repo.js';
 import type { ImagesRepo } from '../db/images-repo.js';
 import { ServiceUnavailable } from '../domain/errors.js';
 import type { StoreRegistry } from '../stores/registry.js';
@@ -17,15 +17,15 @@ export interface ConsistencyReport {
 /** What the consistency check reads: the locations, the staging records and the stores. */
 export interface ConsistencyDeps {
   images: ImagesRepo;
-  db: Db;
+  /** the image_staging records (staged objects have an owner too) */
+  stagingRepo: StagingRepo;
   stores: StoreRegistry;
 }
 
 /** Proves invariant 6: every location has its object and every object has an owner. */
 export async function checkConsistency(deps: ConsistencyDeps): Promise<ConsistencyReport> {
   const locations = await deps.images.allLocations();
-  const staged = await deps.db.selectFrom('image_staging').select(['image_id', 'url']).execute();
-  const owned = new Set<string>([...locations.map((l) => l.url), ...staged.map((s) => s.url)]);
+  const owned = new Set<string>([...locations.map((l) => l.url), ...(await deps.stagingRepo.allUrls())]);
   const report: ConsistencyReport = { missingObjects: [], orphanObjects: [] };
   for (const loc of locations) {
     const store = deps.stores.holding(loc.storeId);
@@ -99,13 +99,8 @@ export class Recovery {
 
   /** Staged data of images that are gone: a delete whose staged data removal did not finish (idempotent). */
   private async finishStagedDeletes(): Promise<number> {
-    const orphaned = await this.deps.db
-      .selectFrom('image_staging as s')
-      .leftJoin('images as i', 'i.id', 's.image_id')
-      .where('i.id', 'is', null)
-      .select('s.image_id')
-      .execute();
-    for (const { image_id } of orphaned) await this.deps.staging.discard(image_id);
+    const orphaned = await this.deps.stagingRepo.ofDeletedImages();
+    for (const imageId of orphaned) await this.deps.staging.discard(imageId);
     return orphaned.length;
   }
 

@@ -4,13 +4,12 @@ import type { RequestContext } from '../auth/context.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Policy } from '../domain/policy.js';
-import type { Db } from '../db/database.js';
+import type { StagingRepo } from '../db/staging-repo.js';
 import type { ImagesRepo } from '../db/images-repo.js';
 import type { StoreRegistry } from '../stores/registry.js';
 import type { WriterRegistry } from './writers.js';
 import type { QuotaChecker } from './quotas.js';
 import { Conflict, Gone, ImagoError, NotFound, PayloadTooLarge } from '../domain/errors.js';
-import { now } from '../db/database.js';
 import { FormatInspector, type InspectionResult } from '../import/inspect/inspector.js';
 import type { QuotaLease } from '../domain/quota.js';
 import type { DataService, Written } from './image-data.js';
@@ -43,7 +42,8 @@ export interface StagingServiceDeps {
   stores: StoreRegistry;
   data: Pick<DataService, 'asWriter' | 'write' | 'makeCommitsDurable'>;
   quotas?: QuotaChecker;
-  db: Db;
+  /** the image_staging records */
+  repo: StagingRepo;
   nodeId: string;
   config: Pick<Config, 'imageSizeCap' | 'import'>;
   log: Logger;
@@ -103,7 +103,7 @@ export class StagingService {
       }
     } catch (err) {
       if (written) {
-        await d.db.deleteFrom('image_staging').where('image_id', '=', imageId).where('url', '=', written.location).execute().catch(() => {});
+        await d.repo.forget(imageId, written.location).catch(() => {});
         await d.stores.staging.delete(written.location).catch(() => {});
       }
       const released = await d.images.releaseWriter(imageId, writerId, 'queued', { size: null });
@@ -117,21 +117,7 @@ export class StagingService {
 
   /** Records (or replaces) what is staged for the image. */
   async record(imageId: string, w: Written, inspection: InspectionResult | null): Promise<void> {
-    await this.deps.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('image_staging').where('image_id', '=', imageId).execute();
-      await trx
-        .insertInto('image_staging')
-        .values({
-          image_id: imageId,
-          url: w.location,
-          size: w.size,
-          checksum: w.md5,
-          os_hash_value: w.sha512,
-          created_at: now(),
-          inspection: inspection ? JSON.stringify(inspection) : null,
-        })
-        .execute();
-    });
+    await this.deps.repo.record(imageId, w, inspection ? JSON.stringify(inspection) : null);
   }
 
   /**
@@ -140,32 +126,18 @@ export class StagingService {
    * leaves the record and the image agreeing on what is staged.
    */
   async replace(imageId: string, w: Written, inspection: InspectionResult | null, imageAttrs: Record<string, string | number | null>): Promise<void> {
-    await this.deps.db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('image_staging')
-        .set({ url: w.location, size: w.size, checksum: w.md5, os_hash_value: w.sha512, inspection: inspection ? JSON.stringify(inspection) : null })
-        .where('image_id', '=', imageId)
-        .execute();
-      await trx.updateTable('images').set({ ...imageAttrs, updated_at: now() }).where('id', '=', imageId).execute();
-    });
+    await this.deps.repo.replace(imageId, w, inspection ? JSON.stringify(inspection) : null, imageAttrs);
   }
 
   async get(imageId: string): Promise<Staged | undefined> {
-    const row = await this.deps.db.selectFrom('image_staging').selectAll().where('image_id', '=', imageId).executeTakeFirst();
+    const row = await this.deps.repo.get(imageId);
     if (!row) return undefined;
-    return {
-      imageId: row.image_id,
-      url: row.url,
-      size: row.size,
-      checksum: row.checksum,
-      sha512: row.os_hash_value,
-      inspection: row.inspection ? (JSON.parse(row.inspection) as InspectionResult) : null,
-    };
+    return { ...row, inspection: row.inspection ? (JSON.parse(row.inspection) as InspectionResult) : null };
   }
 
   /** Forgets the staging record once its object has moved into a store (adopted). */
   async forget(imageId: string, url: string): Promise<void> {
-    await this.deps.db.deleteFrom('image_staging').where('image_id', '=', imageId).where('url', '=', url).execute();
+    await this.deps.repo.forget(imageId, url);
   }
 
   /**
@@ -173,7 +145,7 @@ export class StagingService {
    * once the commits so far (a delete) would survive a power loss.
    */
   async discard(imageId: string, opts: { durableFirst?: boolean } = {}): Promise<void> {
-    const row = await this.deps.db.selectFrom('image_staging').selectAll().where('image_id', '=', imageId).executeTakeFirst();
+    const row = await this.deps.repo.get(imageId);
     if (!row) return;
     if (opts.durableFirst) {
       try {
@@ -186,6 +158,6 @@ export class StagingService {
       crashPoint('delete:before-staged-remove');
     }
     await this.deps.stores.staging.delete(row.url).catch((err) => this.deps.log.warn({ err, imageId }, 'could not remove staged data'));
-    await this.deps.db.deleteFrom('image_staging').where('image_id', '=', imageId).execute();
+    await this.deps.repo.remove(imageId);
   }
 }

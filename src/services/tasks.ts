@@ -1,7 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import type { RequestContext } from '../auth/context.js';
 import type { Policy } from '../domain/policy.js';
-import type { Db, DialectName } from '../db/database.js';
+import type { DialectName } from '../db/database.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { WriterRegistry } from './writers.js';
 import type { DataService } from './image-data.js';
@@ -9,7 +9,8 @@ import type { NodeLiveness } from './nodes.js';
 import { BadRequest, Gone, ImagoError, NotFound, ServiceUnavailable } from '../domain/errors.js';
 import { isUuid } from '../domain/image-input.js';
 import { type TasksRepo, type TaskListQuery } from '../db/tasks-repo.js';
-import { TASK_STATUSES, TASK_TYPES, copiedMessage, type ImportTaskInput, type Task } from '../import/task.js';
+import { copiedMessage } from '../import/task.js';
+import { TASK_STATUSES, TASK_TYPES, type ImportTaskInput, type Task } from '../domain/task.js';
 import type { Resolver } from '../import/http-source.js';
 import { ImportFailure, ImportRun, type ImportRunDeps } from './import-run.js';
 import { targetOf, type ImageAccess } from './image-access.js';
@@ -32,7 +33,6 @@ export interface TaskServiceDeps extends ImportRunDeps {
   data: Pick<DataService, 'uploadCap' | 'write' | 'asWriter' | 'removeLocations'>;
   nodes: NodeLiveness;
   metrics: Pick<Metrics, 'taskFinished'>;
-  db: Db;
   nodeId: string;
   dialect: DialectName;
 }
@@ -338,11 +338,10 @@ export class TaskService {
     const { resumed, failed } = await this.recoverInterrupted();
     await this.sweepWorkDir();
     let released = 0;
-    const importing = await this.deps.db.selectFrom('images').select(['id', 'writer_id']).where('status', '=', 'importing').execute();
-    for (const img of importing) {
-      const task = img.writer_id ? await this.repo.get(img.writer_id) : undefined;
+    for (const img of await this.deps.images.importing()) {
+      const task = img.writerId ? await this.repo.get(img.writerId) : undefined;
       if (task && (task.status === 'pending' || task.status === 'processing')) continue;
-      await this.deps.db.updateTable('images').set({ status: 'queued', size: null, writer_id: null, writer_node: null, writer_heartbeat_at: null }).where('id', '=', img.id).where('status', '=', 'importing').execute();
+      await this.deps.images.releaseImport(img.id);
       await this.deps.staging.discard(img.id);
       released++;
     }

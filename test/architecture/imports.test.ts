@@ -139,6 +139,20 @@ test('domain/ is pure: it imports nothing from db/, server/, services/ or stores
   assert.deepEqual(crossings('domain/', ['db/', 'server/', 'services/', 'stores/']), []);
 });
 
+test('db/ depends on no application layer above it: nothing from import/ or metadefs/', () => {
+  assert.deepEqual(crossings('db/', ['import/', 'metadefs/']), []);
+});
+
+test('SQL lives in db/ repositories: services/ build no queries', () => {
+  const found: string[] = [];
+  for (const file of graph.keys()) {
+    if (!file.startsWith('services/')) continue;
+    const text = readFileSync(path.join(SRC, file), 'utf8');
+    for (const m of text.matchAll(/\.(selectFrom|updateTable|insertInto|deleteFrom|transaction)\(|from 'kysely'|\bsql`/g)) found.push(`${file}: ${m[0]}`);
+  }
+  assert.deepEqual(found, []);
+});
+
 test('services/ know nothing of HTTP: they import nothing from server/', () => {
   assert.deepEqual(crossings('services/', ['server/']), []);
 });
