@@ -4,7 +4,6 @@ export type Visibility = 'public' | 'community' | 'shared' | 'private';
 
 export const DISK_FORMATS = ['ami', 'ari', 'aki', 'vhd', 'vhdx', 'vmdk', 'raw', 'qcow2', 'vdi', 'iso', 'ploop'] as const;
 export const CONTAINER_FORMATS = ['ami', 'ari', 'aki', 'bare', 'ovf', 'ova', 'docker', 'compressed'] as const;
-export const VISIBILITIES: Visibility[] = ['public', 'community', 'shared', 'private'];
 export const STATUSES: ImageStatus[] = ['queued', 'saving', 'uploading', 'importing', 'active', 'deactivated', 'killed', 'deleted', 'pending_delete'];
 
 export interface Location {

@@ -11,7 +11,7 @@ import type { TasksRepo } from '../db/tasks-repo.js';
 import type { StoreRegistry } from '../stores/registry.js';
 import type { UriFilter } from '../import/uri-filter.js';
 import type { QuotaChecker } from './quotas.js';
-import { Gone, ImagoError, PayloadTooLarge, ServiceUnavailable } from '../domain/errors.js';
+import { Gone, ImagoError, PayloadTooLarge } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
 import type { Store } from '../stores/store.js';
 import { StoreFull } from '../stores/errors.js';
@@ -505,8 +505,4 @@ async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<v
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (firstError !== undefined) throw firstError;
-}
-
-export function isShutdown(err: unknown): boolean {
-  return err instanceof ServiceUnavailable;
 }
