@@ -5,54 +5,42 @@ import type { Config, StoreConfig } from './config.js';
 import { openDatabase, type Db, type DialectName } from './db/database.js';
 import { ImagesRepo } from './db/images-repo.js';
 import { MembersRepo } from './db/members-repo.js';
-import type { Authenticator, RequestContext } from './auth/context.js';
+import { TasksRepo } from './db/tasks-repo.js';
+import { QuotasRepo } from './db/quotas-repo.js';
+import { NodesRepo } from './db/nodes-repo.js';
+import { StagingRepo } from './db/staging-repo.js';
+import type { Authenticator } from './auth/context.js';
 import { createAuthenticator } from './auth/index.js';
-import { Policy } from './domain/policy.js';
+import type { Policy } from './domain/policy.js';
+import { ServiceUnavailable } from './domain/errors.js';
 import { loadPolicy, watchPolicy } from './services/policy-loader.js';
-import type { Image } from './domain/image.js';
-import type { QuotaLease, WriterAdmission } from './domain/quota.js';
-import { QuotaService } from './services/quotas.js';
+import { QuotaService, type QuotaChecker } from './services/quotas.js';
 import { HashPool } from './stores/hash-pool.js';
 import { StoreRegistry, createStore } from './stores/registry.js';
-import type { ChunkTap } from './stores/metered-stream.js';
 import { WriterRegistry } from './services/writers.js';
+import { ImageAccess } from './services/image-access.js';
 import { ImageService } from './services/images.js';
 import { DataService } from './services/image-data.js';
+import { DurableCommits } from './services/durable-commits.js';
 import { StagingService } from './services/staging.js';
 import { ImportService } from './services/import.js';
 import { TaskService } from './services/tasks.js';
-import { UploadInspection } from './import/inspection.js';
+import { MemberService } from './services/members.js';
+import { NodeLiveness } from './services/nodes.js';
+import { Recovery } from './services/recovery.js';
+import { UploadInspection, type InspectionPlugin } from './import/inspection.js';
+import { UriFilter } from './import/uri-filter.js';
 import { MetadefsRepo } from './metadefs/repo.js';
 import { MetadefService } from './metadefs/service.js';
 import { Metrics } from './metrics/metrics.js';
 import { instrumentStore } from './metrics/store-metrics.js';
 import { HealthMonitor } from './health/monitor.js';
 
-/** Per-project limits (src/services/quotas.ts, docs/quotas.md); absent when quotas are off. */
-export interface QuotaChecker {
-  /** image_count_total: admits image `imageId` for `owner` (413 when over); release once it is created or failed. */
-  admitCreate(owner: string | null, imageId: string): Promise<{ release(): Promise<void> }>;
-  /** An early, unreserved estimate of the bytes `owner` may still store (refuse a too-large Content-Length upfront). */
-  remainingBytes(ctx: RequestContext, owner: string | null): Promise<{ bytes: number; error: (n: number) => Error } | undefined>;
-  /**
-   * Admits a writer that holds the image's claim: checks image_count_uploading
-   * and reserves bytes against image_size_total (stores) or image_stage_total
-   * (staging). Pass the lease to DataService.write (`quota`) so unknown sizes
-   * are charged while streaming; release it when the writer ends. 413 when over.
-   */
-  admitWriter(admission: WriterAdmission): Promise<QuotaLease>;
-  /** Limits and usage of a project, as GET /v2/info/usage shows them. */
-  usage(project: string): Promise<Record<string, { limit: number; usage: number }>>;
-}
-
-/** Format inspection hooked into every write of image data. */
-export interface InspectionPlugin {
-  start(image: Image): { tap: ChunkTap; finish(size: number): number | null };
-}
-
 /**
- * Everything a running Imago holds, built once at start. Services receive
- * it whole; tests build one per server.
+ * The composed application: everything a running Imago holds, built once at
+ * start by createRuntime (the composition root). Services never see this
+ * object: each gets exactly its dependencies. server/ reads the services
+ * from it; tests reach into it (s.rt.db, s.rt.tasks...).
  */
 export interface Runtime {
   config: Config;
@@ -62,23 +50,36 @@ export interface Runtime {
   dialect: DialectName;
   images: ImagesRepo;
   members: MembersRepo;
+  stagingRepo: StagingRepo;
   stores: StoreRegistry;
   hashPool: HashPool;
   auth: Authenticator;
   policy: Policy;
   writers: WriterRegistry;
+  access: ImageAccess;
   imageService: ImageService;
   data: DataService;
   staging: StagingService;
   importService: ImportService;
   tasks: TaskService;
+  memberService: MemberService;
   metadefs: MetadefService;
+  recovery: Recovery;
   quotas?: QuotaChecker;
   inspection?: InspectionPlugin;
   /** Prometheus metrics (src/metrics/); served by the metrics listener when it is enabled */
   metrics: Metrics;
   /** what /healthcheck answers (src/health/monitor.ts) */
   health: HealthMonitor;
+  /**
+   * Brings the node into service: start-up recovery (invariant 5; the orphan
+   * sweep only when this process owns the data, i.e. embedded SQLite), the
+   * node heartbeat, then the task runner.
+   */
+  start(): Promise<void>;
+  /** Stops accepting writers and rolls back the ones streaming (invariant 3); idempotent. */
+  drain(reason?: Error): Promise<void>;
+  /** Drains, stops the task runner and the heartbeat, and closes every resource; works whether start() ran or not. */
   close(): Promise<void>;
 }
 
@@ -86,8 +87,11 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   // A bad policy file stops the start before anything is opened.
   const policy = loadPolicy(config);
   const metrics = new Metrics({ processMetrics: config.metrics.enabled });
-  const { db, dialect, close: closeDb, poolStats } = await openDatabase(config.database.url, { onQuery: (ms, failed) => metrics.observeDbQuery(ms, failed) });
-  const measured = (c: StoreConfig) => instrumentStore(createStore(c), metrics);
+  // With metrics off nothing reads the samples; timing every query through Kysely's log hook and
+  // wrapping every store call would cost every request for nobody (docs/benchmarks.md).
+  const observe = config.metrics.enabled;
+  const { db, dialect, close: closeDb, poolStats } = await openDatabase(config.database.url, observe ? { onQuery: (ms, failed) => metrics.observeDbQuery(ms, failed) } : {});
+  const measured = (c: StoreConfig) => (observe ? instrumentStore(createStore(c), metrics) : createStore(c));
   const stores = new StoreRegistry(config.stores.map(measured), config.defaultStore, measured(config.staging));
   await stores.open((storeId, err) => log.warn({ store: storeId, details: (err as { details?: string }).details }, `store ${storeId} is unreachable at start: ${err.message}`)).catch(async (err) => {
     await closeDb();
@@ -96,44 +100,62 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   });
   const hashPool = new HashPool(config.hashWorkers);
   const auth = createAuthenticator(config, { logger: log });
-  const rt = {
-    config,
-    log,
-    nodeId: randomUUID(),
-    db,
-    dialect,
-    images: new ImagesRepo(db),
-    members: new MembersRepo(db),
-    stores,
-    hashPool,
-    auth,
-    policy,
-    writers: new WriterRegistry(),
-    metrics,
-  } as Partial<Runtime> as Runtime;
-  rt.imageService = new ImageService(rt);
-  rt.data = new DataService(rt);
-  rt.staging = new StagingService(rt);
-  rt.importService = new ImportService(rt);
-  rt.tasks = new TaskService(rt);
-  if (config.import.plugins.formatInspection) rt.inspection = new UploadInspection();
-  if (config.quotas.enabled) rt.quotas = new QuotaService(rt);
-  rt.metadefs = new MetadefService(new MetadefsRepo(db), rt.policy);
-  rt.health = new HealthMonitor(rt);
+  const nodeId = randomUUID();
+
+  // Repositories and shared parts.
+  const images = new ImagesRepo(db);
+  const members = new MembersRepo(db);
+  const tasksRepo = new TasksRepo(db);
+  const stagingRepo = new StagingRepo(db);
+  const nodes = new NodeLiveness(nodeId, dialect, config.nodeTimeoutSeconds * 1000, new NodesRepo(db));
+  const writers = new WriterRegistry();
+  const access = new ImageAccess(images, members);
+  const quotas = config.quotas.enabled ? new QuotaService(new QuotasRepo(db, dialect), config) : undefined;
+  const inspection = config.import.plugins.formatInspection ? new UploadInspection() : undefined;
+  const filter = new UriFilter(config.import.webDownload);
+  const commits = new DurableCommits({ dialect, url: config.database.url });
+
+  // Services, each after the ones it calls: data ← staging ← images; data, staging ← tasks ← import.
+  const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, nodeId, config, log });
+  const staging = new StagingService({ access, policy, writers, images, stores, data, quotas, repo: stagingRepo, nodeId, config, log });
+  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config });
+  const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log });
+  const importService = new ImportService({ access, policy, images, stores, tasks, data, quotas, filter, nodeId, dialect, config });
+  const memberService = new MemberService({ access, policy, members });
+  const metadefs = new MetadefService(new MetadefsRepo(db), policy);
+  const recovery = new Recovery({ images, stagingRepo, stores, staging, data, tasks, nodes, log });
+  const health = new HealthMonitor({ db, stores, auth, config });
   metrics.attach({
-    writersInFlight: () => rt.writers.size,
-    importsInFlight: () => rt.tasks.runningCount,
+    writersInFlight: () => writers.size,
+    importsInFlight: () => tasks.runningCount,
     hashWorkerUtilization: () => hashPool.utilization(),
     dbPool: poolStats,
   });
-  const unwatchPolicy = watchPolicy(rt);
-  rt.close = async () => {
-    await rt.tasks.stop();
-    unwatchPolicy();
-    await hashPool.close();
-    await stores.close();
-    await auth.close?.();
-    await closeDb();
+  const unwatchPolicy = watchPolicy({ config, policy, log });
+
+  let stopHeartbeat: (() => Promise<void>) | undefined;
+  let closing: Promise<void> | undefined;
+  const drain = (reason = new ServiceUnavailable('The server is shutting down; retry the upload.')) => writers.abortAll(reason);
+  return {
+    config, log, nodeId, db, dialect, images, members, stagingRepo, stores, hashPool, auth, policy, writers, access,
+    imageService, data, staging, importService, tasks, memberService, metadefs, recovery, quotas, inspection, metrics, health,
+    async start() {
+      // Embedded SQLite: this process owns the data, so anything no record owns is an orphan to sweep.
+      await recovery.recoverAtStart({ sweepOrphans: dialect === 'sqlite' });
+      stopHeartbeat = await recovery.startHeartbeat();
+      tasks.start();
+    },
+    drain,
+    close: () =>
+      (closing ??= (async () => {
+        await drain();
+        await tasks.stop();
+        await stopHeartbeat?.();
+        unwatchPolicy();
+        await hashPool.close();
+        await stores.close();
+        await auth.close?.();
+        await closeDb();
+      })()),
   };
-  return rt;
 }

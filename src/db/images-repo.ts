@@ -417,6 +417,22 @@ export class ImagesRepo {
     return Number(res.numUpdatedRows) > 0;
   }
 
+  /** Images an import holds (status importing), with the id of the task that claimed each. */
+  async importing(): Promise<{ id: string; writerId: string | null }[]> {
+    const rows = await this.db.selectFrom('images').select(['id', 'writer_id']).where('status', '=', 'importing').execute();
+    return rows.map((r) => ({ id: r.id, writerId: r.writer_id }));
+  }
+
+  /** An import's image whose task is gone goes back to queued, unclaimed, with no size (start-up recovery). */
+  async releaseImport(id: string): Promise<void> {
+    await this.db
+      .updateTable('images')
+      .set({ status: 'queued', size: null, writer_id: null, writer_node: null, writer_heartbeat_at: null })
+      .where('id', '=', id)
+      .where('status', '=', 'importing')
+      .execute();
+  }
+
   /** Images whose writer claim belongs to a process other than `liveNodes`. */
   async orphanedWriters(liveNodes: string[]): Promise<Pick<ImagesTable, 'id' | 'status' | 'writer_id'>[]> {
     let q = this.db.selectFrom('images').select(['id', 'status', 'writer_id']).where('writer_id', 'is not', null);

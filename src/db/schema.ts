@@ -3,7 +3,7 @@
  * stored as 0/1 integers and timestamps as ISO-8601 text with milliseconds,
  * so one set of queries runs unchanged on both.
  */
-import type { MetadefTables } from '../metadefs/tables.js';
+import type { MetadefTables } from './metadefs-tables.js';
 
 export interface ImagesTable {
   id: string;

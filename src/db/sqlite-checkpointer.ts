@@ -1,5 +1,6 @@
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { moduleWorker } from '../module-worker.js';
+import type { CheckpointWorkerData } from './sqlite-checkpoint-worker.js';
 
 /**
  * SQLite copies the WAL back into the database file (a checkpoint) every
@@ -23,47 +24,6 @@ import { Worker } from 'node:worker_threads';
  * project's images by collecting all of them and sorting (22 ms for a page of
  * 1000 among 10,000); with them it walks the creation-time index (6 ms).
  */
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const SQLite = require(workerData.driver);
-const db = new SQLite(workerData.file);
-db.pragma('busy_timeout = 1000');
-const pageSize = db.pragma('page_size', { simple: true });
-db.pragma('analysis_limit = 1000');
-let restartAsked = false;
-let rounds = 0;
-const report = (err) => {
-  // Busy means a writer held on longer than busy_timeout: the next round tries again.
-  if (err && err.code === 'SQLITE_BUSY') return;
-  parentPort.postMessage({ op: 'error', message: String((err && err.message) || err) });
-};
-const checkpoint = () => {
-  try {
-    // 0x10002: analyze where useful, looking at every table (this connection itself queries none).
-    if (rounds++ % workerData.optimizeEveryRounds === 0) db.pragma('optimize=0x10002');
-    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
-    if (r && r.log * pageSize > workerData.restartBytes && !restartAsked) {
-      restartAsked = true;
-      parentPort.postMessage({ op: 'restart-wanted' });
-    }
-  } catch (err) {
-    report(err);
-  }
-};
-const timer = setInterval(checkpoint, workerData.intervalMs);
-parentPort.on('message', (m) => {
-  if (m.op === 'restart') {
-    try { db.pragma('wal_checkpoint(RESTART)'); } catch (err) { report(err); }
-    restartAsked = false;
-    parentPort.postMessage({ op: 'restarted' });
-  } else if (m.op === 'stop') {
-    clearInterval(timer);
-    checkpoint();
-    db.close();
-    parentPort.postMessage({ op: 'stopped' });
-  }
-});
-`;
 
 export interface CheckpointerHooks {
   /** Runs `work` while nothing uses the serving connection (no open transaction, no query). */
@@ -81,10 +41,9 @@ export class SqliteCheckpointer {
   constructor(file: string, hooks: CheckpointerHooks, opts: { intervalMs?: number; restartBytes?: number } = {}) {
     const { intervalMs = 200, restartBytes = 16 * 1024 * 1024 } = opts;
     const optimizeEveryRounds = Math.max(1, Math.round(2000 / intervalMs));
-    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { file, driver, intervalMs, restartBytes, optimizeEveryRounds },
+    const workerData: CheckpointWorkerData = { file, intervalMs, restartBytes, optimizeEveryRounds };
+    this.worker = moduleWorker('sqlite-checkpoint-worker', import.meta.url, {
+      workerData,
       // It holds one connection and a timer: a small heap keeps its memory small.
       resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 },
     });

@@ -4,7 +4,7 @@ import type { Db } from './database.js';
 import { now } from './database.js';
 import type { Database, TasksTable } from './schema.js';
 import type { ImageStatus } from '../domain/image.js';
-import { mergeStoreList, type Task, type TaskState, type TaskStatus } from '../import/task.js';
+import { mergeStoreList, type Task, type TaskState, type TaskStatus } from '../domain/task.js';
 
 export const LOCK_PROPERTY = 'os_glance_import_task';
 export const IMPORTING_PROPERTY = 'os_glance_importing_to_stores';

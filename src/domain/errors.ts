@@ -72,7 +72,3 @@ export class InternalError extends ImagoError {
     super(500, message, details);
   }
 }
-
-export function isImagoError(err: unknown): err is ImagoError {
-  return err instanceof ImagoError;
-}

@@ -77,10 +77,6 @@ function unstorableIn(value: unknown): boolean {
   return false;
 }
 
-export function isCustomProperty(key: string): boolean {
-  return CUSTOM_KEYS.has(key);
-}
-
 /**
  * Validates image attributes (base, custom or extra properties) against the
  * served image schema and the storage bounds, then their characters (skipped

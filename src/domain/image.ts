@@ -1,10 +1,11 @@
 /** The image as the domain sees it: base attributes, extra properties, tags, locations. */
 export type ImageStatus = 'queued' | 'saving' | 'uploading' | 'importing' | 'active' | 'deactivated' | 'killed' | 'deleted' | 'pending_delete';
 export type Visibility = 'public' | 'community' | 'shared' | 'private';
+/** Every visibility, for input that arrives from outside the API (imago-manage import-glance). */
+export const VISIBILITIES: readonly Visibility[] = ['public', 'community', 'shared', 'private'];
 
 export const DISK_FORMATS = ['ami', 'ari', 'aki', 'vhd', 'vhdx', 'vmdk', 'raw', 'qcow2', 'vdi', 'iso', 'ploop'] as const;
 export const CONTAINER_FORMATS = ['ami', 'ari', 'aki', 'bare', 'ovf', 'ova', 'docker', 'compressed'] as const;
-export const VISIBILITIES: Visibility[] = ['public', 'community', 'shared', 'private'];
 export const STATUSES: ImageStatus[] = ['queued', 'saving', 'uploading', 'importing', 'active', 'deactivated', 'killed', 'deleted', 'pending_delete'];
 
 export interface Location {

@@ -12,7 +12,6 @@ export type QuotaName = (typeof QUOTA_NAMES)[number];
 export type ByteQuota = 'image_size_total' | 'image_stage_total';
 
 export const MiB = 1024 * 1024;
-export const UNLIMITED = -1;
 
 /** The limits of one project: the configured defaults with that project's overrides. */
 export function limitsFor(defaults: QuotaLimits, overrides: Record<string, Partial<QuotaLimits>>, project: string): QuotaLimits {

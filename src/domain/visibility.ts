@@ -14,7 +14,3 @@ export function canSee(image: Image, ctx: RequestContext, membership: MemberStat
   if (ctx.projectId !== null && image.owner === ctx.projectId) return true;
   return image.visibility === 'shared' && membership !== undefined;
 }
-
-export function isOwner(image: Image, ctx: RequestContext): boolean {
-  return ctx.projectId !== null && image.owner === ctx.projectId;
-}

@@ -1,6 +1,17 @@
 import { existsSync } from 'node:fs';
 import { sql } from 'kysely';
-import type { Runtime } from '../runtime.js';
+import type { Config } from '../config.js';
+import type { Db } from '../db/database.js';
+import type { StoreRegistry } from '../stores/registry.js';
+import type { Authenticator } from '../auth/context.js';
+
+/** What the health checks probe. */
+export interface HealthDeps {
+  db: Db;
+  stores: StoreRegistry;
+  auth: Pick<Authenticator, 'probe'>;
+  config: Pick<Config, 'health'>;
+}
 
 /** One component's state, as the detailed health answer shows it. */
 export interface ComponentHealth {
@@ -33,23 +44,23 @@ export class HealthMonitor {
   private cached: { report: HealthReport; until: number } | undefined;
   private running: Promise<HealthReport> | undefined;
 
-  constructor(private readonly rt: Runtime) {}
+  constructor(private readonly deps: HealthDeps) {}
 
   async check(): Promise<HealthReport> {
-    const file = this.rt.config.health.disableByFile;
+    const file = this.deps.config.health.disableByFile;
     if (file && existsSync(file)) {
       return { healthy: false, reasons: ['DISABLED BY FILE'], components: [{ component: 'disable-by-file', ok: false, details: `${file} exists` }], checkedAt: new Date().toISOString() };
     }
     if (this.cached && Date.now() < this.cached.until) return this.cached.report;
     this.running ??= this.runChecks().then((report) => {
-      this.cached = { report, until: Date.now() + this.rt.config.health.cacheSeconds * 1000 };
+      this.cached = { report, until: Date.now() + this.deps.config.health.cacheSeconds * 1000 };
       return report;
     }).finally(() => (this.running = undefined));
     return this.running;
   }
 
   private async runChecks(): Promise<HealthReport> {
-    const { rt } = this;
+    const rt = this.deps;
     const checks: [string, () => Promise<unknown>][] = [['database', () => sql`select 1`.execute(rt.db)]];
     for (const store of [...rt.stores.stores, rt.stores.staging]) {
       if (store.probe) checks.push([`store ${store.info.id}`, () => store.probe!()]);

@@ -1,7 +1,12 @@
 import { BadRequest, UnsupportedMediaType } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
-import type { InspectionPlugin } from '../runtime.js';
+import type { ChunkTap } from '../stores/metered-stream.js';
 import { FormatInspector, checkDeclaredFormat, type InspectionResult } from './inspect/inspector.js';
+
+/** Format inspection hooked into every write of image data. */
+export interface InspectionPlugin {
+  start(image: Image): { tap: ChunkTap; finish(size: number): number | null };
+}
 
 export interface Verdict {
   kind: 'unsafe' | 'mismatch';

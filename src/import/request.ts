@@ -1,5 +1,5 @@
 import { BadRequest } from '../domain/errors.js';
-import type { ImportMethod, ImportRequest } from './task.js';
+import type { ImportMethod, ImportRequest } from '../domain/task.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const UUID = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;

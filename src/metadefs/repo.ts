@@ -3,7 +3,7 @@ import type { Db } from '../db/database.js';
 import { now } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import { Conflict } from '../domain/errors.js';
-import { orderedId } from './ids.js';
+import { orderedId } from '../db/ordered-id.js';
 import {
   storable,
   type Association,
@@ -20,7 +20,7 @@ import {
   type ResourceType,
 } from './model.js';
 import type { NamespaceListQuery, SortDir, TagListQuery } from './list-query.js';
-import type { MetadefNamespacesTable, MetadefObjectsTable, MetadefPropertiesTable, MetadefTagsTable } from './tables.js';
+import type { MetadefNamespacesTable, MetadefObjectsTable, MetadefPropertiesTable, MetadefTagsTable } from '../db/metadefs-tables.js';
 
 type Exec = Kysely<Database>;
 

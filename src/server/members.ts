@@ -2,7 +2,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import type { Member } from '../db/members-repo.js';
 import { displayTime } from '../db/database.js';
-import { MemberService } from '../services/members.js';
 import { resource } from './routes.js';
 
 type ImageParams = { Params: { id: string } };
@@ -20,7 +19,7 @@ export function memberJson(m: Member): Record<string, unknown> {
 }
 
 export function registerMembers(app: FastifyInstance, rt: Runtime): void {
-  const svc = new MemberService(rt);
+  const svc = rt.memberService;
 
   resource(app, '/v2/images/:id/members', {
     GET: async (request: FastifyRequest<ImageParams>) => {

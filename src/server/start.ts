@@ -2,8 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { buildApp, type Registrar } from './app.js';
-import { recoverAtStart, startHeartbeat } from '../services/recovery.js';
-import { ServiceUnavailable } from '../domain/errors.js';
 import type { Logger } from 'pino';
 import { lockDataDir } from '../db/data-dir-lock.js';
 import { startMetricsListener } from '../metrics/listener.js';
@@ -32,11 +30,19 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     dataDirLock?.release();
     throw err;
   });
-  await recoverAtStart(rt, { sweepOrphans: rt.dialect === 'sqlite' });
-  const stopHeartbeat = await startHeartbeat(rt);
-  const app = buildApp(rt, opts.extra);
-  await app.listen({ host: config.host, port: config.port });
-  const metricsListener = config.metrics.enabled ? await startMetricsListener(rt) : undefined;
+  let app: FastifyInstance;
+  let metricsListener: Awaited<ReturnType<typeof startMetricsListener>> | undefined;
+  try {
+    // Recovery, heartbeat and task runner: the runtime's lifecycle, not the HTTP server's.
+    await rt.start();
+    app = buildApp(rt, opts.extra);
+    await app.listen({ host: config.host, port: config.port });
+    metricsListener = config.metrics.enabled ? await startMetricsListener(rt) : undefined;
+  } catch (err) {
+    await rt.close().catch(() => {});
+    dataDirLock?.release();
+    throw err;
+  }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -46,13 +52,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       // Stop taking requests, roll back writers still streaming (invariant 3),
       // give downloads a grace period, then cut what is left and close.
       const closing = app.close();
-      await rt.writers.abortAll(new ServiceUnavailable('The server is shutting down; retry the upload.'));
+      await rt.drain();
       const cut = setTimeout(() => app.server.closeAllConnections(), opts.shutdownGraceMs ?? 30_000);
       cut.unref();
       await closing;
       clearTimeout(cut);
       await metricsListener?.close();
-      await stopHeartbeat();
       await rt.close();
       dataDirLock?.release();
     })());

@@ -5,11 +5,8 @@ import { resource } from './routes.js';
 
 type IdParams = { Params: { id: string } };
 
-/** GET /v2/tasks, /v2/tasks/{id}, /v2/images/{id}/tasks; runs the task runner while the server runs. */
+/** GET /v2/tasks, /v2/tasks/{id}, /v2/images/{id}/tasks; (the runner itself is started and stopped by the runtime). */
 export function registerTasks(app: FastifyInstance, rt: Runtime): void {
-  app.addHook('onReady', async () => rt.tasks.start());
-  app.addHook('onClose', async () => rt.tasks.stop());
-
   resource(app, '/v2/tasks', {
     GET: async (request: FastifyRequest) => {
       const query = request.query as Record<string, string | string[]>;

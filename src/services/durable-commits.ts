@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import type { Runtime } from '../runtime.js';
+import type { DialectName } from '../db/database.js';
 
 /**
  * Makes every transaction committed so far survive a power loss.
@@ -17,10 +17,10 @@ export class DurableCommits {
   private running: Promise<void> | undefined;
   private next: Promise<void> | undefined;
 
-  constructor(private readonly rt: Pick<Runtime, 'config' | 'dialect'>) {}
+  constructor(private readonly db: { dialect: DialectName; url: string }) {}
 
   sync(): Promise<void> {
-    if (this.rt.dialect !== 'sqlite') return Promise.resolve();
+    if (this.db.dialect !== 'sqlite') return Promise.resolve();
     // A caller arriving during an fsync needs one that starts after its own commit.
     if (this.running) {
       return (this.next ??= this.running.then(() => {
@@ -33,7 +33,7 @@ export class DurableCommits {
   }
 
   private async fsyncWal(): Promise<void> {
-    const file = this.rt.config.database.url.slice('sqlite:'.length);
+    const file = this.db.url.slice('sqlite:'.length);
     if (file === '' || file === ':memory:') return;
     let handle;
     try {

@@ -2,16 +2,24 @@ import { randomUUID } from 'node:crypto';
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type { RequestContext } from '../auth/context.js';
-import type { Runtime } from '../runtime.js';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Policy } from '../domain/policy.js';
+import type { ImagesRepo } from '../db/images-repo.js';
+import type { StoreRegistry } from '../stores/registry.js';
+import type { HashPool } from '../stores/hash-pool.js';
+import type { InspectionPlugin } from '../import/inspection.js';
+import type { WriterRegistry } from './writers.js';
+import type { QuotaChecker } from './quotas.js';
 import { BadRequest, Conflict, Forbidden, Gone, ImagoError, NotFound, PayloadTooLarge } from '../domain/errors.js';
 import type { Image, Location } from '../domain/image.js';
 import { resolveRange, type ResolvedRange } from '../domain/range.js';
 import { MeteredStream, type ChunkTap } from '../stores/metered-stream.js';
 import type { Store } from '../stores/store.js';
 import { StoreReadOnly } from '../stores/errors.js';
-import { targetOf } from './images.js';
+import { targetOf, type ImageAccess } from './image-access.js';
 import { crashPoint } from './crash-points.js';
-import { DurableCommits } from './durable-commits.js';
+import type { DurableCommits } from './durable-commits.js';
 import type { QuotaLease } from '../domain/quota.js';
 
 export interface WriteOptions {
@@ -48,6 +56,22 @@ export interface Download {
   body?: Readable;
 }
 
+/** What the data path uses; built by the composition root (src/runtime.ts). */
+export interface DataServiceDeps {
+  access: ImageAccess;
+  policy: Policy;
+  stores: StoreRegistry;
+  images: ImagesRepo;
+  writers: WriterRegistry;
+  hashPool: HashPool;
+  commits: DurableCommits;
+  quotas?: QuotaChecker;
+  inspection?: InspectionPlugin;
+  nodeId: string;
+  config: Pick<Config, 'imageSizeCap'>;
+  log: Logger;
+}
+
 /**
  * The image data path: bytes from a socket (or another store) into a store,
  * hashed on the way by the worker pool, with the claim, commit and rollback
@@ -56,14 +80,14 @@ export interface Download {
 export class DataService {
   private readonly commits: DurableCommits;
 
-  constructor(private readonly rt: Runtime) {
-    this.commits = new DurableCommits(rt);
+  constructor(private readonly deps: DataServiceDeps) {
+    this.commits = deps.commits;
   }
 
   /** Streams `source` into `store` as `key`, measuring and hashing it. Leaves nothing behind on failure. */
   async write(store: Store, key: string, source: Readable, opts: WriteOptions): Promise<Written> {
     if (store.info.readOnly) throw new StoreReadOnly(store.info.id);
-    const meter = new MeteredStream(this.rt.hashPool.open(), opts.cap, opts.tooLarge, opts.taps);
+    const meter = new MeteredStream(this.deps.hashPool.open(), opts.cap, opts.tooLarge, opts.taps);
     const metered = pipeline(opts.quota ? opts.quota.meter(source) : source, meter, () => {});
     let put;
     try {
@@ -84,16 +108,16 @@ export class DataService {
   /** Runs `work` as the image's one writer; the registry lets DELETE and shutdown stop it. */
   async asWriter<T>(imageId: string, writerId: string, controller: AbortController, work: () => Promise<T>): Promise<T> {
     const done = work();
-    this.rt.writers.register(imageId, writerId, controller, done);
+    this.deps.writers.register(imageId, writerId, controller, done);
     return done;
   }
 
   async upload(req: UploadRequest): Promise<void> {
     const { imageId, ctx } = req;
     // As Glance: an unknown store is the client's mistake whatever the image (400 before 404).
-    const store = this.rt.stores.forUpload(req.storeId);
-    const { image, membership } = await this.rt.imageService.getVisible(imageId, ctx);
-    this.rt.policy.enforce('upload_image', ctx, targetOf(image, membership), 'You are not permitted to upload data to this image.');
+    const store = this.deps.stores.forUpload(req.storeId);
+    const { image, membership } = await this.deps.access.getVisible(imageId, ctx);
+    this.deps.policy.enforce('upload_image', ctx, targetOf(image, membership), 'You are not permitted to upload data to this image.');
     if (image.status !== 'queued') throw new Conflict(`Image status transition from ${image.status} to saving is not allowed`);
     const missing = (['disk_format', 'container_format'] as const).filter((k) => !(k === 'disk_format' ? image.diskFormat : image.containerFormat));
     if (missing.length) throw new BadRequest(`${missing.length > 1 ? 'Properties' : 'Property'} ${missing.join(', ')} must be set prior to saving data.`);
@@ -103,10 +127,10 @@ export class DataService {
     if (known !== undefined && known > cap.bytes) throw cap.error(cap.bytes);
     const limit = req.declaredSize !== undefined && req.declaredSize < cap.bytes ? { bytes: req.declaredSize, error: () => sizeMismatch(req.declaredSize!, 'more') } : cap;
 
-    this.rt.writers.assertOpen();
+    this.deps.writers.assertOpen();
     const writerId = randomUUID();
-    if (!(await this.rt.images.claimWriter(imageId, ['queued'], 'saving', writerId, this.rt.nodeId))) {
-      const now = await this.rt.images.get(imageId);
+    if (!(await this.deps.images.claimWriter(imageId, ['queued'], 'saving', writerId, this.deps.nodeId))) {
+      const now = await this.deps.images.get(imageId);
       if (!now) throw new NotFound(`No image found with ID ${imageId}`);
       throw new Conflict(`Image status transition from ${now.status} to saving is not allowed`);
     }
@@ -118,8 +142,8 @@ export class DataService {
     let written: Written | undefined;
     let quota: QuotaLease | undefined;
     try {
-      quota = await this.rt.quotas?.admitWriter({ owner: image.owner, imageId: image.id, writerId, resource: 'image_size_total', bytes: req.declaredSize ?? req.contentLength });
-      const inspection = this.rt.inspection?.start(image);
+      quota = await this.deps.quotas?.admitWriter({ owner: image.owner, imageId: image.id, writerId, resource: 'image_size_total', bytes: req.declaredSize ?? req.contentLength });
+      const inspection = this.deps.inspection?.start(image);
       written = await this.write(store, image.id, req.body, {
         cap: cap.bytes,
         tooLarge: cap.error,
@@ -131,7 +155,7 @@ export class DataService {
       if (req.declaredSize !== undefined && req.declaredSize !== written.size) throw sizeMismatch(req.declaredSize, written.size);
       const virtualSize = inspection ? inspection.finish(written.size) : defaultVirtualSize(image.diskFormat, written.size);
       crashPoint('upload:before-commit');
-      const committed = await this.rt.images.commitData(image.id, writerId, {
+      const committed = await this.deps.images.commitData(image.id, writerId, {
         size: written.size,
         checksum: written.md5,
         osHashValue: written.sha512,
@@ -141,9 +165,9 @@ export class DataService {
       if (!committed) throw new Gone(`Image ${image.id} was deleted while its data was being uploaded.`);
       crashPoint('upload:after-commit');
     } catch (err) {
-      if (written) await store.delete(written.location).catch((e) => this.rt.log.warn({ err: e, location: written!.location }, 'could not remove the data of a failed upload'));
-      const released = await this.rt.images.releaseWriter(image.id, writerId, 'queued');
-      if (!released && !(await this.rt.images.exists(image.id))) {
+      if (written) await store.delete(written.location).catch((e) => this.deps.log.warn({ err: e, location: written!.location }, 'could not remove the data of a failed upload'));
+      const released = await this.deps.images.releaseWriter(image.id, writerId, 'queued');
+      if (!released && !(await this.deps.images.exists(image.id))) {
         throw new Gone(`Image ${image.id} was deleted while its data was being uploaded.`);
       }
       // An abort (delete, shutdown) explains the failure better than the stream error it caused.
@@ -156,8 +180,8 @@ export class DataService {
 
   /** The most bytes this upload may carry: the image size cap or the owner's remaining quota, whichever is smaller. */
   async uploadCap(image: Image, ctx: RequestContext): Promise<{ bytes: number; error: (n: number) => Error }> {
-    const sizeCap = this.rt.config.imageSizeCap;
-    const quota = await this.rt.quotas?.remainingBytes(ctx, image.owner);
+    const sizeCap = this.deps.config.imageSizeCap;
+    const quota = await this.deps.quotas?.remainingBytes(ctx, image.owner);
     if (quota !== undefined && quota.bytes < sizeCap) return quota;
     return {
       bytes: sizeCap,
@@ -167,12 +191,12 @@ export class DataService {
 
   /** The response to GET (or, with `open: false`, HEAD: the same headers, and the store is not touched). */
   async download(id: string, ctx: RequestContext, range: string | undefined, contentRange: string | undefined, opts: { open?: boolean } = {}): Promise<Download> {
-    const { image, membership } = await this.rt.imageService.getVisible(id, ctx);
-    this.rt.policy.enforce('download_image', ctx, targetOf(image, membership), 'You are not permitted to download this image.');
+    const { image, membership } = await this.deps.access.getVisible(id, ctx);
+    this.deps.policy.enforce('download_image', ctx, targetOf(image, membership), 'You are not permitted to download this image.');
     if (image.status === 'deactivated' && !ctx.isAdmin) {
       throw new Forbidden('The requested image has been deactivated. Image data download is forbidden.');
     }
-    const location = image.locations.find((l) => l.status === 'active' && this.rt.stores.holding(l.storeId));
+    const location = image.locations.find((l) => l.status === 'active' && this.deps.stores.holding(l.storeId));
     if (!(image.status === 'active' || image.status === 'deactivated') || !location || image.size === null) {
       return { status: 204, headers: {} };
     }
@@ -180,7 +204,7 @@ export class DataService {
     const r: ResolvedRange | undefined = resolveRange(size, range, contentRange);
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
     if (image.checksum) headers['content-md5'] = image.checksum;
-    const store = this.rt.stores.holding(location.storeId)!;
+    const store = this.deps.stores.holding(location.storeId)!;
     if (size === 0) {
       headers['content-length'] = '0';
       return { status: 200, headers };
@@ -212,17 +236,17 @@ export class DataService {
       await this.commits.sync();
     } catch (err) {
       // The pending_delete records stay; start-up recovery retries them.
-      this.rt.log.warn({ err }, 'could not make the delete durable; its data stays until the next start');
+      this.deps.log.warn({ err }, 'could not make the delete durable; its data stays until the next start');
       return;
     }
     for (const loc of locations) {
-      const store = this.rt.stores.holding(loc.storeId);
+      const store = this.deps.stores.holding(loc.storeId);
       try {
         await store?.delete(loc.url);
-        await this.rt.images.forgetLocation(loc.id);
+        await this.deps.images.forgetLocation(loc.id);
       } catch (err) {
         // The pending_delete record stays; start-up recovery retries it.
-        this.rt.log.warn({ err, location: loc.url }, 'could not remove image data; will retry at next start');
+        this.deps.log.warn({ err, location: loc.url }, 'could not remove image data; will retry at next start');
       }
     }
   }

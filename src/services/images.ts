@@ -1,41 +1,51 @@
 import { randomUUID } from 'node:crypto';
 import type { RequestContext } from '../auth/context.js';
-import type { Runtime } from '../runtime.js';
+import type { Config } from '../config.js';
+import type { ImagesRepo } from '../db/images-repo.js';
+import type { WriterRegistry } from './writers.js';
+import type { QuotaChecker } from './quotas.js';
+import type { DataService } from './image-data.js';
+import type { StagingService } from './staging.js';
+import { targetOf, type ImageAccess } from './image-access.js';
 import { BadRequest, Conflict, Forbidden, NotFound } from '../domain/errors.js';
 import { setOwn, type Image, type Visibility } from '../domain/image.js';
 import { checkLimits, checkTag, isUuid, parseCreateBody, storable } from '../domain/image-input.js';
 import { applyPatch, parsePatch, type PatchState } from '../domain/patch.js';
 import { canSee, type MemberStatus } from '../domain/visibility.js';
-import type { PolicyTarget } from '../domain/policy.js';
+import type { Policy, PolicyTarget } from '../domain/policy.js';
 import { parseImageListQuery, type Query } from '../domain/list-query.js';
 import type { ImageChanges } from '../db/images-repo.js';
 
-export function targetOf(image: Image, membership?: MemberStatus): PolicyTarget {
-  // `id` marks an image target: Policy.enforce answers 404 to callers who may not see it.
-  return { ...image.properties, id: image.id, owner: image.owner, visibility: image.visibility, member_status: membership, project_id: image.owner };
+/** What the metadata operations use; built by the composition root (src/runtime.ts). */
+export interface ImageServiceDeps {
+  access: ImageAccess;
+  images: ImagesRepo;
+  policy: Policy;
+  writers: Pick<WriterRegistry, 'abort'>;
+  /** a deleted image's data goes through these two */
+  data: Pick<DataService, 'removeLocations'>;
+  staging: Pick<StagingService, 'discard'>;
+  quotas?: Pick<QuotaChecker, 'admitCreate'>;
+  config: Pick<Config, 'maxImageProperties' | 'maxImageTags'>;
 }
 
 /** Image metadata operations: every rule check and state change, no HTTP. */
 export class ImageService {
-  constructor(private readonly rt: Runtime) {}
+  constructor(private readonly deps: ImageServiceDeps) {}
 
-  async membership(image: Image, ctx: RequestContext): Promise<MemberStatus | undefined> {
-    if (image.visibility !== 'shared' || ctx.projectId === null || image.owner === ctx.projectId) return undefined;
-    return this.rt.members.statusOf(image.id, ctx.projectId);
+  /** How the caller relates to a shared image (ImageAccess; kept here for callers that hold an ImageService). */
+  membership(image: Image, ctx: RequestContext): Promise<MemberStatus | undefined> {
+    return this.deps.access.membership(image, ctx);
   }
 
-  /** The image if the caller may see it; 404 otherwise, also for ids that are not UUIDs (clients look names up this way). */
-  async getVisible(id: string, ctx: RequestContext): Promise<{ image: Image; membership?: MemberStatus }> {
-    const image = isUuid(id) ? await this.rt.images.get(id) : undefined;
-    if (!image) throw new NotFound(`No image found with ID ${id}`);
-    const membership = await this.membership(image, ctx);
-    if (!canSee(image, ctx, membership)) throw new NotFound(`No image found with ID ${id}`);
-    return { image, membership };
+  /** The image if the caller may see it; 404 otherwise (ImageAccess). */
+  getVisible(id: string, ctx: RequestContext): Promise<{ image: Image; membership?: MemberStatus }> {
+    return this.deps.access.getVisible(id, ctx);
   }
 
   async show(id: string, ctx: RequestContext): Promise<Image> {
     const { image, membership } = await this.getVisible(id, ctx);
-    this.rt.policy.enforce('get_image', ctx, targetOf(image, membership));
+    this.deps.policy.enforce('get_image', ctx, targetOf(image, membership));
     return image;
   }
 
@@ -46,15 +56,15 @@ export class ImageService {
       throw new Forbidden('You are not permitted to create images owned by another project.');
     }
     const visibility = (input.base.visibility as Visibility | undefined) ?? 'shared';
-    this.rt.policy.enforce('add_image', ctx, { owner, visibility }, 'You are not permitted to create images.');
+    this.deps.policy.enforce('add_image', ctx, { owner, visibility }, 'You are not permitted to create images.');
     this.checkVisibilityChange(visibility, ctx, { owner, visibility });
     checkLimits(Object.keys(input.properties).length, input.tags.length, this.limits());
     const id = input.id ?? randomUUID();
     // A generated id cannot collide; a client's own id may (the insert's unique key catches a race).
-    if (input.id !== undefined && (await this.rt.images.exists(id))) throw new Conflict(`An image with identifier ${id} already exists.`);
-    const admitted = await this.rt.quotas?.admitCreate(owner, id);
+    if (input.id !== undefined && (await this.deps.images.exists(id))) throw new Conflict(`An image with identifier ${id} already exists.`);
+    const admitted = await this.deps.quotas?.admitCreate(owner, id);
     try {
-      return await this.rt.images.create({
+      return await this.deps.images.create({
         id,
         name: (input.base.name as string | null | undefined) ?? null,
         visibility,
@@ -77,21 +87,21 @@ export class ImageService {
   }
 
   private checkVisibilityChange(visibility: string, ctx: RequestContext, target: PolicyTarget): void {
-    if (visibility === 'public') this.rt.policy.enforce('publicize_image', ctx, target, 'You are not authorized to set image visibility to public.');
-    if (visibility === 'community') this.rt.policy.enforce('communitize_image', ctx, target, 'You are not authorized to set image visibility to community.');
+    if (visibility === 'public') this.deps.policy.enforce('publicize_image', ctx, target, 'You are not authorized to set image visibility to public.');
+    if (visibility === 'community') this.deps.policy.enforce('communitize_image', ctx, target, 'You are not authorized to set image visibility to community.');
   }
 
   /** One page of images; `more` when the page is full (the client should follow `next`). */
   async list(query: Query, ctx: RequestContext): Promise<{ images: Image[]; more: boolean }> {
-    this.rt.policy.enforce('get_images', ctx, { project_id: ctx.projectId }, 'You are not permitted to list images.');
+    this.deps.policy.enforce('get_images', ctx, { project_id: ctx.projectId }, 'You are not permitted to list images.');
     const q = parseImageListQuery(query);
     let marker: Image | undefined;
     if (q.marker !== undefined) {
-      marker = isUuid(q.marker) ? await this.rt.images.get(q.marker) : undefined;
+      marker = isUuid(q.marker) ? await this.deps.images.get(q.marker) : undefined;
       const visible = marker && canSee(marker, ctx, await this.membership(marker, ctx));
       if (!visible) throw new BadRequest(`Invalid marker: no image found with ID ${q.marker}.`);
     }
-    const images = await this.rt.images.list(q, ctx, marker);
+    const images = await this.deps.images.list(q, ctx, marker);
     return { images, more: images.length > 0 && images.length === q.limit };
   }
 
@@ -100,7 +110,7 @@ export class ImageService {
     const { image, membership } = await this.getVisible(id, ctx);
     if (changes.length === 0) return image;
     const target = targetOf(image, membership);
-    this.rt.policy.enforce('modify_image', ctx, target, 'You are not permitted to modify this image.');
+    this.deps.policy.enforce('modify_image', ctx, target, 'You are not permitted to modify this image.');
     const before: PatchState = {
       base: {
         name: image.name, visibility: image.visibility, protected: image.protected, os_hidden: image.osHidden,
@@ -124,58 +134,58 @@ export class ImageService {
     for (const [k, v] of Object.entries(after.properties)) if (before.properties[k] !== v) setOwn(set, k, v);
     const remove = Object.keys(before.properties).filter((k) => !Object.hasOwn(after.properties, k));
     const tagsChanged = [...after.tags].sort().join('\0') !== [...before.tags].sort().join('\0');
-    const ok = await this.rt.images.update(id, delta, { set, remove }, tagsChanged ? after.tags : undefined);
+    const ok = await this.deps.images.update(id, delta, { set, remove }, tagsChanged ? after.tags : undefined);
     if (!ok) throw new NotFound(`No image found with ID ${id}`);
-    return (await this.rt.images.get(id))!;
+    return (await this.deps.images.get(id))!;
   }
 
   async delete(id: string, ctx: RequestContext): Promise<void> {
     const { image, membership } = await this.getVisible(id, ctx);
-    this.rt.policy.enforce('delete_image', ctx, targetOf(image, membership), 'You are not permitted to delete this image.');
+    this.deps.policy.enforce('delete_image', ctx, targetOf(image, membership), 'You are not permitted to delete this image.');
     if (image.protected) throw new Forbidden(`Image ${id} is protected and cannot be deleted.`);
-    const locations = await this.rt.images.delete(id);
+    const locations = await this.deps.images.delete(id);
     if (!locations) throw new NotFound(`No image found with ID ${id}`);
     // A writer still streaming into this image learns now, not at commit (invariant 4).
-    this.rt.writers.abort(id);
+    this.deps.writers.abort(id);
     // Data goes only once the delete is durable: removeLocations syncs first when there are locations, discard
     // when there are none (a power loss must not bring back an image whose data is already gone).
-    await this.rt.data.removeLocations(locations);
-    await this.rt.staging.discard(id, { durableFirst: locations.length === 0 });
+    await this.deps.data.removeLocations(locations);
+    await this.deps.staging.discard(id, { durableFirst: locations.length === 0 });
   }
 
   async deactivate(id: string, ctx: RequestContext): Promise<void> {
     const { image, membership } = await this.getVisible(id, ctx);
-    this.rt.policy.enforce('deactivate', ctx, targetOf(image, membership), 'You are not permitted to deactivate this image.');
+    this.deps.policy.enforce('deactivate', ctx, targetOf(image, membership), 'You are not permitted to deactivate this image.');
     if (image.status === 'deactivated') return;
     // 403 as Glance's domain model answers (it raises Forbidden), whatever its API reference says.
     if (image.status !== 'active') throw new Forbidden(`Not allowed to deactivate image in status '${image.status}': only active images can be deactivated.`);
-    if (!(await this.rt.images.setStatus(id, ['active'], 'deactivated'))) throw new Conflict('The image changed status meanwhile; try again.');
+    if (!(await this.deps.images.setStatus(id, ['active'], 'deactivated'))) throw new Conflict('The image changed status meanwhile; try again.');
   }
 
   async reactivate(id: string, ctx: RequestContext): Promise<void> {
     const { image, membership } = await this.getVisible(id, ctx);
-    this.rt.policy.enforce('reactivate', ctx, targetOf(image, membership), 'You are not permitted to reactivate this image.');
+    this.deps.policy.enforce('reactivate', ctx, targetOf(image, membership), 'You are not permitted to reactivate this image.');
     if (image.status === 'active') return;
     if (image.status !== 'deactivated') throw new Forbidden(`Not allowed to reactivate image in status '${image.status}': only deactivated images can be reactivated.`);
-    if (!(await this.rt.images.setStatus(id, ['deactivated'], 'active'))) throw new Conflict('The image changed status meanwhile; try again.');
+    if (!(await this.deps.images.setStatus(id, ['deactivated'], 'active'))) throw new Conflict('The image changed status meanwhile; try again.');
   }
 
   async addTag(id: string, tag: string, ctx: RequestContext): Promise<void> {
     checkTag(tag);
     const { image, membership } = await this.getVisible(id, ctx);
-    this.rt.policy.enforce('modify_image', ctx, targetOf(image, membership), `Not allowed to update tags for image ${id}.`);
+    this.deps.policy.enforce('modify_image', ctx, targetOf(image, membership), `Not allowed to update tags for image ${id}.`);
     if (!image.tags.includes(tag)) checkLimits(0, image.tags.length + 1, this.limits());
-    await this.rt.images.addTag(id, tag);
+    await this.deps.images.addTag(id, tag);
   }
 
   async removeTag(id: string, tag: string, ctx: RequestContext): Promise<void> {
     if (!storable(tag)) throw new NotFound(`Tag ${JSON.stringify(tag)} not found on image ${id}.`);
     const { image, membership } = await this.getVisible(id, ctx);
-    this.rt.policy.enforce('modify_image', ctx, targetOf(image, membership), `Not allowed to delete tags for image ${id}.`);
-    if (!(await this.rt.images.removeTag(id, tag))) throw new NotFound(`Tag ${tag} not found on image ${id}.`);
+    this.deps.policy.enforce('modify_image', ctx, targetOf(image, membership), `Not allowed to delete tags for image ${id}.`);
+    if (!(await this.deps.images.removeTag(id, tag))) throw new NotFound(`Tag ${tag} not found on image ${id}.`);
   }
 
   private limits() {
-    return { maxProperties: this.rt.config.maxImageProperties, maxTags: this.rt.config.maxImageTags };
+    return { maxProperties: this.deps.config.maxImageProperties, maxTags: this.deps.config.maxImageTags };
   }
 }

@@ -4,8 +4,14 @@ import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { RequestContext } from '../auth/context.js';
-import type { Runtime } from '../runtime.js';
-import { Gone, ImagoError, PayloadTooLarge, ServiceUnavailable } from '../domain/errors.js';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { ImagesRepo } from '../db/images-repo.js';
+import type { TasksRepo } from '../db/tasks-repo.js';
+import type { StoreRegistry } from '../stores/registry.js';
+import type { UriFilter } from '../import/uri-filter.js';
+import type { QuotaChecker } from './quotas.js';
+import { Gone, ImagoError, PayloadTooLarge } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
 import type { Store } from '../stores/store.js';
 import { StoreFull } from '../stores/errors.js';
@@ -16,10 +22,25 @@ import { glanceEndpoint, propertiesToCopy, remoteImage } from '../import/glance-
 import { decompressor, detectCompression, readHead } from '../import/plugins/decompress.js';
 import { qemuConvert, qemuFormat, qemuInfo, qemuSafetyProblems } from '../import/plugins/qemu-img.js';
 import { propertiesToInject } from '../import/plugins/inject.js';
-import { copiedMessage, type ImportRequest, type ImportTaskInput, type Task, type TaskState } from '../import/task.js';
-import { defaultVirtualSize, type Written } from './image-data.js';
-import type { Staged } from './staging.js';
+import { copiedMessage } from '../import/task.js';
+import type { ImportRequest, ImportTaskInput, Task, TaskState } from '../domain/task.js';
+import { defaultVirtualSize, type DataService, type Written } from './image-data.js';
+import type { Staged, StagingService } from './staging.js';
 import type { QuotaLease } from '../domain/quota.js';
+
+/** What one import run uses; the task runner passes its own dependencies (src/runtime.ts builds them). */
+export interface ImportRunDeps {
+  images: ImagesRepo;
+  tasksRepo: TasksRepo;
+  stores: StoreRegistry;
+  staging: Pick<StagingService, 'get' | 'forget' | 'discard' | 'record' | 'replace'>;
+  data: Pick<DataService, 'uploadCap' | 'write'>;
+  quotas?: Pick<QuotaChecker, 'admitWriter'>;
+  /** web-download's and glance-download's URL rules */
+  filter: UriFilter;
+  config: Pick<Config, 'import' | 'auth'>;
+  log: Logger;
+}
 
 /** A reason an import cannot complete; the message is what the task tells the user. */
 export class ImportFailure extends Error {}
@@ -81,7 +102,7 @@ export class ImportRun {
   ended = false;
 
   constructor(
-    private readonly rt: Runtime,
+    private readonly deps: ImportRunDeps,
     private readonly task: Task,
     private readonly opts: RunOptions,
   ) {
@@ -118,9 +139,9 @@ export class ImportRun {
   async run(): Promise<string> {
     const image = await this.image();
     if (this.method === 'copy-image') return this.copyImage(image);
-    let staged = await this.rt.staging.get(this.imageId);
-    if (staged && !(await this.rt.stores.staging.exists(staged.url))) {
-      await this.rt.staging.forget(this.imageId, staged.url);
+    let staged = await this.deps.staging.get(this.imageId);
+    if (staged && !(await this.deps.stores.staging.exists(staged.url))) {
+      await this.deps.staging.forget(this.imageId, staged.url);
       staged = undefined;
     }
     const remaining = this.stores.filter((s) => !this.state.committed!.includes(s));
@@ -138,7 +159,7 @@ export class ImportRun {
     }
     await this.toStores(current, source, remaining);
     if (this.ended) {
-      await this.rt.staging.discard(this.imageId);
+      await this.deps.staging.discard(this.imageId);
       return this.successMessage(source.size);
     }
     const after = await this.image();
@@ -146,7 +167,7 @@ export class ImportRun {
       const why = Object.entries(this.failedStores).map(([s, r]) => `${s}: ${r}`).join('; ');
       throw new ImportFailure(`None of the uploads finished${why ? ` (${why})` : ''}.`);
     }
-    await this.rt.staging.discard(this.imageId);
+    await this.deps.staging.discard(this.imageId);
     return this.successMessage(source.size);
   }
 
@@ -155,28 +176,28 @@ export class ImportRun {
   }
 
   private async image(): Promise<Image> {
-    const image = await this.rt.images.get(this.imageId);
+    const image = await this.deps.images.get(this.imageId);
     if (!image) throw new Gone(`Image ${this.imageId} was deleted while it was being imported.`);
-    if (!(await this.rt.tasks.repo.holdsLock(this.imageId, this.task.id))) {
+    if (!(await this.deps.tasksRepo.holdsLock(this.imageId, this.task.id))) {
       throw new ImportFailure('Another operation took over the image (its import lock was released); this import stopped.');
     }
     return image;
   }
 
   private stagedSource(s: Staged, image: Image): Source {
-    return { store: this.rt.stores.staging, url: s.url, size: s.size, md5: s.checksum, sha512: s.sha512, staged: true, virtualSize: s.inspection ? inspectedVirtualSize(image, s.inspection) : undefined };
+    return { store: this.deps.stores.staging, url: s.url, size: s.size, md5: s.checksum, sha512: s.sha512, staged: true, virtualSize: s.inspection ? inspectedVirtualSize(image, s.inspection) : undefined };
   }
 
   /** After a restart, a store this task already wrote is the source for the rest. */
   private committedSource(image: Image): Source {
-    const loc = image.locations.find((l) => l.status === 'active' && this.rt.stores.holding(l.storeId));
+    const loc = image.locations.find((l) => l.status === 'active' && this.deps.stores.holding(l.storeId));
     if (!loc || image.size === null) throw new ImportFailure('The staged data is gone and no store holds a copy to continue from.');
-    return { store: this.rt.stores.holding(loc.storeId)!, url: loc.url, size: image.size, md5: image.checksum, sha512: image.osHashValue, staged: false, virtualSize: image.virtualSize };
+    return { store: this.deps.stores.holding(loc.storeId)!, url: loc.url, size: image.size, md5: image.checksum, sha512: image.osHashValue, staged: false, virtualSize: image.virtualSize };
   }
 
   /** The size cap (or remaining quota); its error must be an ImagoError so that stores pass it through. */
   private cap(image: Image): Promise<{ bytes: number; error: (n: number) => Error }> {
-    return this.rt.data.uploadCap(image, this.ctx);
+    return this.deps.data.uploadCap(image, this.ctx);
   }
 
   // ---- getting the data into staging ----
@@ -196,16 +217,16 @@ export class ImportRun {
     const m = this.req.method;
     const token = this.opts.token;
     if (!token) throw new ImportFailure('glance-download needs the requesting user\'s token, which Imago does not keep across restarts; import the image again.');
-    const endpoint = await glanceEndpoint(this.rt.config.auth.keystone, token, m.glance_region!, m.glance_service_interface ?? 'public').catch(this.asFailure);
-    const remote = await remoteImage(endpoint, m.glance_image_id!, token, this.rt.importService.filter, this.opts.signal, this.opts.resolve).catch(this.asFailure);
+    const endpoint = await glanceEndpoint(this.deps.config.auth.keystone, token, m.glance_region!, m.glance_service_interface ?? 'public').catch(this.asFailure);
+    const remote = await remoteImage(endpoint, m.glance_image_id!, token, this.deps.filter, this.opts.signal, this.opts.resolve).catch(this.asFailure);
     if (remote.status !== 'active') throw new ImportFailure(`Source image status should be active instead of ${remote.status}.`);
     if (typeof remote.size !== 'number') throw new ImportFailure(`Size attribute of remote image ${m.glance_image_id} could not be determined.`);
-    const props = propertiesToCopy(remote, this.rt.config.import.glanceDownload.extraProperties);
+    const props = propertiesToCopy(remote, this.deps.config.import.glanceDownload.extraProperties);
     this.state.previousFormats ??= { disk_format: image.diskFormat, container_format: image.containerFormat };
     this.state.copiedProperties ??= Object.keys(props).filter((k) => !(k in image.properties));
     this.state.previousProperties ??= Object.fromEntries(Object.keys(props).filter((k) => k in image.properties).map((k) => [k, image.properties[k]]));
-    await this.rt.tasks.repo.saveState(this.task.id, this.state);
-    await this.rt.tasks.repo.updateImage(this.imageId, this.task.id, { disk_format: remote.disk_format ?? null, container_format: remote.container_format ?? null }, props);
+    await this.deps.tasksRepo.saveState(this.task.id, this.state);
+    await this.deps.tasksRepo.updateImage(this.imageId, this.task.id, { disk_format: remote.disk_format ?? null, container_format: remote.container_format ?? null }, props);
     const src = await this.open(`${endpoint}/v2/images/${m.glance_image_id}/file`, { 'x-auth-token': token });
     const staged = await this.stageFrom(await this.image(), src.body, remote.size, `the remote image ${m.glance_image_id}`);
     const mismatch =
@@ -218,7 +239,7 @@ export class ImportRun {
   }
 
   private async open(uri: string, originHeaders: Record<string, string>) {
-    return openHttpSource(uri, { filter: this.rt.importService.filter, resolve: this.opts.resolve, signal: this.opts.signal, originHeaders }).catch(this.asFailure);
+    return openHttpSource(uri, { filter: this.deps.filter, resolve: this.opts.resolve, signal: this.opts.signal, originHeaders }).catch(this.asFailure);
   }
 
   private readonly asFailure = (err: unknown): never => {
@@ -233,28 +254,28 @@ export class ImportRun {
       discard(body);
       throw cap.error(cap.bytes);
     }
-    await this.rt.staging.discard(this.imageId);
-    const inspector = this.rt.config.import.plugins.formatInspection ? new FormatInspector() : undefined;
+    await this.deps.staging.discard(this.imageId);
+    const inspector = this.deps.config.import.plugins.formatInspection ? new FormatInspector() : undefined;
     const quota = await this.admit(image, 'image_stage_total', length, body);
     let written: Written;
     try {
-      written = await this.write(this.rt.stores.staging, this.imageId, body, cap, inspector, length, quota, what);
+      written = await this.write(this.deps.stores.staging, this.imageId, body, cap, inspector, length, quota, what);
     } finally {
       await quota?.release().catch(() => {});
     }
     if (length !== undefined && written.size !== length) {
-      await this.rt.stores.staging.delete(written.location);
+      await this.deps.stores.staging.delete(written.location);
       throw new ImportFailure(`${what} sent ${written.size} bytes but announced ${length}; the transfer was cut short.`);
     }
     const inspection = inspector?.finish(written.size) ?? null;
-    await this.rt.staging.record(this.imageId, written, inspection);
+    await this.deps.staging.record(this.imageId, written, inspection);
     return { imageId: this.imageId, url: written.location, size: written.size, checksum: written.md5, sha512: written.sha512, inspection };
   }
 
   /** Reserves the owner's quota for bytes this import is about to write (413 → task failure naming the limit). */
   private async admit(image: Image, resource: 'image_stage_total' | 'image_size_total', bytes: number | undefined, body?: Readable): Promise<QuotaLease | undefined> {
     try {
-      return await this.rt.quotas?.admitWriter({ owner: image.owner, imageId: this.imageId, writerId: this.task.id, resource, bytes, what: 'this import' });
+      return await this.deps.quotas?.admitWriter({ owner: image.owner, imageId: this.imageId, writerId: this.task.id, resource, bytes, what: 'this import' });
     } catch (err) {
       if (body) discard(body);
       throw err;
@@ -270,7 +291,7 @@ export class ImportRun {
     const taps = [(chunk: Buffer, offset: number) => this.opts.progress(offset + chunk.length)];
     if (inspector) taps.push((chunk, offset) => inspector.push(chunk, offset));
     try {
-      return await this.rt.data.write(store, key, labelled(body, what), { cap: cap.bytes, tooLarge: cap.error, signal: this.opts.signal, taps, expectedSize, quota });
+      return await this.deps.data.write(store, key, labelled(body, what), { cap: cap.bytes, tooLarge: cap.error, signal: this.opts.signal, taps, expectedSize, quota });
     } catch (err) {
       if (this.opts.signal.aborted) throw this.opts.signal.reason;
       if (err instanceof ImportFailure || err instanceof SourceError || (err instanceof PayloadTooLarge && !(err instanceof StoreFull))) throw err;
@@ -281,12 +302,12 @@ export class ImportRun {
   // ---- plugins: decompression, inspection, conversion, metadata injection ----
 
   private async plugins(image: Image, staged: Staged): Promise<{ staged: Staged; image: Image }> {
-    const p = this.rt.config.import.plugins;
+    const p = this.deps.config.import.plugins;
     if (p.decompression) {
-      const kind = detectCompression(await readHead(await this.rt.stores.staging.get(staged.url, { start: 0, end: 5 }), 6));
+      const kind = detectCompression(await readHead(await this.deps.stores.staging.get(staged.url, { start: 0, end: 5 }), 6));
       if (kind) {
         const attrs: Record<string, string> = image.containerFormat === 'compressed' ? { container_format: 'bare' } : {};
-        const src = (await this.rt.stores.staging.get(staged.url)).pipe(decompressor(kind));
+        const src = (await this.deps.stores.staging.get(staged.url)).pipe(decompressor(kind));
         staged = await this.rewrite(image, staged, 'decompressed', src, attrs);
         image = await this.image();
       }
@@ -305,7 +326,7 @@ export class ImportRun {
     }
     const inject = propertiesToInject(p.injectMetadata, this.state.roles ?? []);
     if (Object.keys(inject).length) {
-      await this.rt.tasks.repo.updateImage(this.imageId, this.task.id, {}, inject);
+      await this.deps.tasksRepo.updateImage(this.imageId, this.task.id, {}, inject);
       image = await this.image();
     }
     return { staged, image };
@@ -314,7 +335,7 @@ export class ImportRun {
   private async inspect(staged: Staged): Promise<InspectionResult> {
     const inspector = new FormatInspector();
     let offset = 0;
-    for await (const chunk of await this.rt.stores.staging.get(staged.url)) {
+    for await (const chunk of await this.deps.stores.staging.get(staged.url)) {
       inspector.push(chunk as Buffer, offset);
       offset += (chunk as Buffer).length;
     }
@@ -327,14 +348,14 @@ export class ImportRun {
     const info = await qemuInfo(file, from).catch(this.asFailure);
     const problems = qemuSafetyProblems(info, from, file);
     if (problems.length) throw new ImportFailure(`Image is not safe to convert: ${problems.join('; ')}.`);
-    await mkdir(this.rt.config.import.workDir, { recursive: true });
-    const out = path.join(this.rt.config.import.workDir, `${this.task.id}.${to}`);
+    await mkdir(this.deps.config.import.workDir, { recursive: true });
+    const out = path.join(this.deps.config.import.workDir, `${this.task.id}.${to}`);
     try {
       await qemuConvert(file, from, out, to, this.opts.signal).catch(this.asFailure);
       const converted = await this.rewrite(image, staged, 'converted', createReadStream(out, { highWaterMark: 1024 * 1024 }), { disk_format: to });
       if (to !== 'raw') {
         const outInfo = converted.inspection?.virtualSize ?? info['virtual-size'] ?? null;
-        await this.rt.tasks.repo.updateImage(this.imageId, this.task.id, { virtual_size: outInfo });
+        await this.deps.tasksRepo.updateImage(this.imageId, this.task.id, { virtual_size: outInfo });
       }
       return converted;
     } finally {
@@ -344,11 +365,11 @@ export class ImportRun {
 
   /** Replaces the staged object by `source` (decompressed or converted data), with fresh digests and inspection. */
   private async rewrite(image: Image, staged: Staged, tag: string, source: Readable, attrs: Record<string, string>): Promise<Staged> {
-    const inspector = this.rt.config.import.plugins.formatInspection ? new FormatInspector() : undefined;
-    const written = await this.write(this.rt.stores.staging, `${this.imageId}-${tag}`, source, await this.cap(image), inspector, undefined, undefined, `the ${tag} data`);
+    const inspector = this.deps.config.import.plugins.formatInspection ? new FormatInspector() : undefined;
+    const written = await this.write(this.deps.stores.staging, `${this.imageId}-${tag}`, source, await this.cap(image), inspector, undefined, undefined, `the ${tag} data`);
     const inspection = inspector?.finish(written.size) ?? null;
-    await this.rt.staging.replace(this.imageId, written, inspection, attrs);
-    await this.rt.stores.staging.delete(staged.url);
+    await this.deps.staging.replace(this.imageId, written, inspection, attrs);
+    await this.deps.stores.staging.delete(staged.url);
     return { imageId: this.imageId, url: written.location, size: written.size, checksum: written.md5, sha512: written.sha512, inspection };
   }
 
@@ -361,8 +382,8 @@ export class ImportRun {
    * and must match before it is recorded.
    */
   private async toStores(image: Image, source: Source, remaining: string[]): Promise<void> {
-    const { rt } = this;
-    const adoptTarget = source.staged && source.md5 && source.sha512 ? remaining.find((id) => rt.stores.byId.get(id)?.canAdopt?.(source.store)) : undefined;
+    const d = this.deps;
+    const adoptTarget = source.staged && source.md5 && source.sha512 ? remaining.find((id) => d.stores.byId.get(id)?.canAdopt?.(source.store)) : undefined;
     const copies = remaining.filter((id) => id !== adoptTarget);
     const virtualSize = this.virtualSize(image, source);
     let left = remaining.length;
@@ -372,7 +393,7 @@ export class ImportRun {
 
     const one = async (storeId: string, adoptFirst: boolean) => {
       let adopt = adoptFirst;
-      const store = rt.stores.byId.get(storeId)!;
+      const store = d.stores.byId.get(storeId)!;
       let written: Written | undefined;
       try {
         if (siblings.signal.aborted) throw siblings.signal.reason;
@@ -386,18 +407,18 @@ export class ImportRun {
         const data = this.method === 'copy-image' ? undefined : { size: written.size, checksum: written.md5, sha512: written.sha512, virtualSize };
         // The last store of an all-must-succeed import: the image turns active and the task ends in one step.
         const end = activate && this.allMustSucceed
-          ? { status: 'success' as const, message: this.successMessage(source.size), result: { image_id: this.imageId }, ttlHours: rt.config.import.taskTimeToLiveHours }
+          ? { status: 'success' as const, message: this.successMessage(source.size), result: { image_id: this.imageId }, ttlHours: d.config.import.taskTimeToLiveHours }
           : undefined;
-        const recorded = await rt.tasks.repo.commitStore(this.imageId, this.task.id, { storeId, url: written.location, data, activate, end });
+        const recorded = await d.tasksRepo.commitStore(this.imageId, this.task.id, { storeId, url: written.location, data, activate, end });
         if (!recorded) {
           await store.delete(written.location).catch(() => {});
           await this.image();
           throw new ImportFailure('The image changed hands during the import.');
         }
-        if (adopt) await rt.staging.forget(this.imageId, source.url);
+        if (adopt) await d.staging.forget(this.imageId, source.url);
         this.state.committed!.push(storeId);
         if (end) this.ended = true;
-        else await rt.tasks.repo.saveState(this.task.id, this.state);
+        else await d.tasksRepo.saveState(this.task.id, this.state);
       } catch (err) {
         if (this.opts.signal.aborted || err instanceof Gone) throw this.opts.signal.aborted ? this.opts.signal.reason : err;
         // Once one store failed an all-must-succeed import, the others' errors are only the abort.
@@ -409,15 +430,15 @@ export class ImportRun {
           abortAll(failure);
           throw failure;
         }
-        rt.log.warn({ task: this.task.id, store: storeId, reason }, 'import to one store failed; going on with the others (all_stores_must_succeed is false)');
-        await rt.tasks.repo.recordFailedStore(this.imageId, this.task.id, storeId);
+        d.log.warn({ task: this.task.id, store: storeId, reason }, 'import to one store failed; going on with the others (all_stores_must_succeed is false)');
+        await d.tasksRepo.recordFailedStore(this.imageId, this.task.id, storeId);
       }
     };
 
     // Quota: every store's copy counts toward image_size_total (copy-image was checked when requested).
     const quota = this.method === 'copy-image' || remaining.length === 0 ? undefined : await this.admit(image, 'image_size_total', source.size * remaining.length);
     try {
-      await mapLimit(copies, rt.config.import.maxParallelStores, (id) => one(id, false));
+      await mapLimit(copies, d.config.import.maxParallelStores, (id) => one(id, false));
       if (adoptTarget) await one(adoptTarget, true);
     } finally {
       await quota?.release().catch(() => {});
@@ -459,11 +480,11 @@ export class ImportRun {
   // ---- copy-image ----
 
   private async copyImage(image: Image): Promise<string> {
-    const loc = image.locations.find((l) => l.status === 'active' && this.rt.stores.holding(l.storeId));
+    const loc = image.locations.find((l) => l.status === 'active' && this.deps.stores.holding(l.storeId));
     if (!loc || image.size === null) throw new ImportFailure('The image has no data in any store to copy from.');
     const present = new Set(image.locations.filter((l) => l.status === 'active').map((l) => l.storeId));
     const remaining = this.stores.filter((s) => !this.state.committed!.includes(s) && !present.has(s));
-    const source: Source = { store: this.rt.stores.holding(loc.storeId)!, url: loc.url, size: image.size, md5: image.checksum, sha512: image.osHashValue, staged: false, virtualSize: image.virtualSize };
+    const source: Source = { store: this.deps.stores.holding(loc.storeId)!, url: loc.url, size: image.size, md5: image.checksum, sha512: image.osHashValue, staged: false, virtualSize: image.virtualSize };
     await this.toStores(image, source, remaining);
     return this.successMessage(image.size);
   }
@@ -484,8 +505,4 @@ async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<v
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (firstError !== undefined) throw firstError;
-}
-
-export function isShutdown(err: unknown): boolean {
-  return err instanceof ServiceUnavailable;
 }

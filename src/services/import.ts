@@ -1,16 +1,39 @@
 import { randomUUID } from 'node:crypto';
 import type { RequestContext } from '../auth/context.js';
-import type { Runtime } from '../runtime.js';
+import type { Config } from '../config.js';
+import type { Policy } from '../domain/policy.js';
+import type { DialectName } from '../db/database.js';
+import type { ImagesRepo } from '../db/images-repo.js';
+import type { StoreRegistry } from '../stores/registry.js';
+import type { QuotaChecker } from './quotas.js';
+import type { DataService } from './image-data.js';
+import type { TaskService } from './tasks.js';
 import { BadRequest, Conflict, Forbidden, NotFound } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
 import { LOCK_PROPERTY } from '../db/tasks-repo.js';
 import { checkGlanceDownload, parseImportBody } from '../import/request.js';
-import type { ImportRequest, ImportTaskInput, Task } from '../import/task.js';
-import { UriFilter, redactUserinfo } from '../import/uri-filter.js';
-import { targetOf } from './images.js';
+import type { ImportRequest, ImportTaskInput, Task } from '../domain/task.js';
+import { type UriFilter, redactUserinfo } from '../import/uri-filter.js';
+import { targetOf, type ImageAccess } from './image-access.js';
 
 /** A lock whose task has not moved for this long may be taken over (pending tasks: twice as long), as Glance does. */
 const LOCK_EXPIRY_MS = 60 * 60_000;
+
+/** What the import request uses; built by the composition root (src/runtime.ts). */
+export interface ImportServiceDeps {
+  access: ImageAccess;
+  policy: Policy;
+  images: ImagesRepo;
+  stores: StoreRegistry;
+  tasks: Pick<TaskService, 'repo' | 'failStale' | 'startImport'>;
+  data: Pick<DataService, 'removeLocations'>;
+  quotas?: Pick<QuotaChecker, 'remainingBytes'>;
+  /** web-download's URL rules, shared with the task runner that opens the URL */
+  filter: UriFilter;
+  nodeId: string;
+  dialect: DialectName;
+  config: Pick<Config, 'import'>;
+}
 
 /**
  * POST /v2/images/{id}/import: every precondition Glance checks, in Glance's
@@ -20,18 +43,18 @@ const LOCK_EXPIRY_MS = 60 * 60_000;
 export class ImportService {
   readonly filter: UriFilter;
 
-  constructor(private readonly rt: Runtime) {
-    this.filter = new UriFilter(rt.config.import.webDownload);
+  constructor(private readonly deps: ImportServiceDeps) {
+    this.filter = deps.filter;
   }
 
   /** Returns the task id, or undefined when there was nothing to do (copy-image to stores that all have the image). */
   async request(imageId: string, body: unknown, headerStore: string | undefined, ctx: RequestContext): Promise<string | undefined> {
-    const { rt } = this;
-    const req = parseImportBody(body, rt.config.import.methods);
+    const d = this.deps;
+    const req = parseImportBody(body, d.config.import.methods);
     const method = req.method.name;
 
-    const { image, membership } = await rt.imageService.getVisible(imageId, ctx);
-    const quota = await rt.quotas?.remainingBytes(ctx, image.owner);
+    const { image, membership } = await d.access.getVisible(imageId, ctx);
+    const quota = await d.quotas?.remainingBytes(ctx, image.owner);
     if (quota && quota.bytes <= 0) throw quota.error(quota.bytes);
 
     if (image.status === 'active' && method !== 'copy-image') throw new Conflict('Image with status active cannot be target for import');
@@ -45,8 +68,8 @@ export class ImportService {
     if (method === 'glance-download') checkGlanceDownload(req);
 
     const target = targetOf(image, membership);
-    if (method === 'copy-image') rt.policy.enforce('copy_image', ctx, target, 'You are not permitted to copy this image to other stores.');
-    else rt.policy.enforce('modify_image', ctx, target, 'You are not permitted to import data into this image.');
+    if (method === 'copy-image') d.policy.enforce('copy_image', ctx, target, 'You are not permitted to copy this image to other stores.');
+    else d.policy.enforce('modify_image', ctx, target, 'You are not permitted to import data into this image.');
 
     const stale = await this.staleLock(image);
 
@@ -72,10 +95,10 @@ export class ImportService {
     const taskId = randomUUID();
     const input: ImportTaskInput = { image_id: image.id, import_req: req, backend: stores };
     const claim =
-      method === 'glance-direct' ? { from: ['uploading' as const], to: 'importing' as const, node: rt.nodeId }
+      method === 'glance-direct' ? { from: ['uploading' as const], to: 'importing' as const, node: d.nodeId }
       : method === 'copy-image' ? undefined
-      : { from: ['queued' as const], to: 'importing' as const, node: rt.nodeId };
-    const outcome = await rt.tasks.repo.createImportTask(
+      : { from: ['queued' as const], to: 'importing' as const, node: d.nodeId };
+    const outcome = await d.tasks.repo.createImportTask(
       {
         id: taskId,
         type: 'api_image_import',
@@ -91,11 +114,11 @@ export class ImportService {
     if (outcome === 'missing') throw new NotFound(`No image found with ID ${image.id}`);
     if (outcome === 'locked') throw new Conflict(`New operation on image '${image.id}' is not permitted as prior operation is still in progress`);
     if (outcome === 'status') {
-      const now = await rt.images.get(image.id);
+      const now = await d.images.get(image.id);
       throw new Conflict(`Image status transition from ${now?.status ?? 'deleted'} to importing is not allowed`);
     }
-    if (stale) await rt.tasks.failStale(stale, image.id);
-    rt.tasks.startImport(taskId, ctx.token);
+    if (stale) await d.tasks.failStale(stale, image.id);
+    d.tasks.startImport(taskId, ctx.token);
     return taskId;
   }
 
@@ -104,20 +127,20 @@ export class ImportService {
    * image. The last copy cannot go this way (delete the image instead).
    */
   async deleteFromStore(storeId: string, imageId: string, ctx: RequestContext): Promise<void> {
-    const { rt } = this;
-    if (!rt.stores.byId.has(storeId)) throw new Conflict(`The selected store ${storeId} is not available on this node.`);
-    const { image, membership } = await rt.imageService.getVisible(imageId, ctx).catch(() => {
+    const d = this.deps;
+    if (!d.stores.byId.has(storeId)) throw new Conflict(`The selected store ${storeId} is not available on this node.`);
+    const { image, membership } = await d.access.getVisible(imageId, ctx).catch(() => {
       throw new NotFound(`Failed to find image ${imageId}`);
     });
     const target = targetOf(image, membership);
-    rt.policy.enforce('get_image_location', ctx, target, 'You are not permitted to see the locations of this image.');
-    rt.policy.enforce('delete_image_location', ctx, target, 'You are not permitted to remove image data from a store.');
+    d.policy.enforce('get_image_location', ctx, target, 'You are not permitted to see the locations of this image.');
+    d.policy.enforce('delete_image_location', ctx, target, 'You are not permitted to remove image data from a store.');
     if (image.status !== 'active') throw new Conflict(`Image data can be removed from a store only while the image is active; it is ${image.status}.`);
-    const marked = await rt.tasks.repo.markStoreCopyDeleting(image.id, storeId, rt.dialect);
+    const marked = await d.tasks.repo.markStoreCopyDeleting(image.id, storeId, d.dialect);
     if (marked.outcome === 'absent') throw new NotFound(`Image ${image.id} is not stored in store ${storeId}.`);
     // 403 as Glance: removing the last copy is refused, not a state the client could wait out.
     if (marked.outcome === 'last') throw new Forbidden(`Store ${storeId} holds the only copy of image ${image.id}; delete the image instead.`);
-    await rt.data.removeLocations([marked.location!]);
+    await d.data.removeLocations([marked.location!]);
   }
 
   /**
@@ -126,7 +149,7 @@ export class ImportService {
    * 409 as in Glance; read-only stores cannot take imports.
    */
   private storesOf(req: ImportRequest, headerStore: string | undefined): string[] {
-    const { stores } = this.rt;
+    const { stores } = this.deps;
     if (req.all_stores) {
       if (req.stores !== undefined || headerStore !== undefined) {
         throw new BadRequest("All_stores parameter can't be used with x-image-meta-store header or stores parameter");
@@ -150,7 +173,7 @@ export class ImportService {
   private async staleLock(image: Image): Promise<{ id: string; task?: Task } | undefined> {
     const holder = image.properties[LOCK_PROPERTY];
     if (holder === undefined) return undefined;
-    const task = await this.rt.tasks.repo.get(holder);
+    const task = await this.deps.tasks.repo.get(holder);
     if (!task) return { id: holder };
     const age = Date.now() - Date.parse(task.updatedAt);
     const expiry = task.status === 'pending' ? 2 * LOCK_EXPIRY_MS : LOCK_EXPIRY_MS;

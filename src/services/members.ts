@@ -1,12 +1,13 @@
 import type { RequestContext } from '../auth/context.js';
-import type { Runtime } from '../runtime.js';
+import type { Policy } from '../domain/policy.js';
+import type { MembersRepo } from '../db/members-repo.js';
 import { BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
 import type { MemberStatus } from '../domain/visibility.js';
 import type { Member } from '../db/members-repo.js';
 import { compileSchema, describeValue } from '../domain/json-validator.js';
 import { memberSchema } from '../domain/schemas.js';
-import { targetOf } from './images.js';
+import { targetOf, type ImageAccess } from './image-access.js';
 
 const STATUSES: readonly MemberStatus[] = ['pending', 'accepted', 'rejected'];
 /** Glance's image_member_quota default. */
@@ -49,6 +50,13 @@ function checkStatus(status: unknown): MemberStatus {
   return status as MemberStatus;
 }
 
+/** What member operations use; built by the composition root (src/runtime.ts). */
+export interface MemberServiceDeps {
+  access: ImageAccess;
+  policy: Policy;
+  members: MembersRepo;
+}
+
 /**
  * Image sharing: who an owner shares a `shared` image with, and each
  * member project's answer. Rules follow Glance's image_members controller:
@@ -56,13 +64,13 @@ function checkStatus(status: unknown): MemberStatus {
  * member sees only itself; only the member (or an admin) answers.
  */
 export class MemberService {
-  constructor(private readonly rt: Runtime) {}
+  constructor(private readonly deps: MemberServiceDeps) {}
 
   /** The image and the policy target for member operations; 404 when the caller cannot see it. */
   private async image(imageId: string, ctx: RequestContext): Promise<{ image: Image; target: ReturnType<typeof targetOf> }> {
-    const { image, membership } = await this.rt.imageService.getVisible(imageId, ctx);
+    const { image, membership } = await this.deps.access.getVisible(imageId, ctx);
     const target = targetOf(image, membership);
-    this.rt.policy.enforce('get_image', ctx, target);
+    this.deps.policy.enforce('get_image', ctx, target);
     return { image, target };
   }
 
@@ -75,7 +83,7 @@ export class MemberService {
   /** The membership if the caller may see it: everything for admins and the owner, its own membership otherwise. */
   private async lookup(image: Image, memberId: string, ctx: RequestContext): Promise<Member> {
     const seesAll = ctx.isAdmin || (ctx.projectId !== null && ctx.projectId === image.owner);
-    const m = seesAll || memberId === ctx.projectId ? await this.rt.members.get(image.id, memberId) : undefined;
+    const m = seesAll || memberId === ctx.projectId ? await this.deps.members.get(image.id, memberId) : undefined;
     if (!m) throw new NotFound(`${memberId} not found in the member list of the image ${image.id}.`);
     return m;
   }
@@ -83,18 +91,18 @@ export class MemberService {
   async list(imageId: string, ctx: RequestContext): Promise<Member[]> {
     const { image, target } = await this.image(imageId, ctx);
     this.requireShared(image);
-    this.rt.policy.enforce('get_members', ctx, target, `You are not permitted to list the members of image ${imageId}.`);
-    const all = await this.rt.members.list(image.id);
+    this.deps.policy.enforce('get_members', ctx, target, `You are not permitted to list the members of image ${imageId}.`);
+    const all = await this.deps.members.list(image.id);
     const seesAll = ctx.isAdmin || (ctx.projectId !== null && ctx.projectId === image.owner);
     const visible = seesAll ? all : all.filter((m) => m.memberId === ctx.projectId);
-    return this.rt.policy.check('get_member', ctx, target) ? visible : [];
+    return this.deps.policy.check('get_member', ctx, target) ? visible : [];
   }
 
   async get(imageId: string, memberId: string, ctx: RequestContext): Promise<Member> {
     const { image, target } = await this.image(imageId, ctx);
     // Glance answers 404 rather than 403 here, so membership cannot be probed.
     this.requireShared(image, true);
-    if (!this.rt.policy.check('get_member', ctx, target)) throw new NotFound(`${memberId} not found in the member list of the image ${image.id}.`);
+    if (!this.deps.policy.check('get_member', ctx, target)) throw new NotFound(`${memberId} not found in the member list of the image ${image.id}.`);
     return this.lookup(image, memberId, ctx);
   }
 
@@ -102,13 +110,13 @@ export class MemberService {
     const memberId = parseNewMember(body);
     const { image, target } = await this.image(imageId, ctx);
     this.requireShared(image);
-    this.rt.policy.enforce('add_member', ctx, target, `You are not permitted to share image ${imageId}.`);
-    if (await this.rt.members.get(image.id, memberId)) throw new Conflict(`Member ${memberId} is already a member of image ${imageId}.`);
-    if ((await this.rt.members.count(image.id)) >= MAX_MEMBERS_PER_IMAGE) {
+    this.deps.policy.enforce('add_member', ctx, target, `You are not permitted to share image ${imageId}.`);
+    if (await this.deps.members.get(image.id, memberId)) throw new Conflict(`Member ${memberId} is already a member of image ${imageId}.`);
+    if ((await this.deps.members.count(image.id)) >= MAX_MEMBERS_PER_IMAGE) {
       throw new PayloadTooLarge(`Image ${imageId} already has ${MAX_MEMBERS_PER_IMAGE} members, the most an image may have (image_member_quota).`);
     }
     try {
-      return await this.rt.members.add(image.id, memberId);
+      return await this.deps.members.add(image.id, memberId);
     } catch (err) {
       if (/unique|duplicate|constraint/i.test(String((err as Error).message))) throw new Conflict(`Member ${memberId} is already a member of image ${imageId}.`);
       throw err;
@@ -120,8 +128,8 @@ export class MemberService {
     const { image, target } = await this.image(imageId, ctx);
     this.requireShared(image);
     await this.lookup(image, memberId, ctx);
-    this.rt.policy.enforce('modify_member', ctx, target, `Only the member project ${memberId} may accept or reject image ${imageId}.`);
-    const updated = await this.rt.members.setStatus(image.id, memberId, checkStatus(status));
+    this.deps.policy.enforce('modify_member', ctx, target, `Only the member project ${memberId} may accept or reject image ${imageId}.`);
+    const updated = await this.deps.members.setStatus(image.id, memberId, checkStatus(status));
     if (!updated) throw new NotFound(`${memberId} not found in the member list of the image ${image.id}.`);
     return updated;
   }
@@ -130,7 +138,7 @@ export class MemberService {
     const { image, target } = await this.image(imageId, ctx);
     this.requireShared(image);
     await this.lookup(image, memberId, ctx);
-    this.rt.policy.enforce('delete_member', ctx, target, `Only the owner of image ${imageId} may remove its members.`);
-    if (!(await this.rt.members.remove(image.id, memberId))) throw new NotFound(`${memberId} not found in the member list of the image ${image.id}.`);
+    this.deps.policy.enforce('delete_member', ctx, target, `Only the owner of image ${imageId} may remove its members.`);
+    if (!(await this.deps.members.remove(image.id, memberId))) throw new NotFound(`${memberId} not found in the member list of the image ${image.id}.`);
   }
 }

@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import { ConfigError } from '../config.js';
 import { Policy } from '../domain/policy.js';
 import { parsePolicyDocument } from '../domain/policy-file.js';
-import type { Runtime } from '../runtime.js';
+import type { Logger } from 'pino';
 
 function policyPath(config: Config): string | undefined {
   return config.policyFile ? path.resolve(config.dataDir, config.policyFile) : undefined;
@@ -36,18 +36,18 @@ export function loadPolicy(config: Config): Policy {
  * Like oslo.policy, picks up edits of the policy file without a restart. A
  * file that no longer parses is logged and ignored; the last good rules stay.
  */
-export function watchPolicy(rt: Runtime, intervalMs = 2000): () => void {
-  const file = policyPath(rt.config);
+export function watchPolicy(deps: { config: Config; policy: Policy; log: Logger }, intervalMs = 2000): () => void {
+  const file = policyPath(deps.config);
   if (!file) return () => {};
   let lastMtime = statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0;
   const onChange = (cur: { mtimeMs: number }) => {
     if (cur.mtimeMs === lastMtime || cur.mtimeMs === 0) return;
     lastMtime = cur.mtimeMs;
     try {
-      rt.policy.reload(readOverrides(file));
-      rt.log.info({ file }, 'policy file reloaded');
+      deps.policy.reload(readOverrides(file));
+      deps.log.info({ file }, 'policy file reloaded');
     } catch (err) {
-      rt.log.error({ file, err: (err as Error).message }, 'policy file changed but is invalid; keeping the previous rules');
+      deps.log.error({ file, err: (err as Error).message }, 'policy file changed but is invalid; keeping the previous rules');
     }
   };
   watchFile(file, { interval: intervalMs, persistent: false }, onChange);

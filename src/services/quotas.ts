@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { RequestContext } from '../auth/context.js';
-import type { QuotaLimits } from '../config.js';
-import type { QuotaChecker, Runtime } from '../runtime.js';
+import type { Config, QuotaLimits } from '../config.js';
 import {
   QUOTA_NAMES,
   limitInUnits,
@@ -16,7 +15,24 @@ import {
   type QuotaName,
   type WriterAdmission,
 } from '../domain/quota.js';
-import { QuotasRepo } from '../db/quotas-repo.js';
+import type { QuotasRepo } from '../db/quotas-repo.js';
+
+/** Per-project limits (src/services/quotas.ts, docs/quotas.md); absent when quotas are off. */
+export interface QuotaChecker {
+  /** image_count_total: admits image `imageId` for `owner` (413 when over); release once it is created or failed. */
+  admitCreate(owner: string | null, imageId: string): Promise<{ release(): Promise<void> }>;
+  /** An early, unreserved estimate of the bytes `owner` may still store (refuse a too-large Content-Length upfront). */
+  remainingBytes(ctx: RequestContext, owner: string | null): Promise<{ bytes: number; error: (n: number) => Error } | undefined>;
+  /**
+   * Admits a writer that holds the image's claim: checks image_count_uploading
+   * and reserves bytes against image_size_total (stores) or image_stage_total
+   * (staging). Pass the lease to DataService.write (`quota`) so unknown sizes
+   * are charged while streaming; release it when the writer ends. 413 when over.
+   */
+  admitWriter(admission: WriterAdmission): Promise<QuotaLease>;
+  /** Limits and usage of a project, as GET /v2/info/usage shows them. */
+  usage(project: string): Promise<Record<string, { limit: number; usage: number }>>;
+}
 
 const NO_LEASE: QuotaLease = { meter: (source) => source, release: async () => {} };
 
@@ -30,14 +46,13 @@ const NO_LEASE: QuotaLease = { meter: (source) => source, release: async () => {
  * never both pass a limit that fits one. The image's owner is charged.
  */
 export class QuotaService implements QuotaChecker {
-  private readonly repo: QuotasRepo;
-
-  constructor(private readonly rt: Runtime) {
-    this.repo = new QuotasRepo(rt.db, rt.dialect);
-  }
+  constructor(
+    private readonly repo: QuotasRepo,
+    private readonly config: Pick<Config, 'quotas'>,
+  ) {}
 
   limits(project: string): QuotaLimits {
-    return limitsFor(this.rt.config.quotas.defaults, this.rt.config.quotas.projects, project);
+    return limitsFor(this.config.quotas.defaults, this.config.quotas.projects, project);
   }
 
   /** GET /v2/info/usage: each limit with the project's usage (sizes in MiB, as Glance). */

@@ -1,14 +1,19 @@
 import { readdir, rm } from 'node:fs/promises';
 import type { RequestContext } from '../auth/context.js';
-import type { Runtime } from '../runtime.js';
+import type { Policy } from '../domain/policy.js';
+import type { DialectName } from '../db/database.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { WriterRegistry } from './writers.js';
+import type { DataService } from './image-data.js';
+import type { NodeLiveness } from './nodes.js';
 import { BadRequest, Gone, ImagoError, NotFound, ServiceUnavailable } from '../domain/errors.js';
 import { isUuid } from '../domain/image-input.js';
-import { TasksRepo, type TaskListQuery } from '../db/tasks-repo.js';
-import { TASK_STATUSES, TASK_TYPES, copiedMessage, type ImportTaskInput, type Task } from '../import/task.js';
+import { type TasksRepo, type TaskListQuery } from '../db/tasks-repo.js';
+import { copiedMessage } from '../import/task.js';
+import { TASK_STATUSES, TASK_TYPES, type ImportTaskInput, type Task } from '../domain/task.js';
 import type { Resolver } from '../import/http-source.js';
-import { ImportFailure, ImportRun } from './import-run.js';
-import { targetOf } from './images.js';
-import { liveNodes, nodeTimeoutMs } from './recovery.js';
+import { ImportFailure, ImportRun, type ImportRunDeps } from './import-run.js';
+import { targetOf, type ImageAccess } from './image-access.js';
 
 /** A task interrupted by crashes this many times is rolled back instead of resumed again. */
 export const MAX_ATTEMPTS = 3;
@@ -19,6 +24,18 @@ const PROGRESS_MS = 1_000;
 /** Progress log lines: at 64 MiB, doubling up to 1 GiB, then every GiB (a line a second would drown the log). */
 const PROGRESS_LOG_FIRST = 64 * 2 ** 20;
 const PROGRESS_LOG_EVERY = 2 ** 30;
+
+/** What the tasks API and the runner use; built by the composition root (src/runtime.ts). */
+export interface TaskServiceDeps extends ImportRunDeps {
+  access: ImageAccess;
+  policy: Policy;
+  writers: Pick<WriterRegistry, 'isClosing'>;
+  data: Pick<DataService, 'uploadCap' | 'write' | 'asWriter' | 'removeLocations'>;
+  nodes: NodeLiveness;
+  metrics: Pick<Metrics, 'taskFinished'>;
+  nodeId: string;
+  dialect: DialectName;
+}
 
 /**
  * Durable import tasks: the API's view of them (/v2/tasks,
@@ -40,23 +57,23 @@ export class TaskService {
   /** DNS for web-download; tests replace it to show that connections are pinned to checked addresses */
   resolver: Resolver | undefined;
 
-  constructor(private readonly rt: Runtime) {
-    this.repo = new TasksRepo(rt.db);
+  constructor(private readonly deps: TaskServiceDeps) {
+    this.repo = deps.tasksRepo;
   }
 
   // ---- API ----
 
   async get(id: string, ctx: RequestContext): Promise<Task> {
-    this.rt.policy.enforce('tasks_api_access', ctx, {}, 'You are not authorized to use the tasks API.');
+    this.deps.policy.enforce('tasks_api_access', ctx, {}, 'You are not authorized to use the tasks API.');
     const task = isUuid(id) ? await this.repo.get(id) : undefined;
     if (!task || (!ctx.isAdmin && task.owner !== ctx.projectId) || expired(task)) throw new NotFound(`Task with the given id ${id} not found`);
-    this.rt.policy.enforce('get_task', ctx, { owner: task.owner, project_id: task.owner }, 'You are not authorized to see this task.');
+    this.deps.policy.enforce('get_task', ctx, { owner: task.owner, project_id: task.owner }, 'You are not authorized to see this task.');
     return task;
   }
 
   async list(query: Record<string, string | string[] | undefined>, ctx: RequestContext): Promise<{ tasks: Task[]; limit: number }> {
-    this.rt.policy.enforce('tasks_api_access', ctx, {}, 'You are not authorized to use the tasks API.');
-    this.rt.policy.enforce('get_tasks', ctx, {}, 'You are not authorized to list tasks.');
+    this.deps.policy.enforce('tasks_api_access', ctx, {}, 'You are not authorized to use the tasks API.');
+    this.deps.policy.enforce('get_tasks', ctx, {}, 'You are not authorized to list tasks.');
     const one = (k: string) => {
       const v = query[k];
       if (Array.isArray(v)) throw new BadRequest(`Query parameter ${k} may be given only once.`);
@@ -91,8 +108,8 @@ export class TaskService {
 
   /** GET /v2/images/{id}/tasks: whoever may see the image sees its import tasks (Glance answers 404 otherwise). */
   async listForImage(imageId: string, ctx: RequestContext): Promise<Task[]> {
-    const { image, membership } = await this.rt.imageService.getVisible(imageId, ctx);
-    if (!this.rt.policy.check('get_image', ctx, targetOf(image, membership))) throw new NotFound(`No image found with ID ${imageId}`);
+    const { image, membership } = await this.deps.access.getVisible(imageId, ctx);
+    if (!this.deps.policy.check('get_image', ctx, targetOf(image, membership))) throw new NotFound(`No image found with ID ${imageId}`);
     return this.repo.listByImage(image.id);
   }
 
@@ -107,8 +124,8 @@ export class TaskService {
   /** A task whose lock another import took over ends as Glance ends it. */
   async failStale(stale: { id: string; task?: Task }, imageId: string): Promise<void> {
     if (!stale.task || stale.task.status === 'success' || stale.task.status === 'failure') return;
-    await this.repo.finish(stale.id, null, 'failure', 'Expired lock preempted: the import made no progress for too long and a new import took over the image.', null, this.rt.config.import.taskTimeToLiveHours);
-    this.rt.log.warn({ image: imageId, task: stale.id }, 'stale import lock taken over');
+    await this.repo.finish(stale.id, null, 'failure', 'Expired lock preempted: the import made no progress for too long and a new import took over the image.', null, this.deps.config.import.taskTimeToLiveHours);
+    this.deps.log.warn({ image: imageId, task: stale.id }, 'stale import lock taken over');
   }
 
   start(): void {
@@ -134,7 +151,7 @@ export class TaskService {
 
   kick(): void {
     if (this.stopped) return;
-    this.pump().catch((err) => this.rt.log.error({ err }, 'task runner could not claim tasks'));
+    this.pump().catch((err) => this.deps.log.error({ err }, 'task runner could not claim tasks'));
   }
 
   private async pump(): Promise<void> {
@@ -146,16 +163,16 @@ export class TaskService {
     try {
       do {
         this.again = false;
-        if (this.stopped || this.rt.writers.isClosing) return;
+        if (this.stopped || this.deps.writers.isClosing) return;
         // With a shared database, other nodes' interrupted imports are taken over as their heartbeats stop.
-        const sweepEvery = this.rt.dialect === 'postgres' ? Math.min(SWEEP_MS, nodeTimeoutMs(this.rt) / 3) : SWEEP_MS;
+        const sweepEvery = this.deps.dialect === 'postgres' ? Math.min(SWEEP_MS, this.deps.nodes.timeoutMs / 3) : SWEEP_MS;
         if (Date.now() - this.lastSweep > sweepEvery) {
           this.lastSweep = Date.now();
           await this.repo.deleteExpired();
-          if (this.rt.dialect === 'postgres') await this.recoverInterrupted();
+          if (this.deps.dialect === 'postgres') await this.recoverInterrupted();
         }
-        const free = this.rt.config.import.maxConcurrentTasks - this.running.size;
-        for (const task of await this.repo.claimPending(this.rt.nodeId, free)) this.launch(task);
+        const free = this.deps.config.import.maxConcurrentTasks - this.running.size;
+        for (const task of await this.repo.claimPending(this.deps.nodeId, free)) this.launch(task);
       } while (this.again);
     } finally {
       this.pumping = false;
@@ -164,7 +181,7 @@ export class TaskService {
 
   private launch(task: Task): void {
     const done = this.execute(task)
-      .catch((err) => this.rt.log.error({ err, task: task.id }, 'import task crashed'))
+      .catch((err) => this.deps.log.error({ err, task: task.id }, 'import task crashed'))
       .finally(() => {
         this.running.delete(task.id);
         this.kick();
@@ -173,7 +190,7 @@ export class TaskService {
   }
 
   private async execute(task: Task): Promise<void> {
-    const { rt } = this;
+    const d = this.deps;
     const imageId = (task.input as unknown as ImportTaskInput).image_id;
     const controller = new AbortController();
     // "Copied N MiB", written at most once a second, and always once more after the last bytes of a burst.
@@ -183,7 +200,7 @@ export class TaskService {
     const flush = () => {
       pending = undefined;
       lastProgress = Date.now();
-      this.repo.touch(task.id, rt.nodeId, copiedMessage(copied)).catch(() => {});
+      this.repo.touch(task.id, d.nodeId, copiedMessage(copied)).catch(() => {});
     };
     const input = task.input as unknown as ImportTaskInput;
     const method = input.import_req.method.name;
@@ -194,7 +211,7 @@ export class TaskService {
       if (bytes <= copied) return;
       copied = bytes;
       if (copied >= milestone) {
-        rt.log.info({ ...taskLog, bytes: copied }, `import task progress: ${copiedMessage(copied)}`);
+        d.log.info({ ...taskLog, bytes: copied }, `import task progress: ${copiedMessage(copied)}`);
         while (milestone <= copied) milestone = milestone < PROGRESS_LOG_EVERY ? milestone * 2 : milestone + PROGRESS_LOG_EVERY;
       }
       if (pending) return;
@@ -203,45 +220,45 @@ export class TaskService {
       else pending = setTimeout(flush, wait);
     };
     const heartbeat = setInterval(() => {
-      this.repo.touch(task.id, rt.nodeId).then(
+      this.repo.touch(task.id, d.nodeId).then(
         (mine) => { if (!mine) controller.abort(new TakenOver()); },
         () => {},
       );
     }, HEARTBEAT_MS);
     heartbeat.unref();
     const work = async () => {
-      await this.repo.adoptClaim(imageId, task.id, rt.nodeId);
-      rt.log.info({ ...taskLog, attempt: task.attempts, stores: input.backend, resumed: !!task.state.resumed }, task.state.resumed ? 'import task resumed' : 'import task started');
-      const run = new ImportRun(rt, task, { token: this.tokens.get(task.id), signal: controller.signal, progress, resolve: this.resolver });
+      await this.repo.adoptClaim(imageId, task.id, d.nodeId);
+      d.log.info({ ...taskLog, attempt: task.attempts, stores: input.backend, resumed: !!task.state.resumed }, task.state.resumed ? 'import task resumed' : 'import task started');
+      const run = new ImportRun(d, task, { token: this.tokens.get(task.id), signal: controller.signal, progress, resolve: this.resolver });
       try {
         const message = await run.run();
         // Usually the commit that activated the image ended the task too; copy-image and partial imports end here.
-        if (!run.ended) await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, rt.config.import.taskTimeToLiveHours);
-        rt.metrics.taskFinished(method, 'success', (Date.now() - started) / 1000);
-        rt.log.info({ ...taskLog, durationMs: Date.now() - started, bytes: copied, result: message }, 'import task succeeded');
+        if (!run.ended) await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, d.config.import.taskTimeToLiveHours);
+        d.metrics.taskFinished(method, 'success', (Date.now() - started) / 1000);
+        d.log.info({ ...taskLog, durationMs: Date.now() - started, bytes: copied, result: message }, 'import task succeeded');
       } catch (err) {
         if (run.ended) {
           // The task already succeeded with its commit; only clean-up after it failed.
-          rt.log.warn({ err, task: task.id }, 'clean-up after a finished import failed');
+          d.log.warn({ err, task: task.id }, 'clean-up after a finished import failed');
           return;
         }
         const reason = controller.signal.aborted ? controller.signal.reason : err;
         if (reason instanceof TakenOver) {
           // Another node decided this one was dead and runs the task now: leave everything to it.
-          rt.log.warn({ task: task.id }, 'import task taken over by another node; stopped here');
+          d.log.warn({ task: task.id }, 'import task taken over by another node; stopped here');
           return;
         }
-        if (reason instanceof ServiceUnavailable && rt.writers.isClosing) {
+        if (reason instanceof ServiceUnavailable && d.writers.isClosing) {
           await this.repo.requeue(task.id, 'Imago is stopping; this import will go on when it starts again.', task.state, { countAttempt: false });
-          rt.log.info({ ...taskLog, bytes: copied }, 'import task paused: Imago is stopping; it goes on at the next start');
+          d.log.info({ ...taskLog, bytes: copied }, 'import task paused: Imago is stopping; it goes on at the next start');
           return;
         }
         await this.fail(task, reason);
-        rt.metrics.taskFinished(method, 'failure', (Date.now() - started) / 1000);
+        d.metrics.taskFinished(method, 'failure', (Date.now() - started) / 1000);
       }
     };
     try {
-      await rt.data.asWriter(imageId, task.id, controller, work);
+      await d.data.asWriter(imageId, task.id, controller, work);
     } finally {
       clearInterval(heartbeat);
       clearTimeout(pending);
@@ -255,25 +272,25 @@ export class TaskService {
    * copies removed); copy-image leaves the image as it was.
    */
   async fail(task: Task, err: unknown): Promise<void> {
-    const { rt } = this;
+    const d = this.deps;
     const input = task.input as unknown as ImportTaskInput;
     const imageId = input.image_id;
     const method = input.import_req.method.name;
     const copy = method === 'copy-image';
     const allMust = input.import_req.all_stores_must_succeed ?? true;
-    const ttlHours = rt.config.import.taskTimeToLiveHours;
-    const image = await rt.images.get(imageId);
+    const ttlHours = d.config.import.taskTimeToLiveHours;
+    const image = await d.images.get(imageId);
     const goneMessage = 'The image was deleted while it was being imported; nothing was kept.';
     const messageFor = (outcome: string): string => {
       if (err instanceof Gone || !image) return goneMessage;
       if (err instanceof ImportFailure || err instanceof ImagoError) return `${sentence(err.message)}${outcome}`;
-      rt.log.error({ err, task: task.id }, 'import failed unexpectedly');
+      d.log.error({ err, task: task.id }, 'import failed unexpectedly');
       return `${sentence(`Import failed: ${(err as Error)?.message ?? String(err)}`)}${outcome}`;
     };
-    await removeWorkFiles(rt.config.import.workDir, task.id);
+    await removeWorkFiles(d.config.import.workDir, task.id);
     if (!image) {
       await this.repo.finish(task.id, imageId, 'failure', messageFor(''), null, ttlHours);
-      rt.log.warn({ task: task.id, image: imageId, method, reason: goneMessage }, 'import task failed');
+      d.log.warn({ task: task.id, image: imageId, method, reason: goneMessage }, 'import task failed');
       return;
     }
     const active = image.locations.filter((l) => l.status === 'active');
@@ -288,7 +305,7 @@ export class TaskService {
     }
     const kept = new Set(active.filter((l) => !revert.includes(l.id)).map((l) => l.storeId));
     const failed = input.backend.filter((s) => !kept.has(s));
-    if (!copy) await rt.staging.discard(imageId);
+    if (!copy) await d.staging.discard(imageId);
     const outcome = toQueued ? ` The image is back in status queued; ${retryHint(method, imageId)}`
       : copy ? ' The image itself is unchanged.'
       : ` The image stays active in ${[...kept].sort().join(', ') || 'its stores'}.`;
@@ -305,8 +322,8 @@ export class TaskService {
       restoreProperties: toQueued ? task.state.previousProperties : undefined,
       end: { status: 'failure', message, result: null, ttlHours, messageIfGone: goneMessage },
     });
-    await rt.data.removeLocations(removed);
-    rt.log.warn({ task: task.id, image: imageId, method, reason: message }, 'import task failed');
+    await d.data.removeLocations(removed);
+    d.log.warn({ task: task.id, image: imageId, method, reason: message }, 'import task failed');
   }
 
   // ---- recovery ----
@@ -321,15 +338,14 @@ export class TaskService {
     const { resumed, failed } = await this.recoverInterrupted();
     await this.sweepWorkDir();
     let released = 0;
-    const importing = await this.rt.db.selectFrom('images').select(['id', 'writer_id']).where('status', '=', 'importing').execute();
-    for (const img of importing) {
-      const task = img.writer_id ? await this.repo.get(img.writer_id) : undefined;
+    for (const img of await this.deps.images.importing()) {
+      const task = img.writerId ? await this.repo.get(img.writerId) : undefined;
       if (task && (task.status === 'pending' || task.status === 'processing')) continue;
-      await this.rt.db.updateTable('images').set({ status: 'queued', size: null, writer_id: null, writer_node: null, writer_heartbeat_at: null }).where('id', '=', img.id).where('status', '=', 'importing').execute();
-      await this.rt.staging.discard(img.id);
+      await this.deps.images.releaseImport(img.id);
+      await this.deps.staging.discard(img.id);
       released++;
     }
-    if (resumed || failed || released) this.rt.log.warn({ resumed, failed, released }, 'recovered interrupted imports');
+    if (resumed || failed || released) this.deps.log.warn({ resumed, failed, released }, 'recovered interrupted imports');
     return { resumed, failed, released };
   }
 
@@ -339,22 +355,22 @@ export class TaskService {
    * owns. Safe only while no live process writes for the image.
    */
   private async removeLeftovers(imageId: string): Promise<void> {
-    const staged = await this.rt.staging.get(imageId);
-    const owned = new Set<string>((await this.rt.images.allLocations()).filter((l) => l.imageId === imageId).map((l) => l.url));
+    const staged = await this.deps.staging.get(imageId);
+    const owned = new Set<string>((await this.deps.images.allLocations()).filter((l) => l.imageId === imageId).map((l) => l.url));
     if (staged) owned.add(staged.url);
-    for (const store of [...this.rt.stores.stores, this.rt.stores.staging]) {
+    for (const store of [...this.deps.stores.stores, this.deps.stores.staging]) {
       try {
         await store.removeTemporary(imageId);
         for await (const url of store.list()) if (url.includes(imageId) && !owned.has(url)) await store.delete(url);
       } catch (err) {
-        this.rt.log.warn({ err, imageId, store: store.info.id }, 'could not remove what an interrupted import left');
+        this.deps.log.warn({ err, imageId, store: store.info.id }, 'could not remove what an interrupted import left');
       }
     }
   }
 
   /** Scratch files are named after their task; those of tasks no live process runs are removed. */
   private async sweepWorkDir(): Promise<void> {
-    const dir = this.rt.config.import.workDir;
+    const dir = this.deps.config.import.workDir;
     let names: string[];
     try {
       names = await readdir(dir);
@@ -363,7 +379,7 @@ export class TaskService {
     }
     for (const name of names) {
       const task = await this.repo.get(name.slice(0, 36)).catch(() => undefined);
-      const runningElsewhere = task?.status === 'processing' && task.runnerNode !== null && task.runnerNode !== this.rt.nodeId;
+      const runningElsewhere = task?.status === 'processing' && task.runnerNode !== null && task.runnerNode !== this.deps.nodeId;
       if (!runningElsewhere) await rm(`${dir}/${name}`, { recursive: true, force: true }).catch(() => {});
     }
   }
@@ -371,7 +387,7 @@ export class TaskService {
   private async recoverInterrupted(): Promise<{ resumed: number; failed: number }> {
     let resumed = 0;
     let failed = 0;
-    for (const task of await this.repo.interrupted(await liveNodes(this.rt))) {
+    for (const task of await this.repo.interrupted(await this.deps.nodes.live())) {
       if (task.imageId) await this.removeLeftovers(task.imageId);
       if (task.attempts >= MAX_ATTEMPTS) {
         const why = new ImportFailure(`Imago stopped ${task.attempts} times while running this import, so it was rolled back instead of being tried again.`);
@@ -379,10 +395,10 @@ export class TaskService {
         failed++;
       } else {
         await this.repo.requeue(task.id, `Imago stopped while this import was running (attempt ${task.attempts}); it resumes now.`, task.state, { countAttempt: true });
-        const elsewhere = task.runnerNode !== null && task.runnerNode !== this.rt.nodeId;
-        this.rt.log.warn(
+        const elsewhere = task.runnerNode !== null && task.runnerNode !== this.deps.nodeId;
+        this.deps.log.warn(
           { task: task.id, image: task.imageId, attempt: task.attempts, deadNode: task.runnerNode },
-          elsewhere && this.rt.dialect === 'postgres' ? 'import task of a node that stopped is taken over; it resumes' : 'import task interrupted by a stop; it resumes',
+          elsewhere && this.deps.dialect === 'postgres' ? 'import task of a node that stopped is taken over; it resumes' : 'import task interrupted by a stop; it resumes',
         );
         resumed++;
       }

@@ -1,6 +1,8 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { moduleWorker } from '../module-worker.js';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { ServiceUnavailable } from '../domain/errors.js';
+import { BLOCKS_PER_SESSION, BLOCK_SIZE, CONTROL_SLOTS, DONE, IDLE, LENGTHS, SUBMITTED, WAITING } from './hash-ring.js';
 
 /**
  * md5 and sha512 run on a fixed pool of worker threads so that the event
@@ -19,65 +21,6 @@ import { ServiceUnavailable } from '../domain/errors.js';
  * busy, update() returns a promise and the caller waits, which is how
  * backpressure reaches the socket.
  */
-const BLOCK_SIZE = 512 * 1024;
-const BLOCKS_PER_SESSION = 2;
-
-// Control array slots (Int32): blocks published by the main thread; per worker role (0 md5, 1 sha512):
-// blocks hashed, "main waits for this worker" and "worker is idle, kick it"; then the length of each block.
-const SUBMITTED = 0;
-const DONE = 1; // + role
-const WAITING = 3; // + role
-const IDLE = 5; // + role
-const LENGTHS = 7; // + block index
-const CONTROL_SLOTS = LENGTHS + BLOCKS_PER_SESSION;
-
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const SUBMITTED = ${SUBMITTED}, DONE = ${DONE}, WAITING = ${WAITING}, IDLE = ${IDLE}, LENGTHS = ${LENGTHS};
-const BLOCK_SIZE = ${BLOCK_SIZE}, BLOCKS = ${BLOCKS_PER_SESSION};
-const sessions = new Map();
-// Hashes every published block, then goes idle; a block published meanwhile is taken too, or brings a kick.
-function drain(m, s) {
-  const c = s.control, r = s.role;
-  for (;;) {
-    let done = s.done;
-    const submitted = Atomics.load(c, SUBMITTED);
-    while (done < submitted) {
-      const i = done % BLOCKS;
-      s.hash.update(s.ring.subarray(i * BLOCK_SIZE, i * BLOCK_SIZE + Atomics.load(c, LENGTHS + i)));
-      done++;
-      Atomics.store(c, DONE + r, done);
-      if (Atomics.exchange(c, WAITING + r, 0) === 1) parentPort.postMessage({ op: 'done', id: m.id });
-    }
-    s.done = done;
-    Atomics.store(c, IDLE + r, 1);
-    if (Atomics.load(c, SUBMITTED) === done) return;
-    // More arrived: take it now unless the main thread already claimed the kick (then it comes as a message).
-    if (Atomics.exchange(c, IDLE + r, 0) === 0) return;
-  }
-}
-parentPort.on('message', (m) => {
-  const key = m.id + '/' + m.algo;
-  if (m.op === 'open') {
-    sessions.set(key, { hash: createHash(m.algo), ring: new Uint8Array(m.ring), control: new Int32Array(m.control), role: m.role, done: 0 });
-    return;
-  }
-  const s = sessions.get(key);
-  if (m.op === 'kick') {
-    if (s) drain(m, s);
-  } else if (m.op === 'final') {
-    if (s) drain(m, s);
-    sessions.delete(key);
-    parentPort.postMessage({ op: 'digest', id: m.id, algo: m.algo, hex: s ? s.hash.digest('hex') : null });
-  } else if (m.op === 'abort') {
-    // The reply lets the main thread reuse the session's buffers: this worker reads them no more.
-    sessions.delete(key);
-    parentPort.postMessage({ op: 'released', id: m.id, algo: m.algo });
-  }
-});
-`;
-
 export interface Digests {
   md5: string;
   sha512: string;
@@ -118,7 +61,7 @@ export class HashPool {
    */
   private spawn(index: number): Worker {
     // The worker holds a few hash states: small heaps keep its memory small.
-    const w = new Worker(WORKER_SOURCE, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
+    const w = moduleWorker('hash-worker', import.meta.url, { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
     w.unref();
     w.on('message', (m) => this.listeners.get(m.id)?.(m));
     const fail = (why: string) => {

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { orderedId } from '../../metadefs/ids.js';
+import { orderedId } from '../ordered-id.js';
 
 /**
  * The resource types every cloud has. Glance gets them from the definition
