@@ -192,7 +192,7 @@ export class ImportRun {
   private committedSource(image: Image): Source {
     const loc = image.locations.find((l) => l.status === 'active' && this.deps.stores.holding(l.storeId));
     if (!loc || image.size === null) throw new ImportFailure('The staged data is gone and no store holds a copy to continue from.');
-    return { store: this.deps.stores.holding(loc.storeId)!, url: loc.url, size: image.size, md5: image.checksum, sha512: image.osHashValue, staged: false, virtualSize: image.virtualSize };
+    return { store: this.deps.stores.holding(loc.storeId)!, url: loc.url, size: image.size, md5: image.checksum, sha512: recordedSha512(image), staged: false, virtualSize: image.virtualSize };
   }
 
   /** The size cap (or remaining quota); its error must be an ImagoError so that stores pass it through. */
@@ -469,7 +469,8 @@ export class ImportRun {
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
-    const same = written.size === source.size && (source.sha512 ? written.sha512 === source.sha512 : written.md5 === source.md5);
+    // The strongest digest the image has: sha512, else md5; an image migrated without digests has its size only.
+    const same = written.size === source.size && (source.sha512 ? written.sha512 === source.sha512 : source.md5 ? written.md5 === source.md5 : true);
     if (!same) {
       await store.delete(written.location).catch(() => {});
       throw new ImportFailure(`the copy written to ${store.info.id} does not match the image's recorded size and hash`);
@@ -484,7 +485,7 @@ export class ImportRun {
     if (!loc || image.size === null) throw new ImportFailure('The image has no data in any store to copy from.');
     const present = new Set(image.locations.filter((l) => l.status === 'active').map((l) => l.storeId));
     const remaining = this.stores.filter((s) => !this.state.committed!.includes(s) && !present.has(s));
-    const source: Source = { store: this.deps.stores.holding(loc.storeId)!, url: loc.url, size: image.size, md5: image.checksum, sha512: image.osHashValue, staged: false, virtualSize: image.virtualSize };
+    const source: Source = { store: this.deps.stores.holding(loc.storeId)!, url: loc.url, size: image.size, md5: image.checksum, sha512: recordedSha512(image), staged: false, virtualSize: image.virtualSize };
     await this.toStores(image, source, remaining);
     return this.successMessage(image.size);
   }
@@ -505,4 +506,9 @@ async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<v
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (firstError !== undefined) throw firstError;
+}
+
+/** The image's sha512, when its multihash is one (images migrated from Glance may carry sha256 or none). */
+function recordedSha512(image: Image): string | null {
+  return image.osHashAlgo === 'sha512' ? image.osHashValue : null;
 }

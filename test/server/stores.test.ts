@@ -1,7 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { startTestServer, createImage, makeDataDir, uploadBytes, type TestServer } from '../support/server.js';
 import { checkConsistency } from '../../src/services/recovery.js';
@@ -80,6 +80,23 @@ describe('multiple stores', () => {
     assert.match((await errorOf(ro)).message, /read-only/);
     assert.equal((await importImage(s, c.id, { method: { name: 'glance-direct' }, all_stores: true })).status, 202);
     assert.equal((await waitImage(s, c.id, (i) => i.status === 'active')).stores, 'cheap,fast');
+  });
+
+  test('copy-image of an image whose multihash is not sha512 (or that has no digests, as migrated from Glance) checks what it has', async () => {
+    for (const [algo, value, checksum] of [['sha256', 'x', 'y'], [null, null, null]] as const) {
+      const img = await createImage(s);
+      const data = pattern(8192, 5);
+      assert.equal((await uploadBytes(s, img.id, data)).status, 204);
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      const md5 = createHash('md5').update(data).digest('hex');
+      await s.rt.db.updateTable('images').set({ os_hash_algo: algo, os_hash_value: value === null ? null : sha256, checksum: checksum === null ? null : md5 }).where('id', '=', img.id).execute();
+      assert.equal((await importImage(s, img.id, { method: { name: 'copy-image' }, stores: ['fast'] })).status, 202);
+      const done = await waitImage(s, img.id, (i) => !('os_glance_import_task' in i) && i.stores === 'cheap,fast', 20_000);
+      assert.equal(done.os_hash_algo, algo, 'the recorded digests stay as they were');
+      assert.equal(done.os_hash_value, value === null ? null : sha256);
+      const copy = await s.req('GET', `/v2/images/${img.id}/file`);
+      assert.ok(Buffer.from(await copy.arrayBuffer()).equals(data));
+    }
   });
 
   test('DELETE /v2/stores/{store}/{image} removes one copy; never the last one', async () => {
