@@ -1,16 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { throwsWith } from '../support/throws.js';
 import { checkImageFields, checkLimits, checkNotReserved, checkPropertyName, checkTag, checkValue, codePoints, isUuid, parseCreateBody, storable } from '../../src/domain/image-input.js';
-import { BadRequest, Forbidden, ImagoError, PayloadTooLarge } from '../../src/domain/errors.js';
+import { BadRequest, Forbidden, PayloadTooLarge } from '../../src/domain/errors.js';
 
-function throwsWith(fn: () => unknown, type: new (...a: any[]) => ImagoError, status: number, fragment: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof type, `a ${type.name}, got ${String(e)}`);
-    assert.equal(e.status, status);
-    assert.match(e.message, fragment);
-    return true;
-  });
-}
 
 describe('strings', () => {
   test('isUuid: with or without dashes, any case; nothing else', () => {

@@ -1,17 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { throwsWith } from '../support/throws.js';
 import { applyPatch, parsePatch, patchDraft, type PatchRules, type PatchState } from '../../src/domain/patch.js';
 import { BadRequest, Conflict, Forbidden, ImagoError } from '../../src/domain/errors.js';
 
-/** Asserts `fn` throws an instance of `type` (with that status) whose message matches `fragment`. */
-function throwsWith(fn: () => unknown, type: new (...a: any[]) => ImagoError, status: number, fragment: RegExp): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof type, `a ${type.name}, got ${String(e)}`);
-    assert.equal(e.status, status);
-    assert.match(e.message, fragment);
-    return true;
-  });
-}
 
 const V21 = 'application/openstack-images-v2.1-json-patch';
 
