@@ -64,6 +64,7 @@ export const KeystoneSchema = T.Object({
   projectDomainName: T.String({ default: 'Default', description: 'domain of the service project' }),
   cacheSeconds: int(0, 86_400, { default: 300, description: 'longest a validated token is trusted without asking Keystone again' }),
   region: T.Optional(T.String({ description: 'region of this image service in the catalog (glance-download)' })),
+  checkAtStart: oneOf(['degraded', 'fail'] as const, { default: 'degraded', description: 'Imago\'s own credentials are checked at start; when Keystone refuses them or cannot be reached: `degraded` starts anyway (logged, `/healthcheck` answers 503 until it works), `fail` refuses to start (exit status 2)' }),
 }, closed);
 
 export const WebDownloadFilterSchema = T.Object({

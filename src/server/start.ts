@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../config.js';
+import { ConfigError, type Config } from '../config.js';
 import { createRuntime, type Runtime } from '../runtime.js';
 import { buildApp, type Registrar } from './app.js';
 import type { Logger } from 'pino';
@@ -33,6 +33,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let app: FastifyInstance;
   let metricsListener: Awaited<ReturnType<typeof startMetricsListener>> | undefined;
   try {
+    await checkIdentityAtStart(config, rt);
     // Recovery, heartbeat and task runner: the runtime's lifecycle, not the HTTP server's.
     await rt.start();
     app = buildApp(rt, opts.extra);
@@ -62,4 +63,23 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       dataDirLock?.release();
     })());
   return { app, rt, url: `http://${host}:${port}`, metricsUrl: metricsListener?.url, stop };
+}
+
+/**
+ * Imago's own Keystone credentials, checked once before anything else: a wrong service password
+ * would otherwise surface only as every request failing. `checkAtStart: fail` makes it a
+ * configuration error; `degraded` (the default) starts and says so, and health tells balancers.
+ */
+async function checkIdentityAtStart(config: Config, rt: Runtime): Promise<void> {
+  const keystone = config.auth.mode === 'keystone' ? config.auth.keystone : undefined;
+  if (!keystone || !rt.auth.probe) return;
+  try {
+    await rt.auth.probe();
+  } catch (err) {
+    const why = (err as Error).message;
+    if (keystone.checkAtStart === 'fail') {
+      throw new ConfigError(`Keystone at ${keystone.authUrl} does not accept Imago's own credentials (user ${keystone.username}, project ${keystone.projectName}): ${why} (auth.keystone.checkAtStart is "fail")`);
+    }
+    rt.log.warn({ authUrl: keystone.authUrl, user: keystone.username, reason: why }, 'Keystone does not accept Imago\'s own credentials at start; starting degraded: requests needing Keystone answer 503 and /healthcheck says "identity service unavailable" until it does');
+  }
 }

@@ -7,6 +7,7 @@ import { startTestServer, type TestServer } from '../support/server.js';
 import { createTestDatabase, postgresAvailable, PG_ADMIN_URL } from '../support/postgres.js';
 import { keystoneUnavailableReason, startKeystone } from '../support/keystone.js';
 import { waitFor } from '../support/wait.js';
+import { ConfigError } from '../../src/config.js';
 
 async function health(base: string, opts: { method?: string; accept?: string } = {}): Promise<{ status: number; type: string | null; body: string }> {
   const res = await fetch(`${base}/healthcheck`, { method: opts.method ?? 'GET', headers: opts.accept ? { accept: opts.accept } : {} });
@@ -144,6 +145,11 @@ describe('healthcheck with a real Keystone', { skip: process.env.IMAGO_TEST_SKIP
       } finally {
         await wrong.close();
       }
+      // checkAtStart: fail turns the same mistake into a refusal to start, naming Keystone and the user
+      await assert.rejects(
+        startTestServer({ config: { auth: { mode: 'keystone', keystone: ks.keystoneConfig({ password: 'not-the-password', checkAtStart: 'fail' }) } } }),
+        (err: Error) => err instanceof ConfigError && /Keystone at http:\/\/127\.0\.0\.1:\d+\/v3 does not accept Imago's own credentials \(user glance, project service\)/.test(err.message) && !err.message.includes('not-the-password'),
+      );
       const right = await startTestServer({ config: { auth: { mode: 'keystone', keystone: ks.keystoneConfig() } } });
       try {
         const r = await health(right.url);

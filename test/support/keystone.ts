@@ -499,6 +499,7 @@ async function provision(a: ProvisionArgs): Promise<Keystone> {
         projectDomainName: 'Default',
         cacheSeconds: 1,
         region: 'RegionOne',
+        checkAtStart: 'degraded',
         ...overrides,
       };
     },
