@@ -135,7 +135,7 @@ describe('configuration', () => {
   test('keystone: defaults filled, WWW-Authenticate URI derived from authUrl', () => {
     const c = configFrom({ auth: { mode: 'keystone', keystone: { authUrl: 'http://k:5000/v3', username: 'u', password: 'p', projectName: 'service' } } }, dir);
     assert.deepEqual(c.auth.keystone, {
-      authUrl: 'http://k:5000/v3', username: 'u', password: 'p', projectName: 'service', wwwAuthenticateUri: 'http://k:5000', userDomainName: 'Default', projectDomainName: 'Default', cacheSeconds: 300,
+      authUrl: 'http://k:5000/v3', username: 'u', password: 'p', projectName: 'service', wwwAuthenticateUri: 'http://k:5000', userDomainName: 'Default', projectDomainName: 'Default', cacheSeconds: 300, checkAtStart: 'degraded',
     });
   });
 
