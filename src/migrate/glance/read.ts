@@ -1,6 +1,10 @@
 import type { GlanceSource, Row } from './source.js';
 
-/** One live (not soft-deleted) Glance image with everything hanging off it. */
+/**
+ * One live (not soft-deleted) Glance image with everything hanging off it. Its fields mirror
+ * domain/image.ts's Image on purpose, but hold Glance's values as read, unchecked (status and
+ * visibility are any string, locations are Glance's URLs): restore.ts checks them into an Image.
+ */
 export interface GlanceImage {
   id: string;
   name: string | null;
