@@ -24,7 +24,7 @@ export interface NewImage {
 
 /** An image as another service held it, for ImagesRepo.restore. */
 export interface RestoredImage {
-  row: Omit<ImagesTable, 'writer_id' | 'writer_node' | 'writer_heartbeat_at'>;
+  row: Omit<ImagesTable, 'writer_id' | 'writer_node' | 'writer_heartbeat_at' | 'received_bytes'>;
   properties: Record<string, string>;
   tags: string[];
   members: { member_id: string; status: string; created_at: string; updated_at: string }[];
@@ -73,6 +73,7 @@ function toImage(r: Row, props: Record<string, string>, tags: string[], location
     properties: props,
     locations,
     writerId: r.writer_id,
+    receivedBytes: r.received_bytes,
   };
 }
 
@@ -175,6 +176,7 @@ export class ImagesRepo {
       writer_id: null,
       writer_node: null,
       writer_heartbeat_at: null,
+      received_bytes: null,
     };
     const tags = [...new Set(img.tags)].sort();
     await this.db.transaction().execute(async (trx) => {
@@ -194,7 +196,7 @@ export class ImagesRepo {
   async restore(img: RestoredImage): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       if (await trx.selectFrom('images').select('id').where('id', '=', img.row.id).executeTakeFirst()) return false;
-      await trx.insertInto('images').values({ ...img.row, writer_id: null, writer_node: null, writer_heartbeat_at: null }).execute();
+      await trx.insertInto('images').values({ ...img.row, writer_id: null, writer_node: null, writer_heartbeat_at: null, received_bytes: null }).execute();
       await this.insertProps(trx, img.row.id, img.properties);
       await this.insertTags(trx, img.row.id, img.tags);
       if (img.members.length) await trx.insertInto('image_members').values(img.members.map((m) => ({ ...m, image_id: img.row.id }))).execute();
@@ -361,7 +363,7 @@ export class ImagesRepo {
     const ts = now();
     const res = await this.db
       .updateTable('images')
-      .set({ status: to, writer_id: writerId, writer_node: node, writer_heartbeat_at: ts, updated_at: ts })
+      .set({ status: to, writer_id: writerId, writer_node: node, writer_heartbeat_at: ts, updated_at: ts, received_bytes: 0 })
       .where('id', '=', id)
       .where('status', 'in', from)
       .where('writer_id', 'is', null)
@@ -370,6 +372,12 @@ export class ImagesRepo {
   }
 
   /** Records the data and releases the claim in one transaction; false when the claim was lost (image deleted). */
+  /** How far a writer has come (not a change of the image: updated_at stays); false once it no longer holds the image. */
+  async setReceived(id: string, writerId: string, bytes: number): Promise<boolean> {
+    const res = await this.db.updateTable('images').set({ received_bytes: bytes }).where('id', '=', id).where('writer_id', '=', writerId).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
   async commitData(id: string, writerId: string, c: DataCommit): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       const ts = now();

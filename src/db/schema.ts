@@ -29,6 +29,8 @@ export interface ImagesTable {
   /** the process instance that owns the writer claim; used by crash recovery */
   writer_node: string | null;
   writer_heartbeat_at: string | null;
+  /** bytes an upload or stage in flight has received so far (migration 0005); null when no writer */
+  received_bytes: number | null;
 }
 
 export interface ImagePropertiesTable {
@@ -92,6 +94,9 @@ export interface TasksTable {
   attempts: number;
   /** JSON private to the runner: stores written so far, resumable progress (migration 0003) */
   state: string | null;
+  /** bytes moved so far and bytes expected when known, while the task runs (migration 0005) */
+  bytes_done: number | null;
+  bytes_expected: number | null;
 }
 
 export interface NodesTable {

@@ -19,6 +19,7 @@ import type { Store } from '../stores/store.js';
 import { StoreReadOnly } from '../stores/errors.js';
 import { targetOf, type ImageAccess } from './image-access.js';
 import { crashPoint } from './crash-points.js';
+import { receivedBytesTap } from './received-bytes.js';
 import type { DurableCommits } from './durable-commits.js';
 import type { QuotaLease } from '../domain/quota.js';
 
@@ -149,7 +150,7 @@ export class DataService {
         tooLarge: cap.error,
         signal,
         quota,
-        taps: inspection ? [inspection.tap] : [],
+        taps: [receivedBytesTap(this.deps.images, image.id, writerId), ...(inspection ? [inspection.tap] : [])],
         expectedSize: req.declaredSize ?? req.contentLength,
       });
       if (req.declaredSize !== undefined && req.declaredSize !== written.size) throw sizeMismatch(req.declaredSize, written.size);
