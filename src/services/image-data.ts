@@ -243,7 +243,8 @@ export class DataService {
     for (const loc of locations) {
       const store = this.deps.stores.holding(loc.storeId);
       try {
-        await store?.delete(loc.url);
+        // A read-only store's data is not Imago's to remove (an http server's, a migrated Glance directory): forget it only.
+        if (store && !store.info.readOnly) await store.delete(loc.url);
         await this.deps.images.forgetLocation(loc.id);
       } catch (err) {
         // The pending_delete record stays; start-up recovery retries it.
