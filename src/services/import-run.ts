@@ -1,4 +1,5 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -391,14 +392,20 @@ export class ImportRun {
   }
 
   private async convert(image: Image, staged: Staged, from: string, to: string): Promise<Staged> {
-    if (!staged.url.startsWith('file:')) throw new ImportFailure('Conversion needs a filesystem staging area.');
-    const file = fileURLToPath(staged.url);
-    const info = await qemuInfo(file, from).catch(this.asFailure);
-    const problems = qemuSafetyProblems(info, from, file);
-    if (problems.length) throw new ImportFailure(`Image is not safe to convert: ${problems.join('; ')}.`);
     await mkdir(this.deps.config.import.workDir, { recursive: true });
     const out = path.join(this.deps.config.import.workDir, `${this.task.id}.${to}`);
+    // qemu-img reads a local file: a staged object elsewhere (S3 staging) is fetched to the work dir first.
+    const local = staged.url.startsWith('file:') ? undefined : path.join(this.deps.config.import.workDir, `${this.task.id}.source.${from}`);
     try {
+      if (local) {
+        await pipelineAsync(await this.deps.stores.staging.get(staged.url), createWriteStream(local), { signal: this.opts.signal }).catch((err) => {
+          throw this.opts.signal.aborted ? this.opts.signal.reason : new ImportFailure(`Fetching the staged data for conversion failed: ${(err as Error).message}`);
+        });
+      }
+      const file = local ?? fileURLToPath(staged.url);
+      const info = await qemuInfo(file, from).catch(this.asFailure);
+      const problems = qemuSafetyProblems(info, from, file);
+      if (problems.length) throw new ImportFailure(`Image is not safe to convert: ${problems.join('; ')}.`);
       await qemuConvert(file, from, out, to, this.opts.signal).catch(this.asFailure);
       const converted = await this.rewrite(image, staged, 'converted', createReadStream(out, { highWaterMark: 1024 * 1024 }), { disk_format: to });
       if (to !== 'raw') {
@@ -408,6 +415,7 @@ export class ImportRun {
       return converted;
     } finally {
       await rm(out, { force: true });
+      if (local) await rm(local, { force: true });
     }
   }
 
