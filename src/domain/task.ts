@@ -28,6 +28,8 @@ export interface ImportRequest {
     validation_data?: { checksum?: string; os_hash_algo?: string; os_hash_value?: string };
   };
   stores?: string[];
+  /** web-download: the digest the publisher gives for the file (an Imago extension, docs/import.md) */
+  expected_digest?: { algo: string; value: string };
   all_stores?: boolean;
   all_stores_must_succeed?: boolean;
 }

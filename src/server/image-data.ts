@@ -7,6 +7,7 @@ import type { Runtime } from '../runtime.js';
 import { BadRequest, UnsupportedMediaType } from '../domain/errors.js';
 import { resource } from './routes.js';
 import { uploadBody } from './upload-body.js';
+import { expectedFromHeaders } from '../domain/expected-digests.js';
 
 type IdParams = { Params: { id: string } };
 
@@ -77,6 +78,7 @@ export function registerImageData(app: FastifyInstance, rt: Runtime): void {
           storeId: one(request.headers['x-image-meta-store']),
           contentLength: optionalSize(request, 'content-length'),
           declaredSize: optionalSize(request, 'x-openstack-image-size'),
+          expected: expectedFromHeaders(request.headers),
         });
         return reply.code(204).send();
       },

@@ -21,6 +21,8 @@ import { StoreReadOnly } from '../stores/errors.js';
 import { targetOf, type ImageAccess } from './image-access.js';
 import { crashPoint } from './crash-points.js';
 import { receivedBytesTap } from './received-bytes.js';
+import { DigestCheck } from './digest-check.js';
+import { expectedFromProperties, type ExpectedDigest } from '../domain/expected-digests.js';
 import type { DurableCommits } from './durable-commits.js';
 import type { QuotaLease } from '../domain/quota.js';
 
@@ -50,6 +52,8 @@ export interface UploadRequest {
   contentLength?: number;
   /** x-openstack-image-size: the size the client says it sends */
   declaredSize?: number;
+  /** digests the request's headers declare (X-Image-Meta-Expected-*); the image's owner_specified properties add theirs */
+  expected?: ExpectedDigest[];
 }
 
 export interface Download {
@@ -155,15 +159,18 @@ export class DataService {
     try {
       quota = await this.deps.quotas?.admitWriter({ owner: image.owner, imageId: image.id, writerId, resource: 'image_size_total', bytes: req.declaredSize ?? req.contentLength });
       const inspection = this.deps.inspection?.start(image);
+      const check = DigestCheck.of([...expectedFromProperties(image.properties), ...(req.expected ?? [])]);
       written = await this.write(store, image.id, req.body, {
         cap: cap.bytes,
         tooLarge: cap.error,
         signal,
         quota,
-        taps: [receivedBytesTap(this.deps.images, image.id, writerId), ...(inspection ? [inspection.tap] : [])],
+        taps: [receivedBytesTap(this.deps.images, image.id, writerId), ...(inspection ? [inspection.tap] : []), ...(check?.taps ?? [])],
         expectedSize: req.declaredSize ?? req.contentLength,
       });
       if (req.declaredSize !== undefined && req.declaredSize !== written.size) throw sizeMismatch(req.declaredSize, written.size);
+      // before the commit: a mismatch leaves the image queued with nothing stored
+      check?.verify(written);
       const virtualSize = inspection ? inspection.finish(written.size) : defaultVirtualSize(image.diskFormat, written.size);
       crashPoint('upload:before-commit');
       const committed = await this.deps.images.commitData(image.id, writerId, {

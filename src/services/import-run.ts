@@ -28,6 +28,9 @@ import { LOCATION_IMPORT, type ImportRequest, type ImportTaskInput, type Task, t
 import { defaultVirtualSize, type DataService, type Written } from './image-data.js';
 import type { Staged, StagingService } from './staging.js';
 import type { QuotaLease } from '../domain/quota.js';
+import { DigestCheck } from './digest-check.js';
+import { expectedDigest, expectedFromProperties, type ExpectedDigest } from '../domain/expected-digests.js';
+import type { ChunkTap } from '../stores/metered-stream.js';
 
 /** What one import run uses; the task runner passes its own dependencies (src/runtime.ts builds them). */
 export interface ImportRunDeps {
@@ -258,8 +261,9 @@ export class ImportRun {
   }
 
   private async webDownload(image: Image): Promise<Staged> {
+    const e = this.req.expected_digest;
     const src = await this.open(this.req.method.uri!, {});
-    return this.stageFrom(image, src.body, src.length, this.req.method.uri!);
+    return this.stageFrom(image, src.body, src.length, this.req.method.uri!, e ? [expectedDigest(e.algo, e.value, 'expected_digest of the import request')] : []);
   }
 
   private async glanceDownload(image: Image): Promise<Staged> {
@@ -297,7 +301,9 @@ export class ImportRun {
   };
 
   /** Streams a download into staging, hashed and inspected on the way. */
-  private async stageFrom(image: Image, body: Readable, length: number | undefined, what: string): Promise<Staged> {
+  private async stageFrom(image: Image, body: Readable, length: number | undefined, what: string, declared: ExpectedDigest[] = []): Promise<Staged> {
+    // the bytes as received, before any plugin: the owner_specified properties and expected_digest speak of them
+    const check = DigestCheck.of([...expectedFromProperties(image.properties), ...declared]);
     const cap = await this.cap(image);
     if (length !== undefined && length > cap.bytes) {
       discard(body);
@@ -308,9 +314,14 @@ export class ImportRun {
     const quota = await this.admit(image, 'image_stage_total', length, body);
     let written: Written;
     try {
-      written = await this.write(this.deps.stores.staging, this.imageId, body, cap, inspector, length, quota, what);
+      written = await this.write(this.deps.stores.staging, this.imageId, body, cap, inspector, length, quota, what, check?.taps);
     } finally {
       await quota?.release().catch(() => {});
+    }
+    const mismatch = check?.problem(written);
+    if (mismatch) {
+      await this.deps.stores.staging.delete(written.location);
+      throw new ImportFailure(mismatch);
     }
     if (length !== undefined && written.size !== length) {
       await this.deps.stores.staging.delete(written.location);
@@ -336,8 +347,8 @@ export class ImportRun {
    * corrupt archive) are told apart from the store's own, so the task says
    * which side failed.
    */
-  private async write(store: Store, key: string, body: Readable, cap: { bytes: number; error: (n: number) => Error }, inspector?: FormatInspector, expectedSize?: number, quota?: QuotaLease, what = 'the image data'): Promise<Written> {
-    const taps = [(chunk: Buffer, offset: number) => this.opts.progress(offset + chunk.length, expectedSize)];
+  private async write(store: Store, key: string, body: Readable, cap: { bytes: number; error: (n: number) => Error }, inspector?: FormatInspector, expectedSize?: number, quota?: QuotaLease, what = 'the image data', extraTaps: ChunkTap[] = []): Promise<Written> {
+    const taps: ChunkTap[] = [(chunk: Buffer, offset: number) => this.opts.progress(offset + chunk.length, expectedSize), ...extraTaps];
     if (inspector) taps.push((chunk, offset) => inspector.push(chunk, offset));
     try {
       return await this.deps.data.write(store, key, labelled(body, what), { cap: cap.bytes, tooLarge: cap.error, signal: this.opts.signal, taps, expectedSize, quota });
