@@ -35,6 +35,7 @@ import { MetadefService } from './metadefs/service.js';
 import { Metrics } from './metrics/metrics.js';
 import { instrumentStore } from './metrics/store-metrics.js';
 import { HealthMonitor } from './health/monitor.js';
+import { createNotifier, type Notifier } from './notifications/index.js';
 
 /**
  * The composed application: everything a running Imago holds, built once at
@@ -71,6 +72,8 @@ export interface Runtime {
   metrics: Metrics;
   /** what /healthcheck answers (src/health/monitor.ts) */
   health: HealthMonitor;
+  /** events on the message bus (src/notifications/, docs/notifications.md) */
+  events: Notifier;
   /**
    * Brings the node into service: start-up recovery (invariant 5; the orphan
    * sweep only when this process owns the data, i.e. embedded SQLite), the
@@ -87,6 +90,8 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   // A bad policy file stops the start before anything is opened.
   const policy = loadPolicy(config);
   const metrics = new Metrics({ processMetrics: config.metrics.enabled });
+  // A transport URL that cannot be read stops the start; a bus that is down does not (events queue).
+  const { notifier: events, sink: eventSink } = createNotifier(config, log, metrics);
   // With metrics off nothing reads the samples; timing every query through Kysely's log hook and
   // wrapping every store call would cost every request for nobody (docs/benchmarks.md).
   const observe = config.metrics.enabled;
@@ -116,12 +121,12 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const commits = new DurableCommits({ dialect, url: config.database.url });
 
   // Services, each after the ones it calls: data ← staging ← images; data, staging ← tasks ← import.
-  const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, nodeId, config, log });
+  const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, nodeId, config, log, events });
   const staging = new StagingService({ access, policy, writers, images, stores, data, quotas, repo: stagingRepo, nodeId, config, log });
-  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config });
-  const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log });
-  const importService = new ImportService({ access, policy, images, stores, tasks, data, quotas, filter, nodeId, dialect, config });
-  const memberService = new MemberService({ access, policy, members });
+  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config, events });
+  const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log, events });
+  const importService = new ImportService({ access, policy, images, stores, tasks, data, quotas, filter, nodeId, dialect, config, events });
+  const memberService = new MemberService({ access, policy, members, events });
   const metadefs = new MetadefService(new MetadefsRepo(db), policy);
   const recovery = new Recovery({ images, stagingRepo, stores, staging, data, tasks, nodes, log });
   const health = new HealthMonitor({ db, stores, auth, config });
@@ -130,6 +135,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
     importsInFlight: () => tasks.runningCount,
     hashWorkerUtilization: () => hashPool.utilization(),
     dbPool: poolStats,
+    notificationsQueued: () => (eventSink as { queued?: number }).queued ?? 0,
   });
   const unwatchPolicy = watchPolicy({ config, policy, log });
 
@@ -138,7 +144,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const drain = (reason = new ServiceUnavailable('The server is shutting down; retry the upload.')) => writers.abortAll(reason);
   return {
     config, log, nodeId, db, dialect, images, members, stagingRepo, stores, hashPool, auth, policy, writers, access,
-    imageService, data, staging, importService, tasks, memberService, metadefs, recovery, quotas, inspection, metrics, health,
+    imageService, data, staging, importService, tasks, memberService, metadefs, recovery, quotas, inspection, metrics, health, events,
     async start() {
       // Embedded SQLite: this process owns the data, so anything no record owns is an orphan to sweep.
       await recovery.recoverAtStart({ sweepOrphans: dialect === 'sqlite' });
@@ -155,6 +161,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
         await hashPool.close();
         await stores.close();
         await auth.close?.();
+        await events.close();
         await closeDb();
       })()),
   };

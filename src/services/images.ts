@@ -15,6 +15,7 @@ import { canSee, type MemberStatus } from '../domain/visibility.js';
 import type { Policy, PolicyTarget } from '../domain/policy.js';
 import { parseImageListQuery, type Query } from '../domain/list-query.js';
 import type { ImageChanges } from '../db/images-repo.js';
+import type { Notifier } from '../notifications/notifier.js';
 
 /** What the metadata operations use; built by the composition root (src/runtime.ts). */
 export interface ImageServiceDeps {
@@ -27,6 +28,8 @@ export interface ImageServiceDeps {
   staging: Pick<StagingService, 'discard'>;
   quotas?: Pick<QuotaChecker, 'admitCreate'>;
   config: Pick<Config, 'maxImageProperties' | 'maxImageTags'>;
+  /** events after each committed change (image.create, image.update, image.delete) */
+  events: Notifier;
 }
 
 /** Image metadata operations: every rule check and state change, no HTTP. */
@@ -64,7 +67,7 @@ export class ImageService {
     if (input.id !== undefined && (await this.deps.images.exists(id))) throw new Conflict(`An image with identifier ${id} already exists.`);
     const admitted = await this.deps.quotas?.admitCreate(owner, id);
     try {
-      return await this.deps.images.create({
+      const created = await this.deps.images.create({
         id,
         name: (input.base.name as string | null | undefined) ?? null,
         visibility,
@@ -78,6 +81,8 @@ export class ImageService {
         tags: input.tags,
         properties: input.properties,
       });
+      this.deps.events.imageCreated(created);
+      return created;
     } catch (err) {
       if (/unique|duplicate|constraint/i.test(String((err as Error).message))) throw new Conflict(`An image with identifier ${id} already exists.`);
       throw err;
@@ -136,7 +141,9 @@ export class ImageService {
     const tagsChanged = [...after.tags].sort().join('\0') !== [...before.tags].sort().join('\0');
     const ok = await this.deps.images.update(id, delta, { set, remove }, tagsChanged ? after.tags : undefined);
     if (!ok) throw new NotFound(`No image found with ID ${id}`);
-    return (await this.deps.images.get(id))!;
+    const updated = (await this.deps.images.get(id))!;
+    this.deps.events.imageUpdated(updated);
+    return updated;
   }
 
   async delete(id: string, ctx: RequestContext): Promise<void> {
@@ -145,6 +152,7 @@ export class ImageService {
     if (image.protected) throw new Forbidden(`Image ${id} is protected and cannot be deleted.`);
     const locations = await this.deps.images.delete(id);
     if (!locations) throw new NotFound(`No image found with ID ${id}`);
+    this.deps.events.imageDeleted({ ...image, status: 'deleted' as Image['status'] });
     // A writer still streaming into this image learns now, not at commit (invariant 4).
     this.deps.writers.abort(id);
     // Data goes only once the delete is durable: removeLocations syncs first when there are locations, discard
@@ -160,6 +168,7 @@ export class ImageService {
     // 403 as Glance's domain model answers (it raises Forbidden), whatever its API reference says.
     if (image.status !== 'active') throw new Forbidden(`Not allowed to deactivate image in status '${image.status}': only active images can be deactivated.`);
     if (!(await this.deps.images.setStatus(id, ['active'], 'deactivated'))) throw new Conflict('The image changed status meanwhile; try again.');
+    await this.updated(id);
   }
 
   async reactivate(id: string, ctx: RequestContext): Promise<void> {
@@ -168,6 +177,7 @@ export class ImageService {
     if (image.status === 'active') return;
     if (image.status !== 'deactivated') throw new Forbidden(`Not allowed to reactivate image in status '${image.status}': only deactivated images can be reactivated.`);
     if (!(await this.deps.images.setStatus(id, ['deactivated'], 'active'))) throw new Conflict('The image changed status meanwhile; try again.');
+    await this.updated(id);
   }
 
   async addTag(id: string, tag: string, ctx: RequestContext): Promise<void> {
@@ -176,6 +186,7 @@ export class ImageService {
     this.deps.policy.enforce('modify_image', ctx, targetOf(image, membership), `Not allowed to update tags for image ${id}.`);
     if (!image.tags.includes(tag)) checkLimits(0, image.tags.length + 1, this.limits());
     await this.deps.images.addTag(id, tag);
+    await this.updated(id);
   }
 
   async removeTag(id: string, tag: string, ctx: RequestContext): Promise<void> {
@@ -183,6 +194,14 @@ export class ImageService {
     const { image, membership } = await this.getVisible(id, ctx);
     this.deps.policy.enforce('modify_image', ctx, targetOf(image, membership), `Not allowed to delete tags for image ${id}.`);
     if (!(await this.deps.images.removeTag(id, tag))) throw new NotFound(`Tag ${tag} not found on image ${id}.`);
+    await this.updated(id);
+  }
+
+  /** image.update after a change made without reading the image back (read only when someone listens). */
+  private async updated(id: string): Promise<void> {
+    if (!this.deps.events.wants('image.update')) return;
+    const image = await this.deps.images.get(id);
+    if (image) this.deps.events.imageUpdated(image);
   }
 
   private limits() {

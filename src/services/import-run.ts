@@ -29,6 +29,8 @@ import type { Staged, StagingService } from './staging.js';
 import type { QuotaLease } from '../domain/quota.js';
 
 /** What one import run uses; the task runner passes its own dependencies (src/runtime.ts builds them). */
+import type { Notifier } from '../notifications/notifier.js';
+
 export interface ImportRunDeps {
   images: ImagesRepo;
   tasksRepo: TasksRepo;
@@ -40,6 +42,8 @@ export interface ImportRunDeps {
   filter: UriFilter;
   config: Pick<Config, 'import' | 'auth'>;
   log: Logger;
+  /** image.upload / image.activate after each store's commit */
+  events: Notifier;
 }
 
 /** A reason an import cannot complete; the message is what the task tells the user. */
@@ -415,6 +419,7 @@ export class ImportRun {
           await this.image();
           throw new ImportFailure('The image changed hands during the import.');
         }
+        if (d.events.wants('image.upload')) d.events.imageDataCommitted((await d.images.get(this.imageId)) ?? image, storeId, activate);
         if (adopt) await d.staging.forget(this.imageId, source.url);
         this.state.committed!.push(storeId);
         if (end) this.ended = true;
