@@ -43,6 +43,8 @@ conf([], project="imago-test")
 transport = oslo_messaging.get_notification_transport(conf, url=url)
 targets = [oslo_messaging.Target(topic=topic, exchange=exchange)]
 listener = oslo_messaging.get_notification_listener(transport, targets, [Endpoint()], executor="threading")
+# One worker: events are handed to the endpoint in the order the queue holds them.
+conf.set_override("executor_thread_pool_size", 1)
 listener.start()
 out({"ready": True})
 try:
