@@ -127,7 +127,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log, events });
   const importService = new ImportService({ access, policy, images, stores, tasks, data, quotas, filter, nodeId, dialect, config, events });
   const memberService = new MemberService({ access, policy, members, events });
-  const metadefs = new MetadefService(new MetadefsRepo(db), policy);
+  const metadefs = new MetadefService(new MetadefsRepo(db), policy, events);
   const recovery = new Recovery({ images, stagingRepo, stores, staging, data, tasks, nodes, log });
   const health = new HealthMonitor({ db, stores, auth, config });
   metrics.attach({

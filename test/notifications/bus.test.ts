@@ -131,4 +131,36 @@ describe('notifications on the message bus, received by an oslo.messaging listen
     const next = (await l.waitForCount(before + 1)).slice(before);
     assert.deepEqual(next.map((e) => `${e.event_type} ${e.payload.id}`), [`image.delete ${img.id}`]);
   });
+
+  test('metadefs: namespace, object, property, tag and resource type events with Glance\'s payload fields', async () => {
+    const start = l.events.length;
+    const ns = `IMAGO::Notify::${Date.now()}`;
+    const base = `/v2/metadefs/namespaces/${encodeURIComponent(ns)}`;
+    assert.equal((await s.req('POST', '/v2/metadefs/namespaces', { json: { namespace: ns, display_name: 'Notify', visibility: 'public' } })).status, 201);
+    assert.equal((await s.req('POST', `${base}/objects`, { json: { name: 'obj', properties: { speed: { type: 'integer', title: 'Speed' } }, required: ['speed'] } })).status, 201);
+    assert.equal((await s.req('POST', `${base}/properties`, { json: { name: 'colour', type: 'string', title: 'Colour' } })).status, 201);
+    assert.equal((await s.req('POST', `${base}/tags/blue`)).status, 201);
+    assert.equal((await s.req('PUT', `${base}/tags/blue`, { json: { name: 'green' } })).status, 200);
+    assert.equal((await s.req('POST', `${base}/resource_types`, { json: { name: 'OS::Glance::Image', prefix: 'x_' } })).status, 201);
+    assert.equal((await s.req('DELETE', `${base}/resource_types/OS::Glance::Image`)).status, 204);
+    assert.equal((await s.req('DELETE', base)).status, 204);
+    const expected = ['metadef_namespace.create', 'metadef_object.create', 'metadef_property.create', 'metadef_tag.create', 'metadef_tag.update', 'metadef_resource_type.create', 'metadef_resource_type.delete', 'metadef_namespace.delete'];
+    const got = (await l.waitForCount(start + expected.length)).slice(start);
+    assert.deepEqual(got.map((e) => e.event_type), expected);
+    const [nsCreate, obj, prop, tag, tagUpdate, rtCreate, rtDelete, nsDelete] = got;
+    assert.deepEqual(Object.keys(nsCreate.payload).sort(), ['created_at', 'deleted', 'deleted_at', 'description', 'display_name', 'namespace', 'namespace_old', 'owner', 'protected', 'updated_at', 'visibility']);
+    assert.equal(nsCreate.payload.display_name, 'Notify');
+    assert.equal(obj.payload.namespace, ns);
+    assert.deepEqual(obj.payload.required, ['speed']);
+    assert.equal(obj.payload.properties[0].name, 'speed');
+    assert.equal(obj.payload.properties[0].type, 'integer');
+    assert.equal(obj.payload.properties[0].pattern, null);
+    assert.equal(prop.payload.name, 'colour');
+    assert.equal(prop.payload.title, 'Colour');
+    assert.equal(tag.payload.name, 'blue');
+    assert.deepEqual([tagUpdate.payload.name, tagUpdate.payload.name_old], ['green', 'blue']);
+    assert.deepEqual([rtCreate.payload.name, rtCreate.payload.prefix], ['OS::Glance::Image', 'x_']);
+    assert.equal(rtDelete.payload.deleted, true);
+    assert.equal(nsDelete.payload.deleted, true);
+  });
 });
