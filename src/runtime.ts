@@ -14,6 +14,7 @@ import { createAuthenticator } from './auth/index.js';
 import type { Policy } from './domain/policy.js';
 import { ServiceUnavailable } from './domain/errors.js';
 import { loadPolicy, watchPolicy } from './services/policy-loader.js';
+import { loadPropertyProtections } from './services/property-protection-loader.js';
 import { QuotaService, type QuotaChecker } from './services/quotas.js';
 import { HashPool } from './stores/hash-pool.js';
 import { StoreRegistry, createStore } from './stores/registry.js';
@@ -89,6 +90,7 @@ export interface Runtime {
 export async function createRuntime(config: Config, log: Logger = createLogger(config)): Promise<Runtime> {
   // A bad policy file stops the start before anything is opened.
   const policy = loadPolicy(config);
+  const protections = loadPropertyProtections(config, policy);
   const metrics = new Metrics({ processMetrics: config.metrics.enabled });
   // A transport URL that cannot be read stops the start; a bus that is down does not (events queue).
   const { notifier: events, sink: eventSink } = createNotifier(config, log, metrics);
@@ -123,8 +125,8 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   // Services, each after the ones it calls: data ← staging ← images; data, staging ← tasks ← import.
   const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, nodeId, config, log, events });
   const staging = new StagingService({ access, policy, writers, images, stores, data, quotas, repo: stagingRepo, nodeId, config, log });
-  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config, events });
-  const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log, events });
+  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config, events, protections });
+  const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log, events, protections });
   const importService = new ImportService({ access, policy, images, stores, tasks, data, quotas, filter, nodeId, dialect, config, events });
   const memberService = new MemberService({ access, policy, members, events });
   const metadefs = new MetadefService(new MetadefsRepo(db), policy, events);

@@ -16,6 +16,7 @@ import type { Policy, PolicyTarget } from '../domain/policy.js';
 import { parseImageListQuery, type Query } from '../domain/list-query.js';
 import type { ImageChanges } from '../db/images-repo.js';
 import type { Notifier } from '../notifications/notifier.js';
+import type { PropertyProtections } from '../domain/property-protection.js';
 
 /** What the metadata operations use; built by the composition root (src/runtime.ts). */
 export interface ImageServiceDeps {
@@ -30,6 +31,8 @@ export interface ImageServiceDeps {
   config: Pick<Config, 'maxImageProperties' | 'maxImageTags'>;
   /** events after each committed change (image.create, image.update, image.delete) */
   events: Notifier;
+  /** who may create, read, update and delete which properties (config.propertyProtection); none: all open */
+  protections?: PropertyProtections;
 }
 
 /** Image metadata operations: every rule check and state change, no HTTP. */
@@ -49,7 +52,13 @@ export class ImageService {
   async show(id: string, ctx: RequestContext): Promise<Image> {
     const { image, membership } = await this.getVisible(id, ctx);
     this.deps.policy.enforce('get_image', ctx, targetOf(image, membership));
-    return image;
+    return this.asSeenBy(image, ctx);
+  }
+
+  /** The image as `ctx` may see it: properties it may not read are left out (property protections). */
+  private asSeenBy(image: Image, ctx: RequestContext): Image {
+    const p = this.deps.protections;
+    return p ? { ...image, properties: p.readable(image.properties, ctx) } : image;
   }
 
   async create(body: unknown, ctx: RequestContext): Promise<Image> {
@@ -62,6 +71,7 @@ export class ImageService {
     this.deps.policy.enforce('add_image', ctx, { owner, visibility }, 'You are not permitted to create images.');
     this.checkVisibilityChange(visibility, ctx, { owner, visibility });
     checkLimits(Object.keys(input.properties).length, input.tags.length, this.limits());
+    if (this.deps.protections) for (const name of Object.keys(input.properties)) this.deps.protections.enforce(name, 'create', ctx);
     const id = input.id ?? randomUUID();
     // A generated id cannot collide; a client's own id may (the insert's unique key catches a race).
     if (input.id !== undefined && (await this.deps.images.exists(id))) throw new Conflict(`An image with identifier ${id} already exists.`);
@@ -82,7 +92,7 @@ export class ImageService {
         properties: input.properties,
       });
       this.deps.events.imageCreated(created);
-      return created;
+      return this.asSeenBy(created, ctx);
     } catch (err) {
       if (/unique|duplicate|constraint/i.test(String((err as Error).message))) throw new Conflict(`An image with identifier ${id} already exists.`);
       throw err;
@@ -107,13 +117,17 @@ export class ImageService {
       if (!visible) throw new BadRequest(`Invalid marker: no image found with ID ${q.marker}.`);
     }
     const images = await this.deps.images.list(q, ctx, marker);
-    return { images, more: images.length > 0 && images.length === q.limit };
+    return { images: this.deps.protections ? images.map((i) => this.asSeenBy(i, ctx)) : images, more: images.length > 0 && images.length === q.limit };
   }
 
   async update(id: string, body: unknown, draft: 4 | 10, ctx: RequestContext): Promise<Image> {
     const changes = parsePatch(body, draft);
     const { image, membership } = await this.getVisible(id, ctx);
-    if (changes.length === 0) return image;
+    if (changes.length === 0) return this.asSeenBy(image, ctx);
+    const protections = this.deps.protections;
+    // The patch applies to what the caller sees; properties it may not read stay as they are.
+    const seen = this.asSeenBy(image, ctx).properties;
+    const unseen = Object.keys(image.properties).length - Object.keys(seen).length;
     const target = targetOf(image, membership);
     this.deps.policy.enforce('modify_image', ctx, target, 'You are not permitted to modify this image.');
     const before: PatchState = {
@@ -121,7 +135,7 @@ export class ImageService {
         name: image.name, visibility: image.visibility, protected: image.protected, os_hidden: image.osHidden,
         disk_format: image.diskFormat, container_format: image.containerFormat, min_disk: image.minDisk, min_ram: image.minRam, owner: image.owner,
       },
-      properties: image.properties,
+      properties: seen,
       tags: image.tags,
     };
     const after = applyPatch(before, changes, {
@@ -129,12 +143,13 @@ export class ImageService {
       isAdmin: ctx.isAdmin,
       status: image.status,
       checkVisibility: (v) => this.checkVisibilityChange(v, ctx, target),
+      checkProperty: protections ? (name, op) => protections.enforce(name, op, ctx) : undefined,
     });
     const delta: ImageChanges = {};
     for (const [k, v] of Object.entries(after.base)) {
       if (v !== before.base[k]) (delta as Record<string, unknown>)[k] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
     }
-    checkLimits(Object.keys(after.properties).length, after.tags.length, this.limits());
+    checkLimits(Object.keys(after.properties).length + unseen, after.tags.length, this.limits());
     const set: Record<string, string> = {};
     for (const [k, v] of Object.entries(after.properties)) if (before.properties[k] !== v) setOwn(set, k, v);
     const remove = Object.keys(before.properties).filter((k) => !Object.hasOwn(after.properties, k));
@@ -143,7 +158,7 @@ export class ImageService {
     if (!ok) throw new NotFound(`No image found with ID ${id}`);
     const updated = (await this.deps.images.get(id))!;
     this.deps.events.imageUpdated(updated);
-    return updated;
+    return this.asSeenBy(updated, ctx);
   }
 
   async delete(id: string, ctx: RequestContext): Promise<void> {

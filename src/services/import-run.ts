@@ -30,6 +30,7 @@ import type { QuotaLease } from '../domain/quota.js';
 
 /** What one import run uses; the task runner passes its own dependencies (src/runtime.ts builds them). */
 import type { Notifier } from '../notifications/notifier.js';
+import type { PropertyProtections } from '../domain/property-protection.js';
 
 export interface ImportRunDeps {
   images: ImagesRepo;
@@ -44,6 +45,8 @@ export interface ImportRunDeps {
   log: Logger;
   /** image.upload / image.activate after each store's commit */
   events: Notifier;
+  /** property protections: the properties an import sets are checked against its requester */
+  protections?: PropertyProtections;
 }
 
 /** A reason an import cannot complete; the message is what the task tells the user. */
@@ -226,6 +229,7 @@ export class ImportRun {
     if (remote.status !== 'active') throw new ImportFailure(`Source image status should be active instead of ${remote.status}.`);
     if (typeof remote.size !== 'number') throw new ImportFailure(`Size attribute of remote image ${m.glance_image_id} could not be determined.`);
     const props = propertiesToCopy(remote, this.deps.config.import.glanceDownload.extraProperties);
+    this.deps.protections?.enforceWrites(Object.keys(props), image.properties, { roles: this.state.roles ?? [], projectId: this.task.owner, userId: this.task.userId ?? '' });
     this.state.previousFormats ??= { disk_format: image.diskFormat, container_format: image.containerFormat };
     this.state.copiedProperties ??= Object.keys(props).filter((k) => !(k in image.properties));
     this.state.previousProperties ??= Object.fromEntries(Object.keys(props).filter((k) => k in image.properties).map((k) => [k, image.properties[k]]));
@@ -330,6 +334,7 @@ export class ImportRun {
     }
     const inject = propertiesToInject(p.injectMetadata, this.state.roles ?? []);
     if (Object.keys(inject).length) {
+      this.deps.protections?.enforceWrites(Object.keys(inject), image.properties, { roles: this.state.roles ?? [], projectId: this.task.owner, userId: this.task.userId ?? '' });
       await this.deps.tasksRepo.updateImage(this.imageId, this.task.id, {}, inject);
       image = await this.image();
     }
