@@ -214,6 +214,7 @@ export class DataService {
     if (image.checksum) headers['content-md5'] = image.checksum;
     const store = this.deps.stores.holding(location.storeId)!;
     if (size === 0) {
+      if (opts.open !== false) this.deps.events.imageSent(image, 0, true, ctx);
       headers['content-length'] = '0';
       return { status: 200, headers };
     }
