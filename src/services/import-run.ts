@@ -28,10 +28,10 @@ import { defaultVirtualSize, type DataService, type Written } from './image-data
 import type { Staged, StagingService } from './staging.js';
 import type { QuotaLease } from '../domain/quota.js';
 
-/** What one import run uses; the task runner passes its own dependencies (src/runtime.ts builds them). */
 import type { Notifier } from '../notifications/notifier.js';
 import type { PropertyProtections } from '../domain/property-protection.js';
 
+/** What one import run uses; the task runner passes its own dependencies (src/runtime.ts builds them). */
 export interface ImportRunDeps {
   images: ImagesRepo;
   tasksRepo: TasksRepo;
