@@ -21,6 +21,7 @@ import { StoreRegistry, createStore } from './stores/registry.js';
 import { WriterRegistry } from './services/writers.js';
 import { ImageAccess } from './services/image-access.js';
 import { ImageService } from './services/images.js';
+import { LocationService } from './services/locations.js';
 import { DataService } from './services/image-data.js';
 import { DurableCommits } from './services/durable-commits.js';
 import { StagingService } from './services/staging.js';
@@ -60,6 +61,7 @@ export interface Runtime {
   writers: WriterRegistry;
   access: ImageAccess;
   imageService: ImageService;
+  locations: LocationService;
   data: DataService;
   staging: StagingService;
   importService: ImportService;
@@ -125,7 +127,8 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   // Services, each after the ones it calls: data ← staging ← images; data, staging ← tasks ← import.
   const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, nodeId, config, log, events });
   const staging = new StagingService({ access, policy, writers, images, stores, data, quotas, repo: stagingRepo, nodeId, config, log });
-  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config, events, protections });
+  const locations = new LocationService({ images, stores, policy, data, config });
+  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config, locations, events, protections });
   const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log, events, protections });
   const importService = new ImportService({ access, policy, images, stores, tasks, data, quotas, filter, nodeId, dialect, config, events });
   const memberService = new MemberService({ access, policy, members, events });
@@ -146,7 +149,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const drain = (reason = new ServiceUnavailable('The server is shutting down; retry the upload.')) => writers.abortAll(reason);
   return {
     config, log, nodeId, db, dialect, images, members, stagingRepo, stores, hashPool, auth, policy, writers, access,
-    imageService, data, staging, importService, tasks, memberService, metadefs, recovery, quotas, inspection, metrics, health, events,
+    imageService, locations, data, staging, importService, tasks, memberService, metadefs, recovery, quotas, inspection, metrics, health, events,
     async start() {
       // Embedded SQLite: this process owns the data, so anything no record owns is an orphan to sweep.
       await recovery.recoverAtStart({ sweepOrphans: dialect === 'sqlite' });

@@ -49,6 +49,13 @@ export interface TaskState {
   resumed?: boolean;
 }
 
+/** What a running task has moved so far; shown by the API as `progress` (an Imago extension). */
+export interface TaskProgress {
+  bytesDone: number;
+  /** null while the total is unknown (a web-download without Content-Length) */
+  bytesExpected: number | null;
+}
+
 export interface Task {
   id: string;
   type: string;
@@ -67,6 +74,8 @@ export interface Task {
   heartbeatAt: string | null;
   attempts: number;
   state: TaskState;
+  /** null until the first bytes move */
+  progress: TaskProgress | null;
 }
 
 /** Merges store ids into a comma-joined, sorted list property (os_glance_importing_to_stores...). */

@@ -19,6 +19,7 @@ import type { Store } from '../stores/store.js';
 import { StoreReadOnly } from '../stores/errors.js';
 import { targetOf, type ImageAccess } from './image-access.js';
 import { crashPoint } from './crash-points.js';
+import { receivedBytesTap } from './received-bytes.js';
 import type { DurableCommits } from './durable-commits.js';
 import type { QuotaLease } from '../domain/quota.js';
 import type { Notifier } from '../notifications/notifier.js';
@@ -155,7 +156,7 @@ export class DataService {
         tooLarge: cap.error,
         signal,
         quota,
-        taps: inspection ? [inspection.tap] : [],
+        taps: [receivedBytesTap(this.deps.images, image.id, writerId), ...(inspection ? [inspection.tap] : [])],
         expectedSize: req.declaredSize ?? req.contentLength,
       });
       if (req.declaredSize !== undefined && req.declaredSize !== written.size) throw sizeMismatch(req.declaredSize, written.size);
@@ -253,7 +254,8 @@ export class DataService {
     for (const loc of locations) {
       const store = this.deps.stores.holding(loc.storeId);
       try {
-        await store?.delete(loc.url);
+        // A read-only store's data is not Imago's to remove (an http server's, a migrated Glance directory): forget it only.
+        if (store && !store.info.readOnly) await store.delete(loc.url);
         await this.deps.images.forgetLocation(loc.id);
       } catch (err) {
         // The pending_delete record stays; start-up recovery retries it.

@@ -86,8 +86,8 @@ interface Source {
 export interface RunOptions {
   token?: string;
   signal: AbortSignal;
-  /** called with a byte count as data moves; the runner turns it into "Copied N MiB" */
-  progress: (bytes: number) => void;
+  /** called with a byte count (and the transfer's total when known) as data moves; the runner turns it into "Copied N MiB of M MiB" */
+  progress: (bytes: number, expected?: number) => void;
   resolve?: Resolver;
 }
 
@@ -296,7 +296,7 @@ export class ImportRun {
    * which side failed.
    */
   private async write(store: Store, key: string, body: Readable, cap: { bytes: number; error: (n: number) => Error }, inspector?: FormatInspector, expectedSize?: number, quota?: QuotaLease, what = 'the image data'): Promise<Written> {
-    const taps = [(chunk: Buffer, offset: number) => this.opts.progress(offset + chunk.length)];
+    const taps = [(chunk: Buffer, offset: number) => this.opts.progress(offset + chunk.length, expectedSize)];
     if (inspector) taps.push((chunk, offset) => inspector.push(chunk, offset));
     try {
       return await this.deps.data.write(store, key, labelled(body, what), { cap: cap.bytes, tooLarge: cap.error, signal: this.opts.signal, taps, expectedSize, quota });
@@ -416,7 +416,7 @@ export class ImportRun {
         const data = this.method === 'copy-image' ? undefined : { size: written.size, checksum: written.md5, sha512: written.sha512, virtualSize };
         // The last store of an all-must-succeed import: the image turns active and the task ends in one step.
         const end = activate && this.allMustSucceed
-          ? { status: 'success' as const, message: this.successMessage(source.size), result: { image_id: this.imageId }, ttlHours: d.config.import.taskTimeToLiveHours }
+          ? { status: 'success' as const, message: this.successMessage(source.size), result: { image_id: this.imageId }, ttlHours: d.config.import.taskTimeToLiveHours, progress: { bytesDone: source.size, bytesExpected: source.size } }
           : undefined;
         const recorded = await d.tasksRepo.commitStore(this.imageId, this.task.id, { storeId, url: written.location, data, activate, end });
         if (!recorded) {
@@ -463,7 +463,7 @@ export class ImportRun {
 
   private async adopt(store: Store, source: Source): Promise<Written> {
     const put = await store.adopt!(source.store, source.url, this.imageId);
-    this.opts.progress(put.size);
+    this.opts.progress(put.size, put.size);
     return { location: put.location, size: put.size, md5: source.md5!, sha512: source.sha512! };
   }
 

@@ -15,6 +15,7 @@ import type { QuotaLease } from '../domain/quota.js';
 import type { DataService, Written } from './image-data.js';
 import { targetOf, type ImageAccess } from './image-access.js';
 import { crashPoint } from './crash-points.js';
+import { receivedBytesTap } from './received-bytes.js';
 
 /** An image's staged data, as image_staging records it. */
 export interface Staged {
@@ -92,7 +93,7 @@ export class StagingService {
         tooLarge: cap.error,
         signal,
         quota,
-        taps: inspector ? [(chunk, offset) => inspector.push(chunk, offset)] : [],
+        taps: [receivedBytesTap(d.images, imageId, writerId), ...(inspector ? [(chunk: Buffer, offset: number) => inspector.push(chunk, offset)] : [])],
         expectedSize: req.contentLength,
       });
       const inspection = inspector?.finish(written.size) ?? null;

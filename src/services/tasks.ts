@@ -69,7 +69,22 @@ export class TaskService {
     const task = isUuid(id) ? await this.repo.get(id) : undefined;
     if (!task || (!ctx.isAdmin && task.owner !== ctx.projectId) || expired(task)) throw new NotFound(`Task with the given id ${id} not found`);
     this.deps.policy.enforce('get_task', ctx, { owner: task.owner, project_id: task.owner }, 'You are not authorized to see this task.');
-    return task;
+    return (await this.withRunnerState([task]))[0]!;
+  }
+
+  /**
+   * A task whose node died shows its last progress until another node takes
+   * it over; until then its message says so, instead of looking merely slow.
+   */
+  private async withRunnerState(tasks: Task[]): Promise<Task[]> {
+    const elsewhere = tasks.filter((t) => t.status === 'processing' && t.runnerNode && t.runnerNode !== this.deps.nodeId);
+    if (!elsewhere.length) return tasks;
+    const live = new Set(await this.deps.nodes.live());
+    return tasks.map((t) =>
+      elsewhere.includes(t) && !live.has(t.runnerNode!)
+        ? { ...t, message: `${t.message ? `${t.message}. ` : ''}The node running this import (${t.runnerNode}) stopped responding; another node will take the task over and go on.` }
+        : t,
+    );
   }
 
   async list(query: Record<string, string | string[] | undefined>, ctx: RequestContext): Promise<{ tasks: Task[]; limit: number }> {
@@ -111,7 +126,7 @@ export class TaskService {
   async listForImage(imageId: string, ctx: RequestContext): Promise<Task[]> {
     const { image, membership } = await this.deps.access.getVisible(imageId, ctx);
     if (!this.deps.policy.check('get_image', ctx, targetOf(image, membership))) throw new NotFound(`No image found with ID ${imageId}`);
-    return this.repo.listByImage(image.id);
+    return this.withRunnerState(await this.repo.listByImage(image.id));
   }
 
   // ---- runner ----
@@ -211,23 +226,26 @@ export class TaskService {
     const controller = new AbortController();
     // "Copied N MiB", written at most once a second, and always once more after the last bytes of a burst.
     let copied = 0;
+    let expected: number | null = null;
     let lastProgress = 0;
     let pending: NodeJS.Timeout | undefined;
     const flush = () => {
       pending = undefined;
       lastProgress = Date.now();
-      this.repo.touch(task.id, d.nodeId, copiedMessage(copied)).catch(() => {});
+      this.repo.touch(task.id, d.nodeId, copiedMessage(copied, expected), { bytesDone: copied, bytesExpected: expected }).catch(() => {});
     };
     const input = task.input as unknown as ImportTaskInput;
     const method = input.import_req.method.name;
     const started = Date.now();
     const taskLog = { task: task.id, image: imageId, method };
     let milestone = PROGRESS_LOG_FIRST;
-    const progress = (bytes: number) => {
+    const progress = (bytes: number, total?: number) => {
       if (bytes <= copied) return;
       copied = bytes;
+      // The total of the transfer now under way (staging, then each store); unknown without a Content-Length.
+      expected = total ?? null;
       if (copied >= milestone) {
-        d.log.info({ ...taskLog, bytes: copied }, `import task progress: ${copiedMessage(copied)}`);
+        d.log.info({ ...taskLog, bytes: copied, expected }, `import task progress: ${copiedMessage(copied, expected)}`);
         while (milestone <= copied) milestone = milestone < PROGRESS_LOG_EVERY ? milestone * 2 : milestone + PROGRESS_LOG_EVERY;
       }
       if (pending) return;
@@ -255,7 +273,7 @@ export class TaskService {
       try {
         const message = await run.run();
         // Usually the commit that activated the image ended the task too; copy-image and partial imports end here.
-        if (!run.ended) await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, d.config.import.taskTimeToLiveHours);
+        if (!run.ended) await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, d.config.import.taskTimeToLiveHours, { bytesDone: copied, bytesExpected: expected });
         d.metrics.taskFinished(method, 'success', (Date.now() - started) / 1000);
         await this.taskEvent('success', task.id);
         d.log.info({ ...taskLog, durationMs: Date.now() - started, bytes: copied, result: message }, 'import task succeeded');
