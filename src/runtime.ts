@@ -127,9 +127,9 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   // Services, each after the ones it calls: data ← staging ← images; data, staging ← tasks ← import.
   const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, nodeId, config, log, events });
   const staging = new StagingService({ access, policy, writers, images, stores, data, quotas, repo: stagingRepo, nodeId, config, log });
-  const locations = new LocationService({ images, stores, policy, data, config });
-  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config, locations, events, protections });
   const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log, events, protections });
+  const locations = new LocationService({ access, images, stores, policy, data, tasks, nodeId, config });
+  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config, locations, events, protections });
   const importService = new ImportService({ access, policy, images, stores, tasks, data, quotas, filter, nodeId, dialect, config, events });
   const memberService = new MemberService({ access, policy, members, events });
   const metadefs = new MetadefService(new MetadefsRepo(db), policy, events);

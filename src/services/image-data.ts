@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { pipeline } from 'node:stream';
+import { pipeline, Writable } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { RequestContext } from '../auth/context.js';
 import type { Logger } from 'pino';
@@ -109,6 +110,15 @@ export class DataService {
       await store.delete(put.location).catch(() => {});
       throw err;
     }
+  }
+
+  /** Measures and hashes `source` without storing it (the object a location points at). */
+  async digest(source: Readable, opts: Pick<WriteOptions, 'cap' | 'tooLarge' | 'taps' | 'signal'>): Promise<Omit<Written, 'location'>> {
+    const meter = new MeteredStream(this.deps.hashPool.open(), opts.cap, opts.tooLarge, opts.taps);
+    const sink = new Writable({ write: (_chunk, _enc, done) => done() });
+    await pipelineAsync(source, meter, sink, { signal: opts.signal });
+    const digests = await meter.digests();
+    return { size: meter.size, md5: digests.md5, sha512: digests.sha512 };
   }
 
   /** Runs `work` as the image's one writer; the registry lets DELETE and shutdown stop it. */

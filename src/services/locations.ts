@@ -6,15 +6,24 @@ import type { DataService } from './image-data.js';
 import { BadRequest, Conflict, Forbidden, ImagoError } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
 import type { Policy, PolicyTarget } from '../domain/policy.js';
-import { checkLocationChange, digestsToSet, locationIndex, sameLocation, type LocationChange, type LocationValue, type ValidationData } from '../domain/locations.js';
+import { checkLocationChange, checkLocationValue, digestsToSet, locationIndex, sameLocation, type LocationChange, type LocationValue, type ValidationData } from '../domain/locations.js';
 import { ObjectNotFound } from '../stores/errors.js';
+import { randomUUID } from 'node:crypto';
+import { NotFound } from '../domain/errors.js';
+import { LOCATION_IMPORT, type ImportTaskInput } from '../domain/task.js';
+import { targetOf, type ImageAccess } from './image-access.js';
+import type { TaskService } from './tasks.js';
 
 /** What the locations API uses; built by the composition root (src/runtime.ts). */
 export interface LocationServiceDeps {
-  images: Pick<ImagesRepo, 'setLocations' | 'imagesAt'>;
+  access: ImageAccess;
+  images: Pick<ImagesRepo, 'setLocations' | 'imagesAt' | 'get'>;
   stores: Pick<StoreRegistry, 'owning'>;
   policy: Policy;
   data: Pick<DataService, 'removeLocations'>;
+  /** POST /v2/images/{id}/locations runs as a location_import task */
+  tasks: Pick<TaskService, 'repo' | 'startImport'>;
+  nodeId: string;
   config: Pick<Config, 'locations'>;
 }
 
@@ -51,6 +60,52 @@ export class LocationService {
     if (cfg.showMultiple) view.locations = active.map((l) => ({ url: l.url, metadata: l.metadata ?? {} }));
     if (cfg.showDirectUrl && active.length) view.directUrl = active[0].url;
     return view;
+  }
+
+  /**
+   * GET /v2/images/{id}/locations (API 2.17): for services (fetch_image_location),
+   * whatever locations.showMultiple says.
+   */
+  async list(imageId: string, ctx: RequestContext): Promise<{ url: string; metadata: Record<string, unknown> }[]> {
+    const { image, membership } = await this.deps.access.getVisible(imageId, ctx);
+    this.deps.policy.enforce('fetch_image_location', ctx, targetOf(image, membership), 'Only services may read the locations of images.');
+    return image.locations.filter((l) => l.status === 'active').map((l) => ({ url: l.url, metadata: { ...(l.metadata ?? {}), store: l.storeId } }));
+  }
+
+  /**
+   * POST /v2/images/{id}/locations (API 2.17): a queued image gets its data
+   * from a URL, asynchronously: a location_import task (holding the image's
+   * import lock) reads the object once to hash it, checks validation_data when
+   * given, and only then records the location and activates the image.
+   * Callers other than services may name only URLs of http stores.
+   */
+  async addAsync(imageId: string, body: unknown, ctx: RequestContext): Promise<string> {
+    const d = this.deps;
+    const { url, validationData } = parseAddLocationBody(body);
+    const { image, membership } = await d.access.getVisible(imageId, ctx);
+    const target = targetOf(image, membership);
+    d.policy.enforce('add_image_location', ctx, target, 'You are not permitted to add locations to this image.');
+    if (image.status !== 'queued') throw new Conflict(`A location can be added this way only to a queued image (this one is ${image.status}).`);
+    const store = d.stores.owning(url);
+    if (!store) throw new BadRequest(`Invalid location ${url}: it names no object of a configured store (see docs/locations.md for the URLs each store accepts).`);
+    if (store.info.type !== 'http' && !d.policy.check('service_api', ctx, target)) {
+      throw new Forbidden(`Only services may add locations in store ${store.info.id}; other callers may add URLs of http stores.`);
+    }
+    if (store.info.type !== 'http' && (await d.images.imagesAt(url)).some((id) => id !== image.id)) {
+      throw new Conflict(`The location ${url} holds the data of another image; an image may not point at it.`);
+    }
+    if (validationData) digestsToSet(image, [{ url, metadata: {}, validation_data: validationData }]);
+    const taskId = randomUUID();
+    const input: ImportTaskInput = { image_id: image.id, import_req: { method: { name: LOCATION_IMPORT, uri: url, ...(validationData ? { validation_data: validationData } : {}) } }, backend: [store.info.id] };
+    const outcome = await d.tasks.repo.createImportTask(
+      { id: taskId, type: 'location_import', owner: image.owner, userId: ctx.userId, requestId: ctx.requestId, imageId: image.id, input: input as unknown as Record<string, unknown>, state: { roles: ctx.roles } },
+      { claim: { from: ['queued'], to: 'importing', node: d.nodeId }, stores: [store.info.id] },
+    );
+    if (outcome === 'missing') throw new NotFound(`No image found with ID ${image.id}`);
+    if (outcome === 'locked') throw new Conflict('Image has active task');
+    if (outcome === 'status') throw new Conflict(`A location can be added this way only to a queued image (image ${image.id} changed meanwhile).`);
+    d.tasks.startImport(taskId);
+    return taskId;
   }
 
   /** Applies a patch's `/locations` changes, in order, as one change of the image. */
@@ -141,4 +196,14 @@ export class LocationService {
     if (size <= 0) throw new BadRequest(`Invalid location ${v.url}: its object is empty.`);
     return { storeId: store.info.id, url: v.url, metadata: v.metadata, size };
   }
+}
+
+/** The body of POST /v2/images/{id}/locations: `{"url": ..., "validation_data": {...}}`. */
+function parseAddLocationBody(body: unknown): { url: string; validationData?: ValidationData } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new BadRequest('The body must be a JSON object with a "url".');
+  const b = body as Record<string, unknown>;
+  for (const k of Object.keys(b)) if (k !== 'url' && k !== 'validation_data') throw new BadRequest(`Unknown attribute '${k}': the body takes url and validation_data.`);
+  // the same checks as a location of a JSON-patch (metadata is not part of this API)
+  const v = checkLocationValue({ url: b.url, metadata: {}, ...(b.validation_data === undefined ? {} : { validation_data: b.validation_data }) });
+  return { url: v.url, validationData: v.validation_data };
 }

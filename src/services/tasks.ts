@@ -10,7 +10,7 @@ import { BadRequest, Gone, ImagoError, NotFound, ServiceUnavailable } from '../d
 import { isUuid } from '../domain/image-input.js';
 import { type TasksRepo, type TaskListQuery } from '../db/tasks-repo.js';
 import { copiedMessage } from '../import/task.js';
-import { TASK_STATUSES, TASK_TYPES, type ImportTaskInput, type Task } from '../domain/task.js';
+import { LOCATION_IMPORT, TASK_STATUSES, TASK_TYPES, type ImportTaskInput, type Task } from '../domain/task.js';
 import type { Resolver } from '../import/http-source.js';
 import { ImportFailure, ImportRun, type ImportRunDeps } from './import-run.js';
 import { targetOf, type ImageAccess } from './image-access.js';
@@ -31,7 +31,7 @@ export interface TaskServiceDeps extends ImportRunDeps {
   access: ImageAccess;
   policy: Policy;
   writers: Pick<WriterRegistry, 'isClosing'>;
-  data: Pick<DataService, 'uploadCap' | 'write' | 'asWriter' | 'removeLocations'>;
+  data: Pick<DataService, 'uploadCap' | 'write' | 'digest' | 'asWriter' | 'removeLocations'>;
   nodes: NodeLiveness;
   metrics: Pick<Metrics, 'taskFinished'>;
   nodeId: string;
@@ -471,6 +471,8 @@ function retryHint(method: string, imageId: string): string {
       return `stage the data again (PUT /v2/images/${imageId}/stage) and import it.`;
     case 'web-download':
       return 'fix the problem (the URL, its data or disk_format) and import again.';
+    case LOCATION_IMPORT:
+      return `check the URL and its validation_data, then add the location again (POST /v2/images/${imageId}/locations).`;
     default:
       return 'fix the problem and import again.';
   }

@@ -208,6 +208,96 @@ describe('the locations API (locations.showMultiple)', () => {
   });
 });
 
+describe('the location APIs of 2.17 (POST and GET /v2/images/{id}/locations)', () => {
+  let s: TestServer;
+  let web: Awaited<ReturnType<typeof webServer>>;
+  const disk = pattern(200_000, 51);
+  const md5 = createHash('md5').update(disk).digest('hex');
+  const sha512 = createHash('sha512').update(disk).digest('hex');
+
+  before(async () => {
+    web = await webServer({ '/images/disk.raw': disk });
+    s = await startTestServer({
+      config: { stores: [
+        { id: 'local', type: 'filesystem', path: 'images', description: 'default' },
+        { id: 'web', type: 'http', description: 'a web mirror', http: { allowedPrefixes: [`${web.url}/images/`] } },
+      ] },
+    });
+  });
+  after(async () => {
+    await s.close();
+    await web.close();
+  });
+
+  const add = (id: string, body: unknown, token: 'admin' | 'member' | 'reader' = 'member') => s.req('POST', `/v2/images/${id}/locations`, { token, json: body });
+  const waitTask = async (id: string) => {
+    for (let i = 0; i < 200; i++) {
+      const [t] = ((await (await s.req('GET', `/v2/images/${id}/tasks`)).json()) as { tasks: Json[] }).tasks;
+      if (t && (t.status === 'success' || t.status === 'failure')) return t;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('the location_import task did not end');
+  };
+
+  test('202, then a location_import task hashes the object once and activates the image (the data stays on the web server)', async () => {
+    const img = await createImage(s, {}, 'member');
+    const url = `${web.url}/images/disk.raw`;
+    const res = await add(img.id, { url });
+    assert.equal(res.status, 202);
+    assert.equal(await res.text(), '');
+    const task = await waitTask(img.id);
+    assert.equal(task.type, 'location_import');
+    assert.equal(task.status, 'success', task.message);
+    const shown = (await (await s.req('GET', `/v2/images/${img.id}`, { token: 'member' })).json()) as Json;
+    assert.equal(shown.status, 'active');
+    assert.equal(shown.size, disk.length);
+    assert.equal(shown.checksum, md5);
+    assert.equal(shown.os_hash_value, sha512);
+    assert.equal(shown.stores, 'web');
+    assert.deepEqual(Buffer.from(await (await s.req('GET', `/v2/images/${img.id}/file`, { token: 'member' })).arrayBuffer()), disk);
+    // GET: services (and admins) only
+    const listed = await s.req('GET', `/v2/images/${img.id}/locations`);
+    assert.equal(listed.status, 200);
+    assert.deepEqual(await listed.json(), [{ url, metadata: { store: 'web' } }]);
+    assert.equal((await s.req('GET', `/v2/images/${img.id}/locations`, { token: 'member' })).status, 403);
+    // only queued images
+    assert.equal((await add(img.id, { url })).status, 409);
+  });
+
+  test('validation_data: a match activates, a mismatch fails the task and leaves the image queued', async () => {
+    const url = `${web.url}/images/disk.raw`;
+    const good = await createImage(s, {}, 'member');
+    assert.equal((await add(good.id, { url, validation_data: { os_hash_algo: 'sha512', os_hash_value: sha512 } })).status, 202);
+    assert.equal((await waitTask(good.id)).status, 'success');
+    const bad = await createImage(s, {}, 'member');
+    assert.equal((await add(bad.id, { url, validation_data: { os_hash_algo: 'sha512', os_hash_value: 'ab'.repeat(64) } })).status, 202);
+    const task = await waitTask(bad.id);
+    assert.equal(task.status, 'failure');
+    assert.match(task.message, /does not match its validation_data/);
+    assert.match(task.message, /back in status queued/);
+    const shown = (await (await s.req('GET', `/v2/images/${bad.id}`, { token: 'member' })).json()) as Json;
+    assert.equal(shown.status, 'queued');
+    assert.equal(shown.checksum, null);
+    assert.equal('stores' in shown, false);
+  });
+
+  test('refusals: bad bodies and URLs 400, readers 403, non-http stores for services only', async () => {
+    const img = await createImage(s, {}, 'member');
+    for (const body of [{}, { url: 5 }, { url: `${web.url}/images/disk.raw`, extra: 1 }, { url: 'file:///etc/passwd' }, { url: 'http://169.254.169.254/' }, [], { url: `${web.url}/images/disk.raw`, validation_data: { checksum: md5 } }]) {
+      const res = await add(img.id, body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.ok(((await res.json()) as Json).error.message);
+    }
+    assert.equal((await add(img.id, { url: `${web.url}/images/disk.raw` }, 'reader')).status, 403);
+    // a file of the filesystem store: only a service may point an image at it
+    const other = await createImage(s);
+    assert.equal((await uploadBytes(s, other.id, pattern(10))).status, 204);
+    const owned = (await (await s.req('GET', `/v2/images/${other.id}/locations`)).json()) as Json[];
+    assert.equal((await add(img.id, { url: owned[0].url })).status, 403);
+    assert.equal((await (await s.req('GET', `/v2/images/${img.id}`, { token: 'member' })).json() as Json).status, 'queued');
+  });
+});
+
 describe('locations hidden (the default)', () => {
   test('no locations or direct_url in representations; changes are refused with 403', async () => {
     const s = await startTestServer();
