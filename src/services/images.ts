@@ -228,7 +228,7 @@ export class ImageService {
   /** image.update after a change made without reading the image back (read only when someone listens). */
   private async updated(id: string): Promise<void> {
     if (!this.deps.events.wants('image.update')) return;
-    const image = await this.deps.images.get(id);
+    const image = await this.deps.images.get(id).catch(() => undefined);
     if (image) this.deps.events.imageUpdated(image);
   }
 

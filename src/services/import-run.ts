@@ -224,6 +224,7 @@ export class ImportRun {
     });
     if (!recorded) throw new ImportFailure('The image changed hands during the import.');
     this.ended = true;
+    if (this.deps.events.wants('image.upload')) this.deps.events.imageDataCommitted((await this.deps.images.get(this.imageId).catch(() => undefined)) ?? image, store.info.id, true);
     return message;
   }
 
@@ -480,7 +481,7 @@ export class ImportRun {
           await this.image();
           throw new ImportFailure('The image changed hands during the import.');
         }
-        if (d.events.wants('image.upload')) d.events.imageDataCommitted((await d.images.get(this.imageId)) ?? image, storeId, activate);
+        if (d.events.wants('image.upload')) d.events.imageDataCommitted((await d.images.get(this.imageId).catch(() => undefined)) ?? image, storeId, activate);
         if (adopt) await d.staging.forget(this.imageId, source.url);
         this.state.committed!.push(storeId);
         if (end) this.ended = true;

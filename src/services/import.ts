@@ -15,7 +15,6 @@ import { checkGlanceDownload, parseImportBody } from '../import/request.js';
 import type { ImportRequest, ImportTaskInput, Task } from '../domain/task.js';
 import { type UriFilter, redactUserinfo } from '../import/uri-filter.js';
 import { targetOf, type ImageAccess } from './image-access.js';
-import type { Notifier } from '../notifications/notifier.js';
 
 /** A lock whose task has not moved for this long may be taken over (pending tasks: twice as long), as Glance does. */
 const LOCK_EXPIRY_MS = 60 * 60_000;
@@ -26,7 +25,7 @@ export interface ImportServiceDeps {
   policy: Policy;
   images: ImagesRepo;
   stores: StoreRegistry;
-  tasks: Pick<TaskService, 'repo' | 'failStale' | 'startImport'>;
+  tasks: Pick<TaskService, 'repo' | 'failStale' | 'startImport' | 'taskEvent'>;
   data: Pick<DataService, 'removeLocations'>;
   quotas?: Pick<QuotaChecker, 'remainingBytes'>;
   /** web-download's URL rules, shared with the task runner that opens the URL */
@@ -34,8 +33,6 @@ export interface ImportServiceDeps {
   nodeId: string;
   dialect: DialectName;
   config: Pick<Config, 'import'>;
-  /** task.create once the task is committed */
-  events: Notifier;
 }
 
 /**
@@ -120,10 +117,7 @@ export class ImportService {
       const now = await d.images.get(image.id);
       throw new Conflict(`Image status transition from ${now?.status ?? 'deleted'} to importing is not allowed`);
     }
-    if (d.events.wants('task.create')) {
-      const created = await d.tasks.repo.get(taskId);
-      if (created) d.events.task('create', created);
-    }
+    await d.tasks.taskEvent('create', taskId);
     if (stale) await d.tasks.failStale(stale, image.id);
     d.tasks.startImport(taskId, ctx.token);
     return taskId;

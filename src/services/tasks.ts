@@ -265,7 +265,7 @@ export class TaskService {
       await this.taskEvent('run', task.id);
       await this.taskEvent('processing', task.id);
       if (d.events.wants('image.prepare')) {
-        const image = await d.images.get(imageId);
+        const image = await d.images.get(imageId).catch(() => undefined);
         if (image) for (const store of input.backend) d.events.imagePrepared(image, store);
       }
       d.log.info({ ...taskLog, attempt: task.attempts, stores: input.backend, resumed: !!task.state.resumed }, task.state.resumed ? 'import task resumed' : 'import task started');

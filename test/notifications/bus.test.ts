@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { createImage, startTestServer, uploadBytes, PROJECTS, type TestServer } from '../support/server.js';
 import { pattern } from '../support/bytes.js';
 import { waitFor } from '../support/wait.js';
-import { importImage, stage, waitImage } from '../import/helpers.js';
+import { importImage, serveFiles, stage, waitImage, type FileServer } from '../import/helpers.js';
 import { busUnavailableReason, notificationConfig, startListener, type Listener, type Received } from './helpers.js';
 
 const skip = await busUnavailableReason();
@@ -162,5 +162,43 @@ describe('notifications on the message bus, received by an oslo.messaging listen
     assert.deepEqual([rtCreate.payload.name, rtCreate.payload.prefix], ['OS::Glance::Image', 'x_']);
     assert.equal(rtDelete.payload.deleted, true);
     assert.equal(nsDelete.payload.deleted, true);
+  });
+});
+
+describe('notifications of a location added through the 2.17 API (a location_import task)', { skip, timeout: 120_000 }, () => {
+  let s: TestServer;
+  let l: Listener;
+  let web: FileServer;
+  const disk = pattern(100_000, 61);
+
+  before(async () => {
+    web = await serveFiles({ '/images/disk.raw': (_req, res) => res.writeHead(200, { 'content-length': String(disk.length) }).end(disk) });
+    l = await startListener();
+    s = await startTestServer({
+      config: {
+        ...notificationConfig(l),
+        stores: [
+          { id: 'local', type: 'filesystem', path: 'images', description: 'default' },
+          { id: 'web', type: 'http', description: 'a web mirror', http: { allowedPrefixes: [`${web.url}/images/`] } },
+        ],
+      },
+    });
+  });
+  after(async () => {
+    await s?.close();
+    await l?.stop();
+    await web?.close();
+  });
+
+  test('task.create, task.run, task.processing, image.prepare, image.upload, image.activate, task.success', async () => {
+    const img = await createImage(s, {}, 'member');
+    assert.equal((await s.req('POST', `/v2/images/${img.id}/locations`, { token: 'member', json: { url: `${web.url}/images/disk.raw` } })).status, 202);
+    await waitImage(s, img.id, (i) => i.status === 'active');
+    const expected = ['image.create', 'task.create', 'task.run', 'task.processing', 'image.prepare', 'image.upload', 'image.activate', 'task.success'];
+    const got = await l.waitForCount(expected.length);
+    assert.deepEqual(got.map((e) => e.event_type), expected);
+    assert.equal(got[1].payload.type, 'location_import');
+    assert.equal(got[5].payload.backend, 'web');
+    assert.equal(got[5].payload.checksum, md5(disk));
   });
 });
