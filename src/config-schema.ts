@@ -169,6 +169,19 @@ export const ConfigSchema = T.Object({
     disableByFile: T.Optional(T.String({ minLength: 1, description: 'while this file exists, `/healthcheck` answers 503 (drain a node)' })),
     cacheSeconds: T.Number({ minimum: 0, maximum: 300, default: 5, description: 'how long one round of health checks is reused' }),
   }, { ...closed, default: {} }),
+  notifications: T.Object({
+    driver: oneOf(['noop', 'log', 'messagingv2'] as const, { default: 'noop', env: 'IMAGO_NOTIFICATIONS_DRIVER', description: 'where events about images, members, tasks and metadefs go: `noop` (nowhere), `log` (the log), `messagingv2` (the message bus, as oslo.messaging), see [notifications.md](notifications.md)' }),
+    transportUrl: T.Optional(T.String({ pattern: '^rabbit://', env: 'IMAGO_NOTIFICATIONS_TRANSPORT_URL', description: 'the bus, as oslo.messaging\'s `transport_url`: `rabbit://user:pass@host:5672/vhost` (several hosts separated by commas)', hint: 'needed by the messagingv2 driver' })),
+    exchange: T.String({ minLength: 1, default: 'glance', description: 'the topic exchange events are published to (oslo.messaging\'s `control_exchange`)' }),
+    topics: T.Array(T.String({ minLength: 1 }), { minItems: 1, default: ['notifications'], description: 'each event goes to `<topic>.<priority>` of every topic (`[oslo_messaging_notifications] topics`)' }),
+    publisherId: T.Optional(T.String({ minLength: 1, description: 'the events\' `publisher_id`', defaultText: '`image.<host name>`' })),
+    disabled: T.Array(T.String({ minLength: 1 }), { default: [], description: 'event types (`image.update`) or groups (`image`, `image.member`, `task`, `metadef_tag`) not sent (Glance\'s `disabled_notifications`)' }),
+    queueSize: int(1, 1_000_000, { default: 10_000, description: 'events waiting for the bus; when full, new events are dropped (counted and logged)' }),
+  }, { ...closed, default: {} }),
+  propertyProtection: T.Optional(T.Object({
+    file: T.String({ minLength: 1, description: 'Glance\'s property protections INI file (`property_protection_file`), relative to dataDir' }),
+    ruleFormat: oneOf(['roles', 'policies'] as const, { default: 'roles', description: '`roles`: the file lists role names; `policies`: policy rule names (`property_protection_rule_format`)' }),
+  }, { ...closed, description: 'who may create, read, update and delete which image properties, see [property-protections.md](property-protections.md)', defaultText: 'none: every property is open' })),
   nodeTimeoutSeconds: T.Number({ exclusiveMinimum: 0, maximum: 86_400, default: 30, env: 'IMAGO_NODE_TIMEOUT_SECONDS', description: 'shared database: how long a node may miss heartbeats before its uploads and imports are taken as dead' }),
   shutdownGraceSeconds: T.Number({ minimum: 0, maximum: 86_400, default: 30, env: 'IMAGO_SHUTDOWN_GRACE_SECONDS', description: 'on SIGTERM, how long running uploads may finish before they are cut' }),
 }, closed);

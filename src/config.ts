@@ -179,6 +179,7 @@ function contradictions(cfg: Config): string[] {
   const m = cfg.metrics;
   if (m.enabled && m.port !== 0 && m.port === cfg.port && m.host === cfg.host) problems.push('metrics.port must differ from port: metrics have a listener of their own');
   for (const a of m.allow) if (!isAddressOrRange(a)) problems.push(`metrics.allow: "${a}" is not an IP address or CIDR range`);
+  if (cfg.notifications.driver === 'messagingv2' && !cfg.notifications.transportUrl) problems.push('notifications.driver is messagingv2 but notifications.transportUrl is not set (rabbit://user:pass@host:5672/)');
   return problems;
 }
 
@@ -187,6 +188,7 @@ function resolvePaths(cfg: Config): void {
   cfg.auth.tokensFile = path.resolve(cfg.dataDir, cfg.auth.tokensFile);
   cfg.import.workDir = path.resolve(cfg.dataDir, cfg.import.workDir);
   if (cfg.health.disableByFile) cfg.health.disableByFile = path.resolve(cfg.dataDir, cfg.health.disableByFile);
+  if (cfg.propertyProtection) cfg.propertyProtection.file = path.resolve(cfg.dataDir, cfg.propertyProtection.file);
 }
 
 /** Validates a configuration object (as a file would hold it) for `dataDir`, filling defaults; throws ConfigError listing every problem. */

@@ -121,6 +121,8 @@ export interface PatchRules {
   status: string;
   /** called with each requested visibility (publicize/communitize policy) */
   checkVisibility(visibility: string): void;
+  /** called before each extra property is created, updated or deleted (property protections); throws to refuse */
+  checkProperty?(name: string, op: 'create' | 'update' | 'delete'): void;
 }
 
 /** Applies changes to a copy of the image's state, as Glance's controller does, in order. */
@@ -132,6 +134,7 @@ export function applyPatch(state: PatchState, changes: Change[], rules: PatchRul
     if (c.op === 'remove') {
       if (isBase) throw new Forbidden(`Property ${c.path} may not be removed.`);
       if (!has(c.path)) throw new Conflict(`Property ${c.path} does not exist.`);
+      rules.checkProperty?.(c.path, 'delete');
       delete next.properties[c.path];
       continue;
     }
@@ -142,6 +145,7 @@ export function applyPatch(state: PatchState, changes: Change[], rules: PatchRul
     }
     if (c.op === 'replace' && !isBase && !has(c.path)) throw new Conflict(`Property ${c.path} does not exist.`);
     if (c.op === 'add' && rules.draft === 4 && (isBase || has(c.path))) throw new Conflict(`Property ${c.path} already present.`);
+    if (!isBase) rules.checkProperty?.(c.path, !has(c.path) ? 'create' : c.value === null ? 'delete' : 'update');
     if (isBase) {
       if (c.path === 'tags') next.tags = c.value as string[];
       else next.base[c.path] = c.value;

@@ -25,6 +25,7 @@ import { DigestCheck } from './digest-check.js';
 import { expectedFromProperties, type ExpectedDigest } from '../domain/expected-digests.js';
 import type { DurableCommits } from './durable-commits.js';
 import type { QuotaLease } from '../domain/quota.js';
+import type { Notifier } from '../notifications/notifier.js';
 
 export interface WriteOptions {
   /** most bytes accepted; passing it fails the write with `tooLarge` */
@@ -60,6 +61,8 @@ export interface Download {
   status: 200 | 204 | 206;
   headers: Record<string, string>;
   body?: Readable;
+  /** to call once the body has been streamed, with the bytes the client took (image.send) */
+  sent?: (bytes: number) => void;
 }
 
 /** What the data path uses; built by the composition root (src/runtime.ts). */
@@ -76,6 +79,8 @@ export interface DataServiceDeps {
   nodeId: string;
   config: Pick<Config, 'imageSizeCap'>;
   log: Logger;
+  /** image.prepare / image.upload / image.activate / image.send, after the commits they report */
+  events: Notifier;
 }
 
 /**
@@ -150,6 +155,7 @@ export class DataService {
       throw new Conflict(`Image status transition from ${now.status} to saving is not allowed`);
     }
     const controller = new AbortController();
+    this.deps.events.imagePrepared({ ...image, status: 'saving' }, store.info.id);
     await this.asWriter(imageId, writerId, controller, () => this.uploadClaimed(image, store, req, writerId, controller.signal, limit));
   }
 
@@ -182,6 +188,7 @@ export class DataService {
       });
       if (!committed) throw new Gone(`Image ${image.id} was deleted while its data was being uploaded.`);
       crashPoint('upload:after-commit');
+      this.deps.events.imageDataCommitted({ ...image, status: 'active', size: written.size, checksum: written.md5, osHashAlgo: 'sha512', osHashValue: written.sha512, virtualSize, updatedAt: new Date().toISOString() }, store.info.id, true);
     } catch (err) {
       if (written) await store.delete(written.location).catch((e) => this.deps.log.warn({ err: e, location: written!.location }, 'could not remove the data of a failed upload'));
       const released = await this.deps.images.releaseWriter(image.id, writerId, 'queued');
@@ -190,6 +197,7 @@ export class DataService {
       }
       // An abort (delete, shutdown) explains the failure better than the stream error it caused.
       const reason = signal.aborted ? signal.reason : err;
+      this.deps.events.imageUploadFailed(image.id, (reason as Error)?.message ?? String(reason));
       throw reason instanceof ImagoError ? reason : err;
     } finally {
       await quota?.release().catch(() => {});
@@ -224,17 +232,20 @@ export class DataService {
     if (image.checksum) headers['content-md5'] = image.checksum;
     const store = this.deps.stores.holding(location.storeId)!;
     if (size === 0) {
+      if (opts.open !== false) this.deps.events.imageSent(image, 0, true, ctx);
       headers['content-length'] = '0';
       return { status: 200, headers };
     }
     const body = opts.open === false ? undefined : await store.get(location.url, r);
+    const expected = r ? r.end - r.start + 1 : size;
+    const sent = body && this.deps.events.wants('image.send') ? (bytes: number) => this.deps.events.imageSent(image, bytes, bytes === expected, ctx) : undefined;
     if (r) {
       headers['content-range'] = `bytes ${r.start}-${r.end}/${size}`;
       headers['content-length'] = String(r.end - r.start + 1);
-      return { status: 206, headers, body };
+      return { status: 206, headers, body, sent };
     }
     headers['content-length'] = String(size);
-    return { status: 200, headers, body };
+    return { status: 200, headers, body, sent };
   }
 
   /** Makes every commit so far survive a power loss (see DurableCommits). */

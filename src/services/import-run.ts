@@ -32,6 +32,9 @@ import { DigestCheck } from './digest-check.js';
 import { expectedDigest, expectedFromProperties, type ExpectedDigest } from '../domain/expected-digests.js';
 import type { ChunkTap } from '../stores/metered-stream.js';
 
+import type { Notifier } from '../notifications/notifier.js';
+import type { PropertyProtections } from '../domain/property-protection.js';
+
 /** What one import run uses; the task runner passes its own dependencies (src/runtime.ts builds them). */
 export interface ImportRunDeps {
   images: ImagesRepo;
@@ -44,6 +47,10 @@ export interface ImportRunDeps {
   filter: UriFilter;
   config: Pick<Config, 'import' | 'auth'>;
   log: Logger;
+  /** image.upload / image.activate after each store's commit */
+  events: Notifier;
+  /** property protections: the properties an import sets are checked against its requester */
+  protections?: PropertyProtections;
 }
 
 /** A reason an import cannot complete; the message is what the task tells the user. */
@@ -220,6 +227,7 @@ export class ImportRun {
     });
     if (!recorded) throw new ImportFailure('The image changed hands during the import.');
     this.ended = true;
+    if (this.deps.events.wants('image.upload')) this.deps.events.imageDataCommitted((await this.deps.images.get(this.imageId).catch(() => undefined)) ?? image, store.info.id, true);
     return message;
   }
 
@@ -275,6 +283,7 @@ export class ImportRun {
     if (remote.status !== 'active') throw new ImportFailure(`Source image status should be active instead of ${remote.status}.`);
     if (typeof remote.size !== 'number') throw new ImportFailure(`Size attribute of remote image ${m.glance_image_id} could not be determined.`);
     const props = propertiesToCopy(remote, this.deps.config.import.glanceDownload.extraProperties);
+    this.deps.protections?.enforceWrites(Object.keys(props), image.properties, { roles: this.state.roles ?? [], projectId: this.task.owner, userId: this.task.userId ?? '' });
     this.state.previousFormats ??= { disk_format: image.diskFormat, container_format: image.containerFormat };
     this.state.copiedProperties ??= Object.keys(props).filter((k) => !(k in image.properties));
     this.state.previousProperties ??= Object.fromEntries(Object.keys(props).filter((k) => k in image.properties).map((k) => [k, image.properties[k]]));
@@ -386,6 +395,7 @@ export class ImportRun {
     }
     const inject = propertiesToInject(p.injectMetadata, this.state.roles ?? []);
     if (Object.keys(inject).length) {
+      this.deps.protections?.enforceWrites(Object.keys(inject), image.properties, { roles: this.state.roles ?? [], projectId: this.task.owner, userId: this.task.userId ?? '' });
       await this.deps.tasksRepo.updateImage(this.imageId, this.task.id, {}, inject);
       image = await this.image();
     }
@@ -482,6 +492,7 @@ export class ImportRun {
           await this.image();
           throw new ImportFailure('The image changed hands during the import.');
         }
+        if (d.events.wants('image.upload')) d.events.imageDataCommitted((await d.images.get(this.imageId).catch(() => undefined)) ?? image, storeId, activate);
         if (adopt) await d.staging.forget(this.imageId, source.url);
         this.state.committed!.push(storeId);
         if (end) this.ended = true;

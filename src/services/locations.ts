@@ -22,7 +22,7 @@ export interface LocationServiceDeps {
   policy: Policy;
   data: Pick<DataService, 'removeLocations'>;
   /** POST /v2/images/{id}/locations runs as a location_import task */
-  tasks: Pick<TaskService, 'repo' | 'startImport'>;
+  tasks: Pick<TaskService, 'repo' | 'startImport' | 'taskEvent'>;
   nodeId: string;
   config: Pick<Config, 'locations'>;
 }
@@ -104,6 +104,7 @@ export class LocationService {
     if (outcome === 'missing') throw new NotFound(`No image found with ID ${image.id}`);
     if (outcome === 'locked') throw new Conflict('Image has active task');
     if (outcome === 'status') throw new Conflict(`A location can be added this way only to a queued image (image ${image.id} changed meanwhile).`);
+    await d.tasks.taskEvent('create', taskId);
     d.tasks.startImport(taskId);
     return taskId;
   }
