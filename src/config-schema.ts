@@ -159,6 +159,10 @@ export const ConfigSchema = T.Object({
     disableByFile: T.Optional(T.String({ minLength: 1, description: 'while this file exists, `/healthcheck` answers 503 (drain a node)' })),
     cacheSeconds: T.Number({ minimum: 0, maximum: 300, default: 5, description: 'how long one round of health checks is reused' }),
   }, { ...closed, default: {} }),
+  console: T.Object({
+    enabled: T.Boolean({ default: true, env: 'IMAGO_CONSOLE_ENABLED', description: 'the web console at `/console/` (static files and its sign-in endpoints `/console/api/login`, `/console/api/projects`), see [console.md](console.md); `false` answers 404 there' }),
+    loginsPerMinute: int(1, 10_000, { default: 10, description: 'sign-in attempts one remote address may make per minute; more get 429' }),
+  }, { ...closed, default: {} }),
   nodeTimeoutSeconds: T.Number({ exclusiveMinimum: 0, maximum: 86_400, default: 30, env: 'IMAGO_NODE_TIMEOUT_SECONDS', description: 'shared database: how long a node may miss heartbeats before its uploads and imports are taken as dead' }),
   shutdownGraceSeconds: T.Number({ minimum: 0, maximum: 86_400, default: 30, env: 'IMAGO_SHUTDOWN_GRACE_SECONDS', description: 'on SIGTERM, how long running uploads may finish before they are cut' }),
 }, closed);
