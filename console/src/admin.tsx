@@ -4,7 +4,11 @@ import { ErrorNote, Section, StatusBadge, formatDate, useLoad, type AppContext }
 
 /** Admin view: what needs attention first (failed and stuck imports), then every project's images. */
 export function AdminPage({ ctx }: { ctx: AppContext }) {
-  const failed = useLoad(() => ctx.client.tasks({ status: 'failure', limit: 50 }), []);
+  // the task list carries no message: the newest failures are read one by one
+  const failed = useLoad(async () => {
+    const stubs = await ctx.client.tasks({ status: 'failure', limit: 20 });
+    return Promise.all(stubs.map((t) => ctx.client.task(t.id).catch(() => t)));
+  }, []);
   const busy = useLoad(async () => {
     const lists = await Promise.all(['importing', 'saving', 'uploading'].map((status) => ctx.client.listImages({ status, visibility: 'all', limit: 100, sort_key: 'updated_at', sort_dir: 'asc' })));
     return lists.flatMap((l) => l.images);

@@ -246,12 +246,9 @@ async function download(ctx: AppContext, image: Image): Promise<void> {
     ch.port1.onmessage = () => { clearTimeout(t); resolve(); };
     worker.postMessage({ type: 'grant', key, token: ctx.session.token }, [ch.port2]);
   });
-  const a = document.createElement('a');
-  a.href = `/console/download/${encodeURIComponent(image.id)}/${key}?name=${encodeURIComponent(image.name || image.id)}`;
-  a.download = image.name || image.id;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
+  // A plain navigation, not <a download>: Chromium sends download-attribute requests past the service
+  // worker. The worker's answer is an attachment, so the browser saves it and this page stays.
+  location.assign(`/console/download/${encodeURIComponent(image.id)}/${key}?name=${encodeURIComponent(image.name || image.id)}`);
 }
 
 export function ImagePage({ ctx, id }: { ctx: AppContext; id: string }) {

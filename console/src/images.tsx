@@ -8,6 +8,7 @@ const FILTERS: Array<{ key: keyof ListQuery; label: string; options?: string[] }
   { key: 'visibility', label: 'Visibility', options: ['', 'public', 'private', 'shared', 'community', 'all'] },
   { key: 'owner', label: 'Owner' },
   { key: 'tag', label: 'Tag' },
+  { key: 'member_status', label: 'Shared with me', options: ['', 'pending', 'accepted', 'rejected', 'all'] },
   { key: 'disk_format', label: 'Disk format', options: ['', 'raw', 'qcow2', 'iso', 'vmdk', 'vdi', 'vhd', 'vhdx', 'ami', 'ari', 'aki', 'ploop'] },
 ];
 const SORTABLE = ['name', 'status', 'size', 'disk_format', 'visibility', 'owner', 'created_at', 'updated_at'];
@@ -113,7 +114,7 @@ export function ImageList({ ctx, query }: { ctx: AppContext; query: URLSearchPar
             <label for={`f-${f.key}`}>{f.label}</label>
             {f.options ? (
               <select id={`f-${f.key}`} name={f.key} value={(q as Record<string, string>)[f.key] ?? ''}>
-                {f.options.map((o) => <option key={o} value={o}>{o || 'any'}</option>)}
+                {f.options.map((o) => <option key={o} value={o}>{o || (f.key === 'member_status' ? 'default' : 'any')}</option>)}
               </select>
             ) : (
               <input id={`f-${f.key}`} name={f.key} value={(q as Record<string, string>)[f.key] ?? ''} />

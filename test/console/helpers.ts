@@ -47,6 +47,8 @@ export function clientFor(s: TestServer, token: keyof typeof TOKENS = 'admin'): 
  */
 export async function openContext(browser: Browser, opts: { viewport?: { width: number; height: number }; acceptDownloads?: boolean } = {}): Promise<{ context: BrowserContext; requests: string[] }> {
   const context = await browser.newContext({ viewport: opts.viewport ?? { width: 1280, height: 800 }, acceptDownloads: opts.acceptDownloads ?? true });
+  // a step that does not happen fails in 15 s, with the locator it waited for (longer waits say so)
+  context.setDefaultTimeout(15_000);
   const requests: string[] = [];
   context.on('request', (r: Request) => { requests.push(r.url()); });
   return { context, requests };

@@ -247,6 +247,10 @@ export class ImagoClient {
     return (await this.call<{ tasks: Task[] }>('GET', `/v2/tasks?${params}`)).tasks;
   }
 
+  task(id: string): Promise<Task> {
+    return this.call('GET', `/v2/tasks/${encodeURIComponent(id)}`);
+  }
+
   importInfo(): Promise<{ 'import-methods': { value: string[] } }> {
     return this.call('GET', '/v2/info/import');
   }
