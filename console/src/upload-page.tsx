@@ -1,6 +1,9 @@
 import { useRef, useState } from 'preact/hooks';
 import type { Image } from './api/client.js';
-import { XhrUploader, type UploadProgress, type Uploader } from './upload.js';
+import { ApiError } from './api/client.js';
+import { UploadError, XhrUploader, type UploadProgress, type Uploader } from './upload.js';
+
+const LOST = 'The connection to the server was lost during the upload. The image is still queued: retry to send the file again.';
 import { ErrorNote, formatBytes, formatDuration, useLoad, type AppContext } from './ui.js';
 
 const DISK = ['raw', 'qcow2', 'iso', 'vmdk', 'vdi', 'vhd', 'vhdx', 'ami', 'ari', 'aki', 'ploop'];
@@ -52,6 +55,7 @@ export function UploadPage({ ctx }: { ctx: AppContext }) {
   const [state, setState] = useState<'idle' | 'uploading' | 'done' | 'failed'>('idle');
   const [error, setError] = useState<unknown>(null);
   const [dragging, setDragging] = useState(false);
+  const [retryReady, setRetryReady] = useState(false);
   const abort = useRef<AbortController | null>(null);
   const uploader: Uploader = new XhrUploader((id) => ctx.client.fileUrl(id), () => ctx.session.token);
 
@@ -68,12 +72,35 @@ export function UploadPage({ ctx }: { ctx: AppContext }) {
     setState('uploading');
     setError(null);
     abort.current = new AbortController();
+    setRetryReady(false);
     try {
       await uploader.upload(target.id, f, setProgress, abort.current.signal);
       setState('done');
     } catch (e) {
-      setError(e);
+      // Chromium re-sends an upload whose connection broke; the server, still rolling back the broken
+      // write, refuses the second one with 409: for the person it is the same lost connection.
+      let interrupted = e instanceof UploadError && e.status === 0 && !(abort.current?.signal.aborted);
+      if (e instanceof ApiError && e.status === 409) {
+        // still held by the broken write, or already released by it: either way no one else wrote the image
+        interrupted = await ctx.client.getImage(target.id).then((im) => ['saving', 'uploading', 'queued'].includes(im.status), () => false);
+      }
+      setError(interrupted ? new UploadError(LOST, 0) : e);
       setState('failed');
+      await waitQueued(target.id);
+    }
+  };
+  // After a broken upload the server rolls the write back and the image is queued again
+  // (a moment later, when the connection merely dropped); retry is offered once it is.
+  const waitQueued = async (id: string) => {
+    for (let i = 0; i < 120; i++) {
+      try {
+        const im = await ctx.client.getImage(id);
+        if (im.status === 'queued') { setRetryReady(true); return; }
+        if (im.status !== 'saving' && im.status !== 'uploading') return;
+      } catch {
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 500));
     }
   };
   const submit = async (e: Event) => {
@@ -115,7 +142,8 @@ export function UploadPage({ ctx }: { ctx: AppContext }) {
             {state === 'uploading' && progress && ` · ${formatBytes(progress.bytesPerSecond)}/s · ${formatDuration(progress.secondsLeft)} left`}
           </p>
           {state === 'uploading' && <button type="button" onClick={() => abort.current?.abort()}>Cancel</button>}
-          {state === 'failed' && image && file && <button type="button" onClick={() => send(image, file)}>Retry upload</button>}
+          {state === 'failed' && image && file && !retryReady && <p aria-live="polite">Waiting for the server to release the interrupted upload…</p>}
+          {state === 'failed' && image && file && retryReady && <button type="button" onClick={() => send(image, file)}>Retry upload</button>}
           {image && <p><a href={`#/images/${image.id}`}>Open the image page</a></p>}
         </section>
       )}
