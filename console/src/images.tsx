@@ -20,34 +20,35 @@ declare global {
   interface Window { __imagoListRender?: RenderTiming[] }
 }
 
+/**
+ * An ARIA table of CSS-grid rows rather than a <table>: each row is laid out on its own and rows off
+ * screen skip layout and paint (`content-visibility: auto`), so a page of 1,000 images renders about
+ * as fast as a page of 50. Screen readers get the same table semantics (role table/row/cell).
+ */
 export function ImageTable({ images, caption, showOwner = true }: { images: Image[]; caption: string; showOwner?: boolean }) {
+  const cols = ['Name', 'Status', 'Size', 'Disk / container', 'Visibility', ...(showOwner ? ['Owner'] : []), 'Stores', 'Created', 'Updated'];
   return (
-    <div class="table-wrap" role="region" aria-label={caption} tabIndex={0}>
-      <table class="images">
-        <caption class="sr-only">{caption}</caption>
-        <thead>
-          <tr>
-            <th scope="col">Name</th><th scope="col">Status</th><th scope="col">Size</th><th scope="col">Disk / container</th>
-            <th scope="col">Visibility</th>{showOwner && <th scope="col">Owner</th>}<th scope="col">Stores</th>
-            <th scope="col">Created</th><th scope="col">Updated</th>
-          </tr>
-        </thead>
-        <tbody>
+    <div class="table-wrap" role="region" aria-label={`${caption} (scrollable)`} tabIndex={0}>
+      <div class={`grid images${showOwner ? '' : ' no-owner'}`} role="table" aria-label={caption} aria-rowcount={images.length + 1}>
+        <div role="rowgroup" class="head">
+          <div role="row" class="r">{cols.map((c) => <span role="columnheader" key={c}>{c}</span>)}</div>
+        </div>
+        <div role="rowgroup" class="body">
           {images.map((im) => (
-            <tr key={im.id}>
-              <td><a href={`#/images/${im.id}`}>{im.name || im.id}</a></td>
-              <td><StatusBadge status={im.status} /></td>
-              <td class="num">{formatBytes(im.size)}</td>
-              <td>{im.disk_format ?? '—'} / {im.container_format ?? '—'}</td>
-              <td>{im.visibility}</td>
-              {showOwner && <td>{im.owner ?? '—'}</td>}
-              <td>{im.stores ?? '—'}</td>
-              <td>{formatDate(im.created_at)}</td>
-              <td>{formatDate(im.updated_at)}</td>
-            </tr>
+            <div role="row" class="r" key={im.id}>
+              <span role="cell" class="name"><a href={`#/images/${im.id}`}>{im.name || im.id}</a></span>
+              <span role="cell"><StatusBadge status={im.status} /></span>
+              <span role="cell" class="num">{formatBytes(im.size)}</span>
+              <span role="cell">{im.disk_format ?? '—'} / {im.container_format ?? '—'}</span>
+              <span role="cell">{im.visibility}</span>
+              {showOwner && <span role="cell">{im.owner ?? '—'}</span>}
+              <span role="cell">{im.stores ?? '—'}</span>
+              <span role="cell">{formatDate(im.created_at)}</span>
+              <span role="cell">{formatDate(im.updated_at)}</span>
+            </div>
           ))}
-        </tbody>
-      </table>
+        </div>
+      </div>
     </div>
   );
 }
@@ -62,17 +63,19 @@ export function ImageList({ ctx, query }: { ctx: AppContext; query: URLSearchPar
   const prev = query.getAll('prev');
   const key = JSON.stringify([q, marker]);
 
-  const [page, setPage] = useState<ImagePage | null>(null);
+  const [loaded, setLoaded] = useState<{ key: string; page: ImagePage } | null>(null);
+  // a page is shown only for the query that produced it (no stale rows under a new page number)
+  const page = loaded?.key === key ? loaded.page : null;
   const [error, setError] = useState<unknown>(null);
   const answeredAt = useRef(0);
   const load = (quiet = false) => {
     ctx.client.listImages({ ...q, marker }).then((p) => {
       answeredAt.current = performance.now();
-      setPage(p);
+      setLoaded({ key, page: p });
       setError(null);
     }, (e) => { if (!quiet) setError(e); });
   };
-  useEffect(() => { setPage(null); load(); }, [key]);
+  useEffect(() => { load(); }, [key]);
   // measured: from the API's answer to the rows in the DOM (commit) and to the next frame (paint)
   useLayoutEffect(() => {
     if (!page || !answeredAt.current) return;

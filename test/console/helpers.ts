@@ -28,8 +28,11 @@ export const ROOT = (() => {
   return dir;
 })();
 
-/** Screenshots of the main pages, committed and shown in docs/console.md. */
-export const SHOTS = path.join(ROOT, 'docs', 'console');
+/**
+ * Screenshots of the main pages: test artifacts in dist/console-screenshots; the ones shown in
+ * docs/console.md are refreshed with IMAGO_CONSOLE_SCREENSHOTS=docs/console.
+ */
+export const SHOTS = path.resolve(ROOT, process.env.IMAGO_CONSOLE_SCREENSHOTS ?? 'dist/console-screenshots');
 
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SHOTS, { recursive: true });
