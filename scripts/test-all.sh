@@ -16,6 +16,7 @@ APT_PACKAGES=(
   haproxy                                     # the balancer in front of three nodes (test/scale/haproxy.test.ts)
   swift swift-proxy swift-object swift-container swift-account memcached  # a real S3 (Swift s3api) for the s3 store (test/support/swift.ts)
   glance-api python3-pymysql python3-psycopg2 mariadb-server  # a real Glance on MariaDB to migrate from (test/ops/import-glance.test.ts)
+  chromium                                    # the web console's browser tests drive it headless through playwright-core (test/console/)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
