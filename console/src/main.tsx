@@ -137,7 +137,12 @@ function App() {
   };
   if (!session) return <Login onSession={signIn} />;
 
-  const client = new ImagoClient('', session.token);
+  // an expired or revoked token: back to the sign-in form rather than errors on every panel
+  const client = new ImagoClient('', session.token, async (input, init) => {
+    const res = await fetch(input, init);
+    if (res.status === 401) signOut();
+    return res;
+  });
   const ctx: AppContext = { client, session, go: (h) => { location.hash = h; } };
   const [page, arg] = route.path;
   let body;

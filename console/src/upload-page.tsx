@@ -3,7 +3,7 @@ import type { Image } from './api/client.js';
 import { ApiError } from './api/client.js';
 import { UploadError, XhrUploader, type UploadProgress, type Uploader } from './upload.js';
 
-const LOST = 'The connection to the server was lost during the upload. The image is still queued: retry to send the file again.';
+const LOST = 'The connection to the server was lost during the upload; nothing of it was kept. Retry sends the file again.';
 import { ErrorNote, formatBytes, formatDuration, useLoad, type AppContext } from './ui.js';
 
 const DISK = ['raw', 'qcow2', 'iso', 'vmdk', 'vdi', 'vhd', 'vhdx', 'ami', 'ari', 'aki', 'ploop'];

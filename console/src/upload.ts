@@ -66,7 +66,7 @@ export class XhrUploader implements Uploader {
         } catch { /* not JSON */ }
         reject(new ApiError(xhr.status, message));
       };
-      xhr.onerror = () => reject(new UploadError('The connection to the server was lost during the upload. The image is still queued: retry to send the file again.', 0));
+      xhr.onerror = () => reject(new UploadError('The connection to the server was lost during the upload; nothing of it was kept. Retry sends the file again.', 0));
       xhr.onabort = () => reject(new UploadError('The upload was cancelled. The image is still queued.', 0));
       xhr.ontimeout = () => reject(new UploadError('The upload timed out.', 0));
       signal?.addEventListener('abort', () => xhr.abort(), { once: true });

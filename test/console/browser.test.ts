@@ -277,6 +277,16 @@ describe('console in a browser', { skip }, () => {
     assert.equal(await page.evaluate(() => sessionStorage.getItem('imago.session')), null);
   });
 
+  test('a token the API no longer accepts leads back to the sign-in form', async () => {
+    await page.evaluate(() => sessionStorage.setItem('imago.session', JSON.stringify({
+      token: 'revoked-token', mode: 'static', expires_at: null, user: { id: 'x', name: 'x' }, project: null, roles: [], is_admin: false,
+    })));
+    await page.goto(`${s.url}/console/#/images`);
+    await page.reload();
+    await page.getByLabel('Token').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('imago.session')), null);
+  });
+
   test('no request left the console\'s origin', () => {
     assert.ok(requests.length > 20, `${requests.length} requests seen`);
     assertSameOrigin(requests, s.url);

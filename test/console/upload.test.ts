@@ -132,7 +132,7 @@ describe('console uploads', { skip }, () => {
       await alert.waitFor({ timeout: 120_000 });
       cutting = false;
       assert.ok(cut >= 1);
-      assert.match(await alert.textContent() ?? '', /still queued: retry/);
+      assert.match(await alert.textContent() ?? '', /nothing of it was kept\. Retry sends the file again/);
       assert.equal(await page.locator('[data-testid="upload-status"]').getAttribute('data-state'), 'failed');
       await screenshot(page, 'upload-interrupted');
     } finally {
