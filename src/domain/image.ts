@@ -13,6 +13,8 @@ export interface Location {
   storeId: string;
   url: string;
   status: string;
+  /** what the locations API's client attached to it (Glance's location metadata); absent for Imago's own */
+  metadata?: Record<string, unknown>;
 }
 
 export interface Image {
@@ -38,6 +40,8 @@ export interface Image {
   properties: Record<string, string>;
   locations: Location[];
   writerId: string | null;
+  /** bytes an upload or stage in flight has received so far (updated about once a second) */
+  receivedBytes?: number | null;
 }
 
 /** Attributes a client may set on create and change with PATCH. */
@@ -46,8 +50,15 @@ export const MUTABLE_BASE = ['name', 'visibility', 'protected', 'os_hidden', 'di
 /** Attributes the server computes; a client naming them gets 403. */
 export const READ_ONLY = ['created_at', 'updated_at', 'status', 'checksum', 'os_hash_algo', 'os_hash_value', 'size', 'virtual_size', 'direct_url', 'self', 'file', 'schema', 'stores', 'locations'] as const;
 
-/** Attributes Glance reserves; a client naming them gets 403. */
-export const RESERVED = ['location', 'deleted', 'deleted_at'] as const;
+/**
+ * Imago's extension property: bytes an upload or stage in flight has received.
+ * A string, as every extra property is in the image schema (so clients that
+ * validate responses against it, like glanceclient, accept it).
+ */
+export const RECEIVED_BYTES = 'imago_received_bytes';
+
+/** Attributes Glance reserves (and Imago's own extension); a client naming them gets 403. */
+export const RESERVED = ['location', 'deleted', 'deleted_at', RECEIVED_BYTES] as const;
 
 /** Every attribute of the image schema (not an extra property). */
 export const BASE_ATTRIBUTES = new Set<string>(['id', ...MUTABLE_BASE, ...READ_ONLY]);
@@ -76,7 +87,7 @@ export function storesOf(image: Image): string | undefined {
 }
 
 /** The JSON an API client sees, exactly as Glance shapes it. */
-export function representImage(image: Image, displayTime: (iso: string) => string): Record<string, unknown> {
+export function representImage(image: Image, displayTime: (iso: string) => string, view: { locations?: unknown[]; directUrl?: string } = {}): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(image.properties)) if (!HIDDEN_PROPERTIES.has(k)) setOwn(out, k, v);
   Object.assign(out, {
@@ -98,6 +109,11 @@ export function representImage(image: Image, displayTime: (iso: string) => strin
     id: image.id,
     created_at: displayTime(image.createdAt),
     updated_at: displayTime(image.updatedAt),
+  });
+  // Glance's places for them, when the locations API shows them (services/locations.ts decides)
+  if (view.locations) out.locations = view.locations;
+  if (view.directUrl !== undefined) out.direct_url = view.directUrl;
+  Object.assign(out, {
     tags: image.tags,
     self: `/v2/images/${image.id}`,
     file: `/v2/images/${image.id}/file`,
@@ -105,5 +121,7 @@ export function representImage(image: Image, displayTime: (iso: string) => strin
   });
   const stores = storesOf(image);
   if (stores) out.stores = stores;
+  // Imago's extension: how far an upload (saving) or a stage (uploading) has come, from any node
+  if ((image.status === 'saving' || image.status === 'uploading') && image.writerId && typeof image.receivedBytes === 'number') out[RECEIVED_BYTES] = String(image.receivedBytes);
   return out;
 }

@@ -24,7 +24,13 @@ export function representTask(t: Task): Record<string, unknown> {
   if (t.requestId) out.request_id = t.requestId;
   if (t.userId) out.user_id = t.userId;
   if (t.expiresAt) out.expires_at = isoSeconds(t.expiresAt);
+  out.progress = representProgress(t);
   return out;
+}
+
+/** Imago's machine-readable progress (docs/import.md#progress): null until bytes move. */
+function representProgress(t: Task): Record<string, unknown> | null {
+  return t.progress ? { bytes_done: t.progress.bytesDone, bytes_expected: t.progress.bytesExpected } : null;
 }
 
 /** One entry of GET /v2/tasks. */
@@ -61,12 +67,19 @@ export function representImageTask(t: Task): Record<string, unknown> {
     input: t.input,
     result: t.result,
     message: t.message,
+    progress: representProgress(t),
   };
 }
 
 const MiB = 1024 * 1024;
 
-/** Glance's progress message, kept current while bytes move. */
-export function copiedMessage(bytes: number): string {
-  return `Copied ${Math.floor(bytes / MiB)} MiB`;
+/**
+ * Glance's progress message, kept current while bytes move, with the total
+ * when it is known: "Copied 120 MiB of 2048 MiB (5 %)". Glance's own text
+ * stops at "Copied 120 MiB"; scripts that parse it still find that prefix.
+ */
+export function copiedMessage(bytes: number, expected?: number | null): string {
+  const done = `Copied ${Math.floor(bytes / MiB)} MiB`;
+  if (expected === undefined || expected === null || expected <= 0 || bytes > expected) return done;
+  return `${done} of ${Math.ceil(expected / MiB)} MiB (${Math.floor((bytes * 100) / expected)} %)`;
 }

@@ -10,10 +10,11 @@ import { BadRequest, Gone, ImagoError, NotFound, ServiceUnavailable } from '../d
 import { isUuid } from '../domain/image-input.js';
 import { type TasksRepo, type TaskListQuery } from '../db/tasks-repo.js';
 import { copiedMessage } from '../import/task.js';
-import { TASK_STATUSES, TASK_TYPES, type ImportTaskInput, type Task } from '../domain/task.js';
+import { LOCATION_IMPORT, TASK_STATUSES, TASK_TYPES, type ImportTaskInput, type Task } from '../domain/task.js';
 import type { Resolver } from '../import/http-source.js';
 import { ImportFailure, ImportRun, type ImportRunDeps } from './import-run.js';
 import { targetOf, type ImageAccess } from './image-access.js';
+import type { TaskEvent } from '../notifications/notifier.js';
 
 /** A task interrupted by crashes this many times is rolled back instead of resumed again. */
 export const MAX_ATTEMPTS = 3;
@@ -30,7 +31,7 @@ export interface TaskServiceDeps extends ImportRunDeps {
   access: ImageAccess;
   policy: Policy;
   writers: Pick<WriterRegistry, 'isClosing'>;
-  data: Pick<DataService, 'uploadCap' | 'write' | 'asWriter' | 'removeLocations'>;
+  data: Pick<DataService, 'uploadCap' | 'write' | 'digest' | 'asWriter' | 'removeLocations'>;
   nodes: NodeLiveness;
   metrics: Pick<Metrics, 'taskFinished'>;
   nodeId: string;
@@ -68,7 +69,22 @@ export class TaskService {
     const task = isUuid(id) ? await this.repo.get(id) : undefined;
     if (!task || (!ctx.isAdmin && task.owner !== ctx.projectId) || expired(task)) throw new NotFound(`Task with the given id ${id} not found`);
     this.deps.policy.enforce('get_task', ctx, { owner: task.owner, project_id: task.owner }, 'You are not authorized to see this task.');
-    return task;
+    return (await this.withRunnerState([task]))[0]!;
+  }
+
+  /**
+   * A task whose node died shows its last progress until another node takes
+   * it over; until then its message says so, instead of looking merely slow.
+   */
+  private async withRunnerState(tasks: Task[]): Promise<Task[]> {
+    const elsewhere = tasks.filter((t) => t.status === 'processing' && t.runnerNode && t.runnerNode !== this.deps.nodeId);
+    if (!elsewhere.length) return tasks;
+    const live = new Set(await this.deps.nodes.live());
+    return tasks.map((t) =>
+      elsewhere.includes(t) && !live.has(t.runnerNode!)
+        ? { ...t, message: `${t.message ? `${t.message}. ` : ''}The node running this import (${t.runnerNode}) stopped responding; another node will take the task over and go on.` }
+        : t,
+    );
   }
 
   async list(query: Record<string, string | string[] | undefined>, ctx: RequestContext): Promise<{ tasks: Task[]; limit: number }> {
@@ -110,7 +126,7 @@ export class TaskService {
   async listForImage(imageId: string, ctx: RequestContext): Promise<Task[]> {
     const { image, membership } = await this.deps.access.getVisible(imageId, ctx);
     if (!this.deps.policy.check('get_image', ctx, targetOf(image, membership))) throw new NotFound(`No image found with ID ${imageId}`);
-    return this.repo.listByImage(image.id);
+    return this.withRunnerState(await this.repo.listByImage(image.id));
   }
 
   // ---- runner ----
@@ -149,6 +165,13 @@ export class TaskService {
     return this.running.size;
   }
 
+  /** task.<event> with the task as it is now (read only when someone listens); never fails the caller. */
+  async taskEvent(event: TaskEvent, id: string): Promise<void> {
+    if (!this.deps.events.wants(`task.${event}`)) return;
+    const task = await this.repo.get(id).catch(() => undefined);
+    if (task) this.deps.events.task(event, task);
+  }
+
   kick(): void {
     if (this.stopped) return;
     this.pump().catch((err) => this.deps.log.error({ err }, 'task runner could not claim tasks'));
@@ -168,7 +191,7 @@ export class TaskService {
         const sweepEvery = this.deps.dialect === 'postgres' ? Math.min(SWEEP_MS, this.deps.nodes.timeoutMs / 3) : SWEEP_MS;
         if (Date.now() - this.lastSweep > sweepEvery) {
           this.lastSweep = Date.now();
-          await this.repo.deleteExpired();
+          await this.deleteExpired();
           if (this.deps.dialect === 'postgres') await this.recoverInterrupted();
         }
         const free = this.deps.config.import.maxConcurrentTasks - this.running.size;
@@ -189,29 +212,40 @@ export class TaskService {
     this.running.set(task.id, done);
   }
 
+  /** Forgets tasks past their expiry; task.delete for each when someone listens. */
+  private async deleteExpired(): Promise<void> {
+    const events = this.deps.events;
+    const doomed = events.wants('task.delete') ? await this.repo.listExpired() : [];
+    await this.repo.deleteExpired();
+    for (const t of doomed) events.task('delete', t);
+  }
+
   private async execute(task: Task): Promise<void> {
     const d = this.deps;
     const imageId = (task.input as unknown as ImportTaskInput).image_id;
     const controller = new AbortController();
     // "Copied N MiB", written at most once a second, and always once more after the last bytes of a burst.
     let copied = 0;
+    let expected: number | null = null;
     let lastProgress = 0;
     let pending: NodeJS.Timeout | undefined;
     const flush = () => {
       pending = undefined;
       lastProgress = Date.now();
-      this.repo.touch(task.id, d.nodeId, copiedMessage(copied)).catch(() => {});
+      this.repo.touch(task.id, d.nodeId, copiedMessage(copied, expected), { bytesDone: copied, bytesExpected: expected }).catch(() => {});
     };
     const input = task.input as unknown as ImportTaskInput;
     const method = input.import_req.method.name;
     const started = Date.now();
     const taskLog = { task: task.id, image: imageId, method };
     let milestone = PROGRESS_LOG_FIRST;
-    const progress = (bytes: number) => {
+    const progress = (bytes: number, total?: number) => {
       if (bytes <= copied) return;
       copied = bytes;
+      // The total of the transfer now under way (staging, then each store); unknown without a Content-Length.
+      expected = total ?? null;
       if (copied >= milestone) {
-        d.log.info({ ...taskLog, bytes: copied }, `import task progress: ${copiedMessage(copied)}`);
+        d.log.info({ ...taskLog, bytes: copied, expected }, `import task progress: ${copiedMessage(copied, expected)}`);
         while (milestone <= copied) milestone = milestone < PROGRESS_LOG_EVERY ? milestone * 2 : milestone + PROGRESS_LOG_EVERY;
       }
       if (pending) return;
@@ -228,13 +262,20 @@ export class TaskService {
     heartbeat.unref();
     const work = async () => {
       await this.repo.adoptClaim(imageId, task.id, d.nodeId);
+      await this.taskEvent('run', task.id);
+      await this.taskEvent('processing', task.id);
+      if (d.events.wants('image.prepare')) {
+        const image = await d.images.get(imageId).catch(() => undefined);
+        if (image) for (const store of input.backend) d.events.imagePrepared(image, store);
+      }
       d.log.info({ ...taskLog, attempt: task.attempts, stores: input.backend, resumed: !!task.state.resumed }, task.state.resumed ? 'import task resumed' : 'import task started');
       const run = new ImportRun(d, task, { token: this.tokens.get(task.id), signal: controller.signal, progress, resolve: this.resolver });
       try {
         const message = await run.run();
         // Usually the commit that activated the image ended the task too; copy-image and partial imports end here.
-        if (!run.ended) await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, d.config.import.taskTimeToLiveHours);
+        if (!run.ended) await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, d.config.import.taskTimeToLiveHours, { bytesDone: copied, bytesExpected: expected });
         d.metrics.taskFinished(method, 'success', (Date.now() - started) / 1000);
+        await this.taskEvent('success', task.id);
         d.log.info({ ...taskLog, durationMs: Date.now() - started, bytes: copied, result: message }, 'import task succeeded');
       } catch (err) {
         if (run.ended) {
@@ -255,6 +296,7 @@ export class TaskService {
         }
         await this.fail(task, reason);
         d.metrics.taskFinished(method, 'failure', (Date.now() - started) / 1000);
+        await this.taskEvent('failure', task.id);
       }
     };
     try {
@@ -429,6 +471,8 @@ function retryHint(method: string, imageId: string): string {
       return `stage the data again (PUT /v2/images/${imageId}/stage) and import it.`;
     case 'web-download':
       return 'fix the problem (the URL, its data or disk_format) and import again.';
+    case LOCATION_IMPORT:
+      return `check the URL and its validation_data, then add the location again (POST /v2/images/${imageId}/locations).`;
     default:
       return 'fix the problem and import again.';
   }
