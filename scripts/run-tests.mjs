@@ -41,7 +41,9 @@ function listTests(dir) {
   for (const name of readdirSync(dir)) {
     const p = path.join(dir, name);
     if (statSync(p).isDirectory()) out.push(...listTests(p));
-    else if (name.endsWith('.test.js')) out.push(p);
+    // relative to the repository: the patterns below must not match the checkout's own directory name
+    // (in a checkout at /work/wt-console, 'console/' matched every file)
+    else if (name.endsWith('.test.js')) out.push(path.relative(ROOT, p));
   }
   return out;
 }

@@ -17,6 +17,7 @@ APT_PACKAGES=(
   swift swift-proxy swift-object swift-container swift-account memcached  # a real S3 (Swift s3api) for the s3 store (test/support/swift.ts)
   glance-api python3-pymysql python3-psycopg2 mariadb-server  # a real Glance on MariaDB to migrate from (test/ops/import-glance.test.ts)
   rabbitmq-server python3-oslo.messaging      # the message bus notifications go to, and an oslo.messaging listener reading them (test/notifications/)
+  chromium                                    # the web console's browser tests drive it headless through playwright-core (test/console/)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -169,6 +169,10 @@ export const ConfigSchema = T.Object({
     disableByFile: T.Optional(T.String({ minLength: 1, description: 'while this file exists, `/healthcheck` answers 503 (drain a node)' })),
     cacheSeconds: T.Number({ minimum: 0, maximum: 300, default: 5, description: 'how long one round of health checks is reused' }),
   }, { ...closed, default: {} }),
+  console: T.Object({
+    enabled: T.Boolean({ default: true, env: 'IMAGO_CONSOLE_ENABLED', description: 'the web console at `/console/` (static files and its sign-in endpoints `/console/api/login`, `/console/api/projects`), see [console.md](console.md); `false` answers 404 there' }),
+    loginsPerMinute: int(1, 10_000, { default: 10, description: 'sign-in attempts one remote address may make per minute; more get 429' }),
+  }, { ...closed, default: {} }),
   notifications: T.Object({
     driver: oneOf(['noop', 'log', 'messagingv2'] as const, { default: 'noop', env: 'IMAGO_NOTIFICATIONS_DRIVER', description: 'where events about images, members, tasks and metadefs go: `noop` (nowhere), `log` (the log), `messagingv2` (the message bus, as oslo.messaging), see [notifications.md](notifications.md)' }),
     transportUrl: T.Optional(T.String({ pattern: '^rabbit://', env: 'IMAGO_NOTIFICATIONS_TRANSPORT_URL', description: 'the bus, as oslo.messaging\'s `transport_url`: `rabbit://user:pass@host:5672/vhost` (several hosts separated by commas)', hint: 'needed by the messagingv2 driver' })),

@@ -69,6 +69,14 @@ function applyEnv(raw: Json, env: NodeJS.ProcessEnv, problems: string[], fromEnv
         continue;
       }
     }
+    if (schema.type === 'boolean') {
+      const v = value.trim().toLowerCase();
+      if (!['true', 'false', '1', '0'].includes(v)) {
+        problems.push(`${name} must be true or false, got "${value}"`);
+        continue;
+      }
+      parsed = v === 'true' || v === '1';
+    }
     const [parent, last] = parentOf(raw, key);
     parent[last] = parsed;
     fromEnv.set(key, name);

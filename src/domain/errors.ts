@@ -63,6 +63,12 @@ export class RangeNotSatisfiable extends ImagoError {
   }
 }
 
+export class TooManyRequests extends ImagoError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super(429, message, '', { 'retry-after': String(Math.max(1, Math.ceil(retryAfterSeconds))) });
+  }
+}
+
 export class ServiceUnavailable extends ImagoError {
   constructor(message: string, details = '') { super(503, message, details); }
 }

@@ -24,6 +24,7 @@ import { registerUsage } from './usage.js';
 import { registerMetadefs } from './metadefs.js';
 import { observeRequest, observeRequests } from './request-log.js';
 import { registerHealth } from './health.js';
+import { registerConsole } from './console.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -37,7 +38,7 @@ const MEDIA_TYPE = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+
 export type Registrar = (app: FastifyInstance, rt: Runtime) => void;
 
 /** Extra resources registered by other modules (import, members, tasks, metadefs...). */
-export const registrars: Registrar[] = [registerVersions, registerHealth, registerSchemas, registerInfo, registerImages, registerLocations, registerImageData, registerTags, registerMembers, registerUsage, registerMetadefs, registerImport, registerTasks, registerStores];
+export const registrars: Registrar[] = [registerVersions, registerHealth, registerSchemas, registerInfo, registerImages, registerLocations, registerImageData, registerTags, registerMembers, registerUsage, registerMetadefs, registerImport, registerTasks, registerStores, registerConsole];
 
 export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance {
   const app = (Fastify as unknown as (o: object) => FastifyInstance)({

@@ -60,6 +60,8 @@ export function negotiateVersion(req: IncomingMessage): string {
   const rest = slash === -1 ? '' : trimmed.slice(slash);
   if (first === 'versions') return '/versions';
   if (path === '/healthcheck') return url;
+  // the web console (server/console.ts) is not a versioned API
+  if (first === 'console') return url;
   const accept = req.headers.accept ?? '';
   if (accept.startsWith(VERSIONED_MEDIA_TYPE)) {
     return VERSION_PREFIXES.has(accept.slice(VERSIONED_MEDIA_TYPE.length)) ? `/v2${path}${query}` : VERSION_CHOICES;

@@ -87,11 +87,20 @@ describe('configuration', () => {
 
   test('every environment variable the schema names is read', () => {
     const names = envKeys().map((e) => e.env).sort();
-    assert.deepEqual(names, ['IMAGO_AUTH_MODE', 'IMAGO_DATABASE_URL', 'IMAGO_DATA_DIR', 'IMAGO_HOST', 'IMAGO_IMAGE_SIZE_CAP', 'IMAGO_LOG_FORMAT', 'IMAGO_LOG_LEVEL', 'IMAGO_METRICS_PORT', 'IMAGO_NODE_TIMEOUT_SECONDS', 'IMAGO_NOTIFICATIONS_DRIVER', 'IMAGO_NOTIFICATIONS_TRANSPORT_URL', 'IMAGO_PORT', 'IMAGO_PUBLIC_ENDPOINT', 'IMAGO_SHUTDOWN_GRACE_SECONDS'].sort());
+    assert.deepEqual(names, ['IMAGO_AUTH_MODE', 'IMAGO_CONSOLE_ENABLED', 'IMAGO_DATABASE_URL', 'IMAGO_DATA_DIR', 'IMAGO_HOST', 'IMAGO_IMAGE_SIZE_CAP', 'IMAGO_LOG_FORMAT', 'IMAGO_LOG_LEVEL', 'IMAGO_METRICS_PORT', 'IMAGO_NODE_TIMEOUT_SECONDS', 'IMAGO_NOTIFICATIONS_DRIVER', 'IMAGO_NOTIFICATIONS_TRANSPORT_URL', 'IMAGO_PORT', 'IMAGO_PUBLIC_ENDPOINT', 'IMAGO_SHUTDOWN_GRACE_SECONDS'].sort());
     const metrics = load(undefined, { IMAGO_METRICS_PORT: '9999', IMAGO_LOG_FORMAT: 'json' });
     assert.deepEqual([metrics.metrics.port, metrics.metrics.enabled, metrics.logFormat], [9999, true, 'json']);
     const bus = load(undefined, { IMAGO_NOTIFICATIONS_DRIVER: 'messagingv2', IMAGO_NOTIFICATIONS_TRANSPORT_URL: 'rabbit://u:p@mq:5672/' });
     assert.deepEqual([bus.notifications.driver, bus.notifications.transportUrl, bus.notifications.exchange, bus.notifications.topics], ['messagingv2', 'rabbit://u:p@mq:5672/', 'glance', ['notifications']]);
+  });
+
+  test('the web console is on by default; IMAGO_CONSOLE_ENABLED takes true/false/1/0 and nothing else', () => {
+    assert.deepEqual(load(undefined).console, { enabled: true, loginsPerMinute: 10 });
+    assert.equal(load(undefined, { IMAGO_CONSOLE_ENABLED: 'false' }).console.enabled, false);
+    assert.equal(load(undefined, { IMAGO_CONSOLE_ENABLED: '0' }).console.enabled, false);
+    assert.equal(load({ console: { enabled: false } }, { IMAGO_CONSOLE_ENABLED: 'true' }).console.enabled, true);
+    assert.match(refused(undefined, { IMAGO_CONSOLE_ENABLED: 'maybe' }), /IMAGO_CONSOLE_ENABLED must be true or false, got "maybe"/);
+    assert.match(refused({ console: { loginsPerMinute: 0 } }), /console\.loginsPerMinute must be an integer ≥ 1, got 0/);
   });
 
   test('an unknown key is refused with the key probably meant', () => {
