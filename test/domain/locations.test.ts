@@ -5,7 +5,7 @@ import { checkLocationChange, checkLocationValue, digestsToSet, locationIndex, s
 import { digestMismatch, expectedDigest, expectedFromHeaders, expectedFromProperties } from '../../src/domain/expected-digests.js';
 import { BadRequest, Conflict, Forbidden } from '../../src/domain/errors.js';
 
-const queued = { status: 'queued', checksum: null, osHashAlgo: null, osHashValue: null };
+const queued = { status: 'queued' as const, checksum: null, osHashAlgo: null, osHashValue: null };
 const sha = 'ab'.repeat(64);
 
 describe('locations: the rules of JSON-patch on /locations', () => {
@@ -39,7 +39,7 @@ describe('locations: the rules of JSON-patch on /locations', () => {
   test('validation_data: taken as given on a queued image; equal values pass; others 409', () => {
     const vd = { checksum: '1'.repeat(32), os_hash_algo: 'sha512', os_hash_value: sha };
     assert.deepEqual(digestsToSet(queued, [{ url: 'u', metadata: {}, validation_data: vd }]), vd);
-    const active = { status: 'active', checksum: vd.checksum, osHashAlgo: 'sha512', osHashValue: sha };
+    const active = { status: 'active' as const, checksum: vd.checksum, osHashAlgo: 'sha512', osHashValue: sha };
     assert.deepEqual(digestsToSet(active, [{ url: 'u', metadata: {}, validation_data: vd }]), {});
     throwsWith(() => digestsToSet(active, [{ url: 'u', metadata: {}, validation_data: { ...vd, checksum: '2'.repeat(32) } }]), Conflict, 409, /already/);
     throwsWith(() => digestsToSet(queued, [{ url: 'u', metadata: {}, validation_data: { ...vd, os_hash_algo: 'sha256' } }]), Conflict, 409, /sha512/);
