@@ -22,6 +22,7 @@ import { crashPoint } from './crash-points.js';
 import { receivedBytesTap } from './received-bytes.js';
 import type { DurableCommits } from './durable-commits.js';
 import type { QuotaLease } from '../domain/quota.js';
+import type { ImageCache } from '../cache/image-cache.js';
 
 export interface WriteOptions {
   /** most bytes accepted; passing it fails the write with `tooLarge` */
@@ -68,6 +69,8 @@ export interface DataServiceDeps {
   commits: DurableCommits;
   quotas?: QuotaChecker;
   inspection?: InspectionPlugin;
+  /** this node's image cache (docs/cache.md), when enabled: downloads read through it */
+  cache?: Pick<ImageCache, 'read'>;
   nodeId: string;
   config: Pick<Config, 'imageSizeCap'>;
   log: Logger;
@@ -210,7 +213,9 @@ export class DataService {
       headers['content-length'] = '0';
       return { status: 200, headers };
     }
-    const body = opts.open === false ? undefined : await store.get(location.url, r);
+    // The cache sits exactly where the store is read: only after the image row has authorized this request.
+    const cache = this.deps.cache;
+    const body = opts.open === false ? undefined : cache ? await cache.read(image, r, (range) => store.get(location.url, range)) : await store.get(location.url, r);
     if (r) {
       headers['content-range'] = `bytes ${r.start}-${r.end}/${size}`;
       headers['content-length'] = String(r.end - r.start + 1);

@@ -15,6 +15,7 @@ import { canSee, type MemberStatus } from '../domain/visibility.js';
 import type { Policy, PolicyTarget } from '../domain/policy.js';
 import { parseImageListQuery, type Query } from '../domain/list-query.js';
 import type { ImageChanges } from '../db/images-repo.js';
+import type { ImageCache } from '../cache/image-cache.js';
 
 /** What the metadata operations use; built by the composition root (src/runtime.ts). */
 export interface ImageServiceDeps {
@@ -26,6 +27,8 @@ export interface ImageServiceDeps {
   data: Pick<DataService, 'removeLocations'>;
   staging: Pick<StagingService, 'discard'>;
   quotas?: Pick<QuotaChecker, 'admitCreate'>;
+  /** this node's image cache: a deleted image's entry goes at once (other nodes' sweeps remove theirs) */
+  cache?: Pick<ImageCache, 'remove'>;
   config: Pick<Config, 'maxImageProperties' | 'maxImageTags'>;
 }
 
@@ -147,6 +150,7 @@ export class ImageService {
     if (!locations) throw new NotFound(`No image found with ID ${id}`);
     // A writer still streaming into this image learns now, not at commit (invariant 4).
     this.deps.writers.abort(id);
+    this.deps.cache?.remove(id);
     // Data goes only once the delete is durable: removeLocations syncs first when there are locations, discard
     // when there are none (a power loss must not bring back an image whose data is already gone).
     await this.deps.data.removeLocations(locations);
