@@ -181,8 +181,10 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
         await drain();
         await tasks.stop();
         await stopHeartbeat?.();
-        await prefetcher?.stop();
+        // Closing the cache stops the fills, so the prefetches in flight end now rather than after whole images.
+        const prefetching = prefetcher?.stop();
         await cache?.close();
+        await prefetching;
         unwatchPolicy();
         await hashPool.close();
         await stores.close();

@@ -356,6 +356,7 @@ export class ImageCache {
     // A slow store must not hold up a cancel (shutdown, the entry removed with nobody reading).
     const stop = () => source.destroy(signal.reason as Error);
     signal.addEventListener('abort', stop, { once: true });
+    if (signal.aborted) stop();
     try {
       for await (const chunk of source as AsyncIterable<Buffer>) {
         if (signal.aborted) throw signal.reason;

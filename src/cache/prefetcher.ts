@@ -33,6 +33,7 @@ export class Prefetcher {
   private timer: NodeJS.Timeout | undefined;
   private lastSweep = Date.now();
   private sweeping: Promise<number> | undefined;
+  private stopped = false;
 
   constructor(private readonly o: PrefetcherOptions) {}
 
@@ -41,10 +42,15 @@ export class Prefetcher {
     this.timer.unref();
   }
 
+  /**
+   * Stops the sweeps; resolves when the prefetches in flight have ended. Closing the cache
+   * (ImageCache.close) is what stops their fills: call it meanwhile, or this waits for whole images.
+   */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
-    await Promise.all([...this.running.values(), this.sweeping]);
+    await Promise.allSettled([...this.running.values(), this.sweeping]);
   }
 
   /** Prefetches in flight. */
@@ -54,6 +60,7 @@ export class Prefetcher {
 
   /** One sweep: starts what may start now (the timer calls it; tests may too). */
   tick(at = Date.now()): void {
+    if (this.stopped) return;
     for (const q of this.o.cache.queuedSince()) {
       if (this.running.size >= this.o.concurrency) break;
       if (this.running.has(q.imageId) || at - q.queuedAt * 1000 < this.o.intervalMs) continue;
@@ -72,6 +79,7 @@ export class Prefetcher {
       let removed = 0;
       try {
         for (const id of this.o.cache.cachedIds()) {
+          if (this.stopped) break;
           const image = await this.o.getImage(id);
           if (image && (image.status === 'active' || image.status === 'deactivated')) continue;
           if (this.o.cache.remove(id)) removed++;
@@ -103,17 +111,21 @@ export class Prefetcher {
         this.done(id);
       } else this.failed(id);
     } catch (err) {
+      if (this.stopped) return;
       log.warn({ err, image: id }, 'image cache: prefetching an image failed');
       this.failed(id);
     }
   }
 
   private done(id: string): void {
+    // Stopping: the cache may be closed; the queue keeps the image for the next start.
+    if (this.stopped) return;
     this.attempts.delete(id);
     this.o.cache.dequeue(id);
   }
 
   private failed(id: string): void {
+    if (this.stopped) return;
     const n = (this.attempts.get(id) ?? 0) + 1;
     if (n < MAX_ATTEMPTS) {
       this.attempts.set(id, n);
