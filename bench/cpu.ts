@@ -48,6 +48,50 @@ export function cpuTimes(pid: number): CpuTimes | undefined {
   return { processSeconds: all / TICKS_PER_SECOND, mainThreadSeconds: main / TICKS_PER_SECOND, runQueueWaitSeconds: runQueueWait(pid) };
 }
 
+/**
+ * Where a process's CPU goes, by kind of thread. Node names every thread
+ * `node`, so: the event loop is the thread whose id is the pid; Imago's own
+ * workers name themselves (`/proc/thread-self/comm`: `imago-hash` for the
+ * hash workers, `imago-*` for the others); of the remaining threads, the
+ * first five created after the main one (lowest ids) are V8's platform
+ * threads — the delayed-task scheduler and the 4 workers of the default
+ * `--v8-pool-size`, which run the parallel GC and background compilation —
+ * and the rest are libuv's threadpool (file writes, fdatasync, DNS) and
+ * anything else.
+ */
+export type ThreadKind = 'eventLoop' | 'hashWorkers' | 'v8Platform' | 'libuvAndOther';
+export const THREAD_KINDS: ThreadKind[] = ['eventLoop', 'hashWorkers', 'v8Platform', 'libuvAndOther'];
+const V8_PLATFORM_THREADS = 5;
+
+export function cpuByKind(pid: number): Record<ThreadKind, number> | undefined {
+  let tids: number[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
+  } catch {
+    return undefined;
+  }
+  const out: Record<ThreadKind, number> = { eventLoop: 0, hashWorkers: 0, v8Platform: 0, libuvAndOther: 0 };
+  let unnamed = 0;
+  for (const tid of tids) {
+    const seconds = ticksOf(`/proc/${pid}/task/${tid}/stat`) / TICKS_PER_SECOND;
+    if (!Number.isFinite(seconds)) continue;
+    let comm = '';
+    try {
+      comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    const kind: ThreadKind =
+      tid === pid ? 'eventLoop'
+      : comm === 'imago-hash' ? 'hashWorkers'
+      : comm.startsWith('imago-') ? 'libuvAndOther'
+      : unnamed++ < V8_PLATFORM_THREADS ? 'v8Platform'
+      : 'libuvAndOther';
+    out[kind] += seconds;
+  }
+  return out;
+}
+
 export function threadCount(pid: number): number {
   try {
     return readdirSync(`/proc/${pid}/task`).length;
@@ -69,10 +113,13 @@ export function cpuSpent(before: CpuTimes | undefined, after: CpuTimes | undefin
 export class CpuMeter {
   private total: CpuTimes = { processSeconds: 0, mainThreadSeconds: 0 };
   private started: CpuTimes | undefined;
+  private startedByKind: Record<ThreadKind, number> | undefined;
+  private readonly totalByKind: Record<ThreadKind, number> = { eventLoop: 0, hashWorkers: 0, v8Platform: 0, libuvAndOther: 0 };
   constructor(private readonly pid: number | undefined) {}
 
   start(): void {
     this.started = this.pid ? cpuTimes(this.pid) : undefined;
+    this.startedByKind = this.pid ? cpuByKind(this.pid) : undefined;
   }
 
   stop(): void {
@@ -80,6 +127,15 @@ export class CpuMeter {
     if (!spent) return;
     this.total.processSeconds += spent.processSeconds;
     this.total.mainThreadSeconds += spent.mainThreadSeconds;
+    const now = this.pid ? cpuByKind(this.pid) : undefined;
+    // a thread that ended in the window takes its time with it: a kind can only be under-counted
+    if (now && this.startedByKind) for (const k of THREAD_KINDS) this.totalByKind[k] += Math.max(0, now[k] - this.startedByKind[k]);
+  }
+
+  /** Server CPU seconds per `units` by kind of thread (see cpuByKind). */
+  perByKind(units: number): Record<ThreadKind, number> | undefined {
+    if (!this.pid || units <= 0) return undefined;
+    return Object.fromEntries(THREAD_KINDS.map((k) => [k, this.totalByKind[k] / units])) as Record<ThreadKind, number>;
   }
 
   /** Server CPU seconds per `units` (e.g. per GiB, per range) over the timed windows; undefined without a local pid. */

@@ -34,6 +34,24 @@ export function scenarioTable(results: ScenarioResult[]): string {
   );
 }
 
+/**
+ * Server CPU by kind of thread for every scenario that measured it, and for
+ * uploads the ratio of CPU per GiB to the hash floor (md5 + sha512 of the same
+ * bytes on one core, from the references of the same run).
+ */
+export function threadTable(results: ScenarioResult[], refs?: References): string {
+  const floor = refs?.md5 && refs.sha512 ? 1024 / refs.md5 + 1024 / refs.sha512 : undefined;
+  const rows = results.filter((r) => r.serverCpuByKind).map((r) => {
+    const k = r.serverCpuByKind!;
+    const perGiB = r.metrics.serverCpuSecondsPerGiB;
+    const ratio = floor && typeof perGiB === 'number' && (r.id.startsWith('upload') || r.id === 'concurrent-upload' || r.id === 'import') ? `${(perGiB / floor).toFixed(2)}×` : '';
+    return [r.title, k.eventLoop, k.hashWorkers, k.v8Platform, k.libuvAndOther, typeof perGiB === 'number' ? perGiB : '', ratio];
+  });
+  const head = ['scenario', 'event loop s', 'hash workers s', 'V8 platform (GC helpers) s', 'libuv pool + other s', 'CPU-s per GiB', 'to the hash floor'];
+  return table(head, rows) + (floor ? `
+hash floor: ${floor.toFixed(2)} CPU-s per GiB (md5 + sha512 on one core, this run's references)` : '');
+}
+
 export function referenceTable(refs: References): string {
   const names: [keyof References, string][] = [
     ['md5', 'node md5, one core'],

@@ -17,7 +17,7 @@ import { keystoneToken } from './keystone.js';
 import { describeMachine } from './machine.js';
 import { parseOptions, USAGE, UsageError, type Options } from './options.js';
 import { measureReferences, startRefServer, type References } from './references.js';
-import { referenceTable, scenarioTable, targetTable } from './report.js';
+import { referenceTable, scenarioTable, targetTable, threadTable } from './report.js';
 import { runScenario, Skip, type BenchContext, type ScenarioResult } from './scenario.js';
 import { concurrentDownloads, concurrentUploads } from './scenarios/concurrent.js';
 import { stageAndImport } from './scenarios/import.js';
@@ -54,6 +54,12 @@ async function openTarget(o: Options, workDir: string, profDir: string, s3?: Ben
   const nodeArgs = [...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...o.serverNodeArgs];
   const local = await startImago({ repoRoot, workDir, nodeArgs, extraConfig: s3?.serverConfig });
   return { target: local.target, local };
+}
+
+/** Server CPU per GiB moved, for a scenario whose whole window moved `bytes` (the thread table's ratio to the hash floor). */
+function withCpuPerGiB(r: ScenarioResult, bytes: number): ScenarioResult {
+  if (r.serverCpu && bytes > 0) r.metrics.serverCpuSecondsPerGiB = Math.round((r.serverCpu.processSeconds / (bytes / GiB)) * 100) / 100;
+  return r;
 }
 
 /** Generated data files by size, made on first use and removed as soon as no later scenario needs them. */
@@ -142,7 +148,7 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
 
   if (only.has('import')) {
     const file = files.get(small);
-    results.push(await runScenario(ctx, 'import', `stage + glance-direct import ${formatBytes(small)}`, (r) => stageAndImport(r, api, file, name('import'))));
+    results.push(withCpuPerGiB(await runScenario(ctx, 'import', `stage + glance-direct import ${formatBytes(small)}`, (r) => stageAndImport(r, api, file, name('import'))), small));
   }
   if (only.has('cache')) {
     const file = files.get(small);
@@ -162,9 +168,9 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
     const { count, size } = sizes.concurrent;
     const file = files.get(size);
     let ids: string[] = [];
-    results.push(await runScenario(ctx, 'concurrent-upload', `${count} concurrent uploads of ${formatBytes(size)}`, async (r) => {
+    results.push(withCpuPerGiB(await runScenario(ctx, 'concurrent-upload', `${count} concurrent uploads of ${formatBytes(size)}`, async (r) => {
       ids = await concurrentUploads(r, api, file, count, name('concurrent'));
-    }));
+    }), count * size));
     if (ids.length) results.push(await runScenario(ctx, 'concurrent-download', `${count} concurrent downloads of ${formatBytes(size)}`, (r) => concurrentDownloads(r, api, ids, file)));
     for (const id of ids) await api.deleteImage(id);
     files.drop(size);
@@ -256,6 +262,7 @@ async function main(): Promise<number> {
 
   const targets = evaluateTargets(results, refs, { metadataImages: opts.sizes.metadataImages, s3Bound: s3 ? { count: opts.sizes.concurrent.count } : undefined });
   console.log('\n' + scenarioTable(results));
+  console.log('\n' + threadTable(results, refs));
   if (refs) console.log('\n' + referenceTable(refs));
   console.log('\n' + targetTable(targets));
   const failed = results.filter((r) => r.status === 'failed');

@@ -3,7 +3,7 @@ import type { Api, Target } from './api.js';
 import type { Options } from './options.js';
 import type { RefServer } from './references.js';
 import { RssSampler, type RssPeak } from './rss.js';
-import { cpuSpent, cpuTimes, type CpuTimes } from './cpu.js';
+import { cpuByKind, cpuSpent, cpuTimes, THREAD_KINDS, type CpuTimes, type ThreadKind } from './cpu.js';
 
 export interface Check {
   name: string;
@@ -23,6 +23,8 @@ export interface ScenarioResult {
   rss?: RssPeak;
   /** CPU the server process spent during the scenario (local server only) */
   serverCpu?: CpuTimes;
+  /** the same by kind of thread (cpu.ts cpuByKind), seconds */
+  serverCpuByKind?: Record<ThreadKind, number>;
   /** CPU the bench process itself spent (its clients share the machine with the server) */
   benchCpuSeconds: number;
   /** 1-minute load average before and after: other work on the machine skews figures */
@@ -88,6 +90,7 @@ export async function runScenario(ctx: BenchContext, id: string, title: string, 
   const sampler = ctx.target.pid ? new RssSampler(ctx.target.pid) : undefined;
   sampler?.start();
   const cpuBefore = ctx.target.pid ? cpuTimes(ctx.target.pid) : undefined;
+  const byKindBefore = ctx.target.pid ? cpuByKind(ctx.target.pid) : undefined;
   const benchBefore = process.cpuUsage();
   let timer: NodeJS.Timeout | undefined;
   process.stdout.write(`  ${title} ... `);
@@ -110,6 +113,8 @@ export async function runScenario(ctx: BenchContext, id: string, title: string, 
   }
   if (sampler) result.rss = sampler.stop();
   if (ctx.target.pid) result.serverCpu = cpuSpent(cpuBefore, cpuTimes(ctx.target.pid));
+  const byKindAfter = ctx.target.pid ? cpuByKind(ctx.target.pid) : undefined;
+  if (byKindBefore && byKindAfter) result.serverCpuByKind = Object.fromEntries(THREAD_KINDS.map((k) => [k, Math.round(Math.max(0, byKindAfter[k] - byKindBefore[k]) * 100) / 100])) as Record<ThreadKind, number>;
   const bench = process.cpuUsage(benchBefore);
   result.benchCpuSeconds = Math.round((bench.user + bench.system) / 1e4) / 100;
   const ops = result.metrics.operations;

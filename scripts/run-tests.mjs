@@ -20,13 +20,15 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DIST_TEST = path.join(ROOT, 'dist', 'test');
 
 /** Files that measure time or CPU: run one at a time after the parallel group. */
-const ALONE = ['bench/', 'server/image-data-memory', 'recovery/durability', 'db/checkpointer', 'auth/keystone.test', 'reliability/leak', 'reliability/soak'];
+const ALONE = ['bench/', 'server/image-data-memory', 'recovery/durability', 'db/checkpointer', 'auth/keystone.test', 'reliability/leak', 'reliability/soak', 'notifications/bus-down'];
 
 /** Files that do not depend on the database engine: left out of the PostgreSQL pass. */
 const NOT_FOR_POSTGRES = [
   'tempest/', 'bench/', 'e2e/', 'console/', 'browser/', '-cli.test', '/cli.test', 'glance-cli',
   'stores/', 'import/inspect', 'import/uri-filter', 'auth/keystone.test', 'db/checkpointer',
   'recovery/durability', 'server/image-data-memory', 'reliability/soak', 'reliability/leak', 'architecture/', 'domain/', 'config/',
+  // the bus and the protection rules do not depend on the engine (notifications/bus.test keeps both passes: events after commits)
+  'notifications/drivers', 'notifications/bus-down', 'server/property-protections',
   // on PostgreSQL in every pass already (several nodes need a shared database)
   'scale/', '/multinode',
 ];

@@ -16,6 +16,7 @@ APT_PACKAGES=(
   haproxy                                     # the balancer in front of three nodes (test/scale/haproxy.test.ts)
   swift swift-proxy swift-object swift-container swift-account memcached  # a real S3 (Swift s3api) for the s3 store (test/support/swift.ts)
   glance-api python3-pymysql python3-psycopg2 mariadb-server  # a real Glance on MariaDB to migrate from (test/ops/import-glance.test.ts)
+  rabbitmq-server python3-oslo.messaging      # the message bus notifications go to, and an oslo.messaging listener reading them (test/notifications/)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -48,6 +49,15 @@ if [ "${IMAGO_TEST_PG_PASS:-1}" = 1 ] && ! pg_up; then
   for _ in $(seq 30); do pg_up && break; sleep 1; done
   if [ -z "$SUDO" ]; then as_pg="runuser -u postgres --"; else as_pg="sudo -u postgres"; fi
   $as_pg psql -q -c 'CREATE DATABASE test' 2>/dev/null || true
+fi
+
+# RabbitMQ for the notification tests: the CI machine runs one at 127.0.0.1:5672 (guest/guest, which
+# RabbitMQ only accepts from loopback); on a machine without one listening, start Debian's.
+rabbit_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! rabbit_up && command -v rabbitmq-server >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO rabbitmq-server -detached >/dev/null 2>&1 || true
+  for _ in $(seq 60); do rabbit_up && break; sleep 1; done
 fi
 
 # MariaDB for the Glance migration test: 127.0.0.1:3306, root without password (a throwaway test

@@ -24,7 +24,12 @@ const int = (min: number, max: number, o: Record<string, unknown> = {}) => T.Int
 const oneOf = <V extends string>(values: readonly V[], o: Record<string, unknown> = {}) => T.Unsafe<V>(T.String({ enum: [...values], ...o }));
 const port = (description: string, o: Record<string, unknown> = {}) => int(0, 65535, { description, ...o });
 
-export const StoreType = oneOf(['filesystem', 's3'] as const, { description: '`filesystem` or `s3`' });
+export const StoreType = oneOf(['filesystem', 's3', 'http'] as const, { description: '`filesystem`, `s3` or `http` (read-only: data on web servers, for the locations API)' });
+
+export const HttpStoreSettingsSchema = T.Object({
+  allowedPrefixes: T.Array(T.String({ pattern: '^https?://[^/]+/', description: 'a URL prefix, scheme, host and at least `/`' }), { minItems: 1, description: 'the only URLs the store serves: a location must start with one of these (no other address is ever fetched)' }),
+  timeoutMs: int(1, 600_000, { default: 30_000, description: 'longest wait for an answer or silence while reading one, ms' }),
+}, closed);
 
 export const S3StoreSettingsSchema = T.Object({
   endpoint: T.Optional(T.String({ pattern: '^https?://[^/]+', description: 'S3 endpoint URL, e.g. `http://127.0.0.1:8080`; the AWS endpoint of `region` when unset' })),
@@ -52,6 +57,7 @@ export const StoreSchema = T.Object({
   readOnly: T.Boolean({ default: false, description: 'serves downloads, refuses writes with 503' }),
   path: T.Optional(T.String({ minLength: 1, description: 'filesystem: directory holding the objects (relative to dataDir)' })),
   s3: T.Optional(S3StoreSettingsSchema),
+  http: T.Optional(HttpStoreSettingsSchema),
 }, closed);
 
 export const KeystoneSchema = T.Object({
@@ -110,6 +116,10 @@ export const ConfigSchema = T.Object({
   stores: T.Array(StoreSchema, { minItems: 1, description: 'stores, see below', defaultText: 'one filesystem store `local` in `<dataDir>/images`' }),
   defaultStore: T.String({ default: 'local', description: 'id of the store uploads go to without `X-Image-Meta-Store`' }),
   staging: T.Object(StoreSchema.properties, { ...closed, docSummary: true, description: 'the store `PUT /stage` (glance-direct) writes to; the keys of a store', defaultText: 'filesystem, `<dataDir>/staging`' }),
+  locations: T.Object({
+    showMultiple: T.Boolean({ default: false, description: 'show `locations` in image representations and accept JSON-patch on `/locations` (Glance\'s `show_multiple_locations`)' }),
+    showDirectUrl: T.Boolean({ default: false, description: 'show `direct_url`, the first location\'s URL (Glance\'s `show_image_direct_url`)' }),
+  }, { ...closed, default: {}, description: 'the locations API (docs/locations.md); both off, as in Glance' }),
   imageSizeCap: int(0, Number.MAX_SAFE_INTEGER, { default: 1024 ** 4, env: 'IMAGO_IMAGE_SIZE_CAP', description: 'largest image, bytes (Glance\'s `image_size_cap`)', defaultText: '1 TiB' }),
   maxImageProperties: int(0, 100_000, { default: 128, description: 'extra properties per image (`image_property_quota`)' }),
   maxImageTags: int(0, 100_000, { default: 128, description: 'tags per image (`image_tag_quota`)' }),
@@ -166,6 +176,19 @@ export const ConfigSchema = T.Object({
     disableByFile: T.Optional(T.String({ minLength: 1, description: 'while this file exists, `/healthcheck` answers 503 (drain a node)' })),
     cacheSeconds: T.Number({ minimum: 0, maximum: 300, default: 5, description: 'how long one round of health checks is reused' }),
   }, { ...closed, default: {} }),
+  notifications: T.Object({
+    driver: oneOf(['noop', 'log', 'messagingv2'] as const, { default: 'noop', env: 'IMAGO_NOTIFICATIONS_DRIVER', description: 'where events about images, members, tasks and metadefs go: `noop` (nowhere), `log` (the log), `messagingv2` (the message bus, as oslo.messaging), see [notifications.md](notifications.md)' }),
+    transportUrl: T.Optional(T.String({ pattern: '^rabbit://', env: 'IMAGO_NOTIFICATIONS_TRANSPORT_URL', description: 'the bus, as oslo.messaging\'s `transport_url`: `rabbit://user:pass@host:5672/vhost` (several hosts separated by commas)', hint: 'needed by the messagingv2 driver' })),
+    exchange: T.String({ minLength: 1, default: 'glance', description: 'the topic exchange events are published to (oslo.messaging\'s `control_exchange`)' }),
+    topics: T.Array(T.String({ minLength: 1 }), { minItems: 1, default: ['notifications'], description: 'each event goes to `<topic>.<priority>` of every topic (`[oslo_messaging_notifications] topics`)' }),
+    publisherId: T.Optional(T.String({ minLength: 1, description: 'the events\' `publisher_id`', defaultText: '`image.<host name>`' })),
+    disabled: T.Array(T.String({ minLength: 1 }), { default: [], description: 'event types (`image.update`) or groups (`image`, `image.member`, `task`, `metadef_tag`) not sent (Glance\'s `disabled_notifications`)' }),
+    queueSize: int(1, 1_000_000, { default: 10_000, description: 'events waiting for the bus; when full, new events are dropped (counted and logged)' }),
+  }, { ...closed, default: {} }),
+  propertyProtection: T.Optional(T.Object({
+    file: T.String({ minLength: 1, description: 'Glance\'s property protections INI file (`property_protection_file`), relative to dataDir' }),
+    ruleFormat: oneOf(['roles', 'policies'] as const, { default: 'roles', description: '`roles`: the file lists role names; `policies`: policy rule names (`property_protection_rule_format`)' }),
+  }, { ...closed, description: 'who may create, read, update and delete which image properties, see [property-protections.md](property-protections.md)', defaultText: 'none: every property is open' })),
   nodeTimeoutSeconds: T.Number({ exclusiveMinimum: 0, maximum: 86_400, default: 30, env: 'IMAGO_NODE_TIMEOUT_SECONDS', description: 'shared database: how long a node may miss heartbeats before its uploads and imports are taken as dead' }),
   shutdownGraceSeconds: T.Number({ minimum: 0, maximum: 86_400, default: 30, env: 'IMAGO_SHUTDOWN_GRACE_SECONDS', description: 'on SIGTERM, how long running uploads may finish before they are cut' }),
 }, closed);

@@ -157,6 +157,8 @@ function storeContradictions(s: StoreConfig, where: string): string[] {
     }
   }
   if (s.type !== 's3' && s.s3) problems.push(`${where}: store "${s.id}" is of type ${s.type} but has an s3 section`);
+  if (s.type === 'http' && !s.http) problems.push(`${where}: http store "${s.id}" needs an http section with allowedPrefixes`);
+  if (s.type !== 'http' && s.http) problems.push(`${where}: store "${s.id}" is of type ${s.type} but has an http section`);
   return problems;
 }
 
@@ -171,6 +173,8 @@ function contradictions(cfg: Config): string[] {
     problems.push(...storeContradictions(s, `stores[${i}]`));
   });
   if (!ids.has(cfg.defaultStore)) problems.push(`defaultStore "${cfg.defaultStore}" is not a configured store (configured: ${[...ids].join(', ')})`);
+  if (cfg.stores.find((s) => s.id === cfg.defaultStore)?.type === 'http') problems.push(`defaultStore "${cfg.defaultStore}" is an http store, which is read-only: uploads need a writable store`);
+  if (cfg.staging.type === 'http') problems.push('staging cannot be an http store: it is read-only');
   problems.push(...storeContradictions(cfg.staging, 'staging'));
   if (cfg.auth.mode === 'keystone' && !cfg.auth.keystone) problems.push('auth.mode is keystone but there is no auth.keystone section (authUrl, username, password, projectName)');
   const web = cfg.import.webDownload;
@@ -179,6 +183,7 @@ function contradictions(cfg: Config): string[] {
   const m = cfg.metrics;
   if (m.enabled && m.port !== 0 && m.port === cfg.port && m.host === cfg.host) problems.push('metrics.port must differ from port: metrics have a listener of their own');
   for (const a of m.allow) if (!isAddressOrRange(a)) problems.push(`metrics.allow: "${a}" is not an IP address or CIDR range`);
+  if (cfg.notifications.driver === 'messagingv2' && !cfg.notifications.transportUrl) problems.push('notifications.driver is messagingv2 but notifications.transportUrl is not set (rabbit://user:pass@host:5672/)');
   return problems;
 }
 
@@ -188,6 +193,7 @@ function resolvePaths(cfg: Config): void {
   cfg.import.workDir = path.resolve(cfg.dataDir, cfg.import.workDir);
   cfg.cache.dir = path.resolve(cfg.dataDir, cfg.cache.dir);
   if (cfg.health.disableByFile) cfg.health.disableByFile = path.resolve(cfg.dataDir, cfg.health.disableByFile);
+  if (cfg.propertyProtection) cfg.propertyProtection.file = path.resolve(cfg.dataDir, cfg.propertyProtection.file);
 }
 
 /** Validates a configuration object (as a file would hold it) for `dataDir`, filling defaults; throws ConfigError listing every problem. */

@@ -14,12 +14,14 @@ import { createAuthenticator } from './auth/index.js';
 import type { Policy } from './domain/policy.js';
 import { ServiceUnavailable } from './domain/errors.js';
 import { loadPolicy, watchPolicy } from './services/policy-loader.js';
+import { loadPropertyProtections } from './services/property-protection-loader.js';
 import { QuotaService, type QuotaChecker } from './services/quotas.js';
 import { HashPool } from './stores/hash-pool.js';
 import { StoreRegistry, createStore } from './stores/registry.js';
 import { WriterRegistry } from './services/writers.js';
 import { ImageAccess } from './services/image-access.js';
 import { ImageService } from './services/images.js';
+import { LocationService } from './services/locations.js';
 import { DataService } from './services/image-data.js';
 import { DurableCommits } from './services/durable-commits.js';
 import { StagingService } from './services/staging.js';
@@ -35,6 +37,7 @@ import { MetadefService } from './metadefs/service.js';
 import { Metrics } from './metrics/metrics.js';
 import { instrumentStore } from './metrics/store-metrics.js';
 import { HealthMonitor } from './health/monitor.js';
+import { createNotifier, type Notifier } from './notifications/index.js';
 import { CacheIndex } from './db/cache-index.js';
 import { ImageCache, type Opener } from './cache/image-cache.js';
 import { Prefetcher } from './cache/prefetcher.js';
@@ -63,6 +66,7 @@ export interface Runtime {
   writers: WriterRegistry;
   access: ImageAccess;
   imageService: ImageService;
+  locations: LocationService;
   data: DataService;
   staging: StagingService;
   importService: ImportService;
@@ -76,6 +80,8 @@ export interface Runtime {
   metrics: Metrics;
   /** what /healthcheck answers (src/health/monitor.ts) */
   health: HealthMonitor;
+  /** events on the message bus (src/notifications/, docs/notifications.md) */
+  events: Notifier;
   /** this node's image cache, its prefetcher and its API (only with cache.enabled; docs/cache.md) */
   cache?: ImageCache;
   prefetcher?: Prefetcher;
@@ -95,7 +101,10 @@ export interface Runtime {
 export async function createRuntime(config: Config, log: Logger = createLogger(config)): Promise<Runtime> {
   // A bad policy file stops the start before anything is opened.
   const policy = loadPolicy(config);
+  const protections = loadPropertyProtections(config, policy);
   const metrics = new Metrics({ processMetrics: config.metrics.enabled });
+  // A transport URL that cannot be read stops the start; a bus that is down does not (events queue).
+  const { notifier: events, sink: eventSink } = createNotifier(config, log, metrics);
   // With metrics off nothing reads the samples; timing every query through Kysely's log hook and
   // wrapping every store call would cost every request for nobody (docs/benchmarks.md).
   const observe = config.metrics.enabled;
@@ -112,6 +121,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
     ? await openCache(config, hashPool, log).catch(async (err) => {
         await hashPool.close();
         await stores.close();
+        await events.close();
         await closeDb();
         throw err;
       })
@@ -133,13 +143,14 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const commits = new DurableCommits({ dialect, url: config.database.url });
 
   // Services, each after the ones it calls: data ← staging ← images; data, staging ← tasks ← import.
-  const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, cache, nodeId, config, log });
+  const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, cache, nodeId, config, log, events });
   const staging = new StagingService({ access, policy, writers, images, stores, data, quotas, repo: stagingRepo, nodeId, config, log });
-  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, cache, config });
-  const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log });
+  const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log, events, protections });
+  const locations = new LocationService({ access, images, stores, policy, data, tasks, nodeId, config });
+  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config, locations, events, protections, cache });
   const importService = new ImportService({ access, policy, images, stores, tasks, data, quotas, filter, nodeId, dialect, config });
-  const memberService = new MemberService({ access, policy, members });
-  const metadefs = new MetadefService(new MetadefsRepo(db), policy);
+  const memberService = new MemberService({ access, policy, members, events });
+  const metadefs = new MetadefService(new MetadefsRepo(db), policy, events);
   const recovery = new Recovery({ images, stagingRepo, stores, staging, data, tasks, nodes, log });
   const health = new HealthMonitor({ db, stores, auth, config });
   const prefetcher = cache
@@ -158,6 +169,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
     importsInFlight: () => tasks.runningCount,
     hashWorkerUtilization: () => hashPool.utilization(),
     dbPool: poolStats,
+    notificationsQueued: () => (eventSink as { queued?: number }).queued ?? 0,
   });
   const unwatchPolicy = watchPolicy({ config, policy, log });
 
@@ -166,7 +178,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const drain = (reason = new ServiceUnavailable('The server is shutting down; retry the upload.')) => writers.abortAll(reason);
   return {
     config, log, nodeId, db, dialect, images, members, stagingRepo, stores, hashPool, auth, policy, writers, access,
-    imageService, data, staging, importService, tasks, memberService, metadefs, recovery, quotas, inspection, metrics, health,
+    imageService, locations, data, staging, importService, tasks, memberService, metadefs, recovery, quotas, inspection, metrics, health, events,
     cache, prefetcher, cacheService,
     async start() {
       // Embedded SQLite: this process owns the data, so anything no record owns is an orphan to sweep.
@@ -189,6 +201,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
         await hashPool.close();
         await stores.close();
         await auth.close?.();
+        await events.close();
         await closeDb();
       })()),
   };

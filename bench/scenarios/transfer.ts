@@ -111,4 +111,6 @@ export function cpuPerGiB(r: Recorder, cpu: CpuMeter, gib: number): void {
   if (!per) return;
   r.metric('serverCpuSecondsPerGiB', round(per.process, 2));
   r.metric('serverMainThreadSecondsPerGiB', round(per.main, 2));
+  const byKind = cpu.perByKind(gib);
+  if (byKind) for (const [kind, seconds] of Object.entries(byKind)) r.metric(`cpuPerGiB.${kind}`, round(seconds, 2));
 }

@@ -51,7 +51,10 @@ export interface ImageLocationsTable {
   url: string;
   /** active, or pending_delete while the object is being removed */
   status: string;
+  /** also the locations' order: the locations API rewrites it to keep the order its client asked for */
   created_at: string;
+  /** the client's metadata object as JSON (migration 0006); null for locations Imago wrote */
+  metadata: string | null;
 }
 
 export interface ImageStagingTable {

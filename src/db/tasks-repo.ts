@@ -284,6 +284,12 @@ export class TasksRepo {
     return (await q.execute()).map(toTask);
   }
 
+  /** Tasks past their expiry (what deleteExpired removes next). */
+  async listExpired(): Promise<Task[]> {
+    const rows = await this.db.selectFrom('tasks').selectAll().where('expires_at', 'is not', null).where('expires_at', '<', now()).execute();
+    return rows.map(toTask);
+  }
+
   async deleteExpired(): Promise<number> {
     const res = await this.db.deleteFrom('tasks').where('expires_at', 'is not', null).where('expires_at', '<', now()).executeTakeFirst();
     return Number(res.numDeletedRows);

@@ -13,6 +13,8 @@ export interface Location {
   storeId: string;
   url: string;
   status: string;
+  /** what the locations API's client attached to it (Glance's location metadata); absent for Imago's own */
+  metadata?: Record<string, unknown>;
 }
 
 export interface Image {
@@ -85,7 +87,7 @@ export function storesOf(image: Image): string | undefined {
 }
 
 /** The JSON an API client sees, exactly as Glance shapes it. */
-export function representImage(image: Image, displayTime: (iso: string) => string): Record<string, unknown> {
+export function representImage(image: Image, displayTime: (iso: string) => string, view: { locations?: unknown[]; directUrl?: string } = {}): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(image.properties)) if (!HIDDEN_PROPERTIES.has(k)) setOwn(out, k, v);
   Object.assign(out, {
@@ -107,6 +109,11 @@ export function representImage(image: Image, displayTime: (iso: string) => strin
     id: image.id,
     created_at: displayTime(image.createdAt),
     updated_at: displayTime(image.updatedAt),
+  });
+  // Glance's places for them, when the locations API shows them (services/locations.ts decides)
+  if (view.locations) out.locations = view.locations;
+  if (view.directUrl !== undefined) out.direct_url = view.directUrl;
+  Object.assign(out, {
     tags: image.tags,
     self: `/v2/images/${image.id}`,
     file: `/v2/images/${image.id}/file`,

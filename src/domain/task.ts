@@ -8,7 +8,13 @@ export type TaskStatus = 'pending' | 'processing' | 'success' | 'failure';
 export const TASK_STATUSES: TaskStatus[] = ['pending', 'processing', 'success', 'failure'];
 export const TASK_TYPES = ['import', 'api_image_import', 'location_import'] as const;
 
-export type ImportMethod = 'glance-direct' | 'web-download' | 'copy-image' | 'glance-download';
+export type ImportMethod = 'glance-direct' | 'web-download' | 'copy-image' | 'glance-download' | typeof LOCATION_IMPORT;
+
+/**
+ * The internal method of a `location_import` task (POST /v2/images/{id}/locations,
+ * API 2.17): never a method clients name in an import request.
+ */
+export const LOCATION_IMPORT = 'location-import';
 
 /** The body of POST /v2/images/{id}/import, validated. */
 export interface ImportRequest {
@@ -18,8 +24,12 @@ export interface ImportRequest {
     glance_image_id?: string;
     glance_region?: string;
     glance_service_interface?: string;
+    /** location-import: the digests the caller says the object has */
+    validation_data?: { checksum?: string; os_hash_algo?: string; os_hash_value?: string };
   };
   stores?: string[];
+  /** web-download: the digest the publisher gives for the file (an Imago extension, docs/import.md) */
+  expected_digest?: { algo: string; value: string };
   all_stores?: boolean;
   all_stores_must_succeed?: boolean;
 }

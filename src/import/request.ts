@@ -1,4 +1,5 @@
 import { BadRequest } from '../domain/errors.js';
+import { expectedDigest } from '../domain/expected-digests.js';
 import type { ImportMethod, ImportRequest } from '../domain/task.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -30,6 +31,12 @@ export function parseImportBody(body: unknown, enabled: string[]): ImportRequest
   }
   if (name === 'web-download' && (typeof method.uri !== 'string' || method.uri === '')) {
     throw new BadRequest("The web-download import method needs the image's 'uri'.");
+  }
+  if (body.expected_digest !== undefined) {
+    if (name !== 'web-download') throw new BadRequest("'expected_digest' applies to the web-download method only (other methods check the owner_specified properties).");
+    const e = body.expected_digest;
+    if (!isObject(e) || typeof e.algo !== 'string') throw new BadRequest("'expected_digest' must be an object {\"algo\": \"sha256\", \"value\": \"<hex>\"}.");
+    expectedDigest(e.algo, e.value, "'expected_digest'");
   }
   const req: ImportRequest = { ...(body as object), method: { ...(method as object), name } } as ImportRequest;
   return req;

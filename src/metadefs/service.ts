@@ -19,6 +19,8 @@ import {
   type ResourceType,
 } from './model.js';
 import type { MetadefsRepo } from './repo.js';
+import type { Notifier } from '../notifications/notifier.js';
+import { deletedNow, namespacePayload, objectPayload, propertyPayload, resourceTypePayload, tagPayload } from '../notifications/metadef-payloads.js';
 
 const missing = {
   namespace: (n: string) => new NotFound(`Metadata definition namespace "${n}" was not found.`),
@@ -55,7 +57,13 @@ export class MetadefService {
   constructor(
     private readonly repo: MetadefsRepo,
     private readonly policy: Policy,
+    /** metadef_* events after each committed change */
+    private readonly events?: Notifier,
   ) {}
+
+  private emit(eventType: `metadef_${string}`, payload: () => Record<string, unknown>): void {
+    if (this.events?.wants(eventType)) this.events.metadef(eventType, payload());
+  }
 
   /** 403 for a refused rule, 404 when the caller may not even see the namespace (as Glance's MetadefAPIPolicy). */
   private enforce(rule: string, ctx: RequestContext, ns?: Namespace): void {
@@ -102,7 +110,9 @@ export class MetadefService {
     if (c.tags.length) this.enforce('add_metadef_tag', ctx);
     const owner = body.fields.owner ?? ctx.projectId;
     this.checkOwner(ctx, owner);
-    return this.repo.createNamespace({ ...body.fields, owner }, c);
+    const ns = await this.repo.createNamespace({ ...body.fields, owner }, c);
+    this.emit('metadef_namespace.create', () => namespacePayload(ns));
+    return ns;
   }
 
   private checkOwner(ctx: RequestContext, owner: string | null): void {
@@ -132,13 +142,16 @@ export class MetadefService {
     const ns = await this.namespaceFor(ctx, name, 'modify_metadef_namespace');
     const fields: NamespaceFields = { ...body.fields, owner: body.fields.owner || ctx.projectId };
     if (fields.owner !== ns.owner) this.checkOwner(ctx, fields.owner);
-    return this.repo.updateNamespace(ns, fields);
+    const updated = await this.repo.updateNamespace(ns, fields);
+    this.emit('metadef_namespace.update', () => namespacePayload(updated, ns.namespace));
+    return updated;
   }
 
   async deleteNamespace(ctx: RequestContext, name: string): Promise<void> {
     const ns = await this.namespaceFor(ctx, name, 'delete_metadef_namespace');
     if (ns.protected) throw protectedNs(ns, 'it');
     await this.repo.deleteNamespace(ns.id);
+    this.emit('metadef_namespace.delete', () => ({ ...namespacePayload(ns), ...deletedNow() }));
   }
 
   // ---- objects
@@ -156,13 +169,17 @@ export class MetadefService {
 
   async createObject(ctx: RequestContext, nsName: string, input: ObjectInput): Promise<MetadefObject> {
     const ns = await this.namespaceFor(ctx, nsName, 'add_metadef_object');
-    return this.repo.createObject(ns, input);
+    const created = await this.repo.createObject(ns, input);
+    this.emit('metadef_object.create', () => objectPayload(ns, created));
+    return created;
   }
 
   async updateObject(ctx: RequestContext, nsName: string, name: string, input: ObjectInput): Promise<MetadefObject> {
     const ns = await this.namespaceFor(ctx, nsName, 'modify_metadef_object');
     const current = (await this.repo.getObject(ns.id, name)) ?? this.fail(missing.object(name, nsName));
-    return this.repo.updateObject(ns, current, input);
+    const updated = await this.repo.updateObject(ns, current, input);
+    this.emit('metadef_object.update', () => objectPayload(ns, updated, current.name));
+    return updated;
   }
 
   async deleteObject(ctx: RequestContext, nsName: string, name: string): Promise<void> {
@@ -170,6 +187,7 @@ export class MetadefService {
     const current = (await this.repo.getObject(ns.id, name)) ?? this.fail(missing.object(name, nsName));
     if (ns.protected) throw protectedNs(ns, `its object "${name}"`);
     await this.repo.deleteObject(current.id);
+    this.emit('metadef_object.delete', () => ({ ...objectPayload(ns, current), ...deletedNow() }));
   }
 
   /** Glance checks delete_metadef_namespace for the delete-all operations. */
@@ -177,6 +195,7 @@ export class MetadefService {
     const ns = await this.namespaceFor(ctx, nsName, 'delete_metadef_namespace');
     if (ns.protected) throw protectedNs(ns, 'its objects');
     await this.repo.deleteObjects(ns.id);
+    this.emit('metadef_namespace.delete_objects', () => namespacePayload(ns));
   }
 
   // ---- properties
@@ -205,13 +224,17 @@ export class MetadefService {
 
   async createProperty(ctx: RequestContext, nsName: string, name: string, def: PropertyDef): Promise<MetadefProperty> {
     const ns = await this.namespaceFor(ctx, nsName, 'add_metadef_property');
-    return this.repo.createProperty(ns, name, def);
+    const created = await this.repo.createProperty(ns, name, def);
+    this.emit('metadef_property.create', () => propertyPayload(ns, created));
+    return created;
   }
 
   async updateProperty(ctx: RequestContext, nsName: string, name: string, newName: string, def: PropertyDef): Promise<MetadefProperty> {
     const ns = await this.namespaceFor(ctx, nsName, 'modify_metadef_property');
     const current = (await this.repo.getProperty(ns.id, name)) ?? this.fail(missing.property(name, nsName));
-    return this.repo.updateProperty(ns, current, newName, def);
+    const updated = await this.repo.updateProperty(ns, current, newName, def);
+    this.emit('metadef_property.update', () => propertyPayload(ns, updated, current.name));
+    return updated;
   }
 
   async deleteProperty(ctx: RequestContext, nsName: string, name: string): Promise<void> {
@@ -219,12 +242,14 @@ export class MetadefService {
     const current = (await this.repo.getProperty(ns.id, name)) ?? this.fail(missing.property(name, nsName));
     if (ns.protected) throw protectedNs(ns, `its property "${name}"`);
     await this.repo.deleteProperty(current.id);
+    this.emit('metadef_property.delete', () => ({ ...propertyPayload(ns, current), ...deletedNow() }));
   }
 
   async deleteProperties(ctx: RequestContext, nsName: string): Promise<void> {
     const ns = await this.namespaceFor(ctx, nsName, 'delete_metadef_namespace');
     if (ns.protected) throw protectedNs(ns, 'its properties');
     await this.repo.deleteProperties(ns.id);
+    this.emit('metadef_namespace.delete_properties', () => namespacePayload(ns));
   }
 
   // ---- tags
@@ -242,18 +267,26 @@ export class MetadefService {
 
   async createTag(ctx: RequestContext, nsName: string, name: string): Promise<MetadefTag> {
     const ns = await this.namespaceFor(ctx, nsName, 'add_metadef_tag');
-    return this.repo.createTag(ns, name);
+    const created = await this.repo.createTag(ns, name);
+    this.emit('metadef_tag.create', () => tagPayload(ns, created));
+    return created;
   }
 
   async createTags(ctx: RequestContext, nsName: string, names: string[], append: boolean): Promise<void> {
     const ns = await this.namespaceFor(ctx, nsName, 'add_metadef_tags');
     await this.repo.createTags(ns, names, append);
+    if (this.events?.wants('metadef_tag.create')) {
+      const now = new Date().toISOString();
+      for (const name of names) this.events.metadef('metadef_tag.create', tagPayload(ns, { name, createdAt: now, updatedAt: now }));
+    }
   }
 
   async renameTag(ctx: RequestContext, nsName: string, name: string, newName: string): Promise<MetadefTag> {
     const ns = await this.namespaceFor(ctx, nsName, 'modify_metadef_tag');
     const current = (await this.repo.getTag(ns.id, name)) ?? this.fail(missing.tag(name, nsName));
-    return this.repo.renameTag(ns, current, newName);
+    const renamed = await this.repo.renameTag(ns, current, newName);
+    this.emit('metadef_tag.update', () => tagPayload(ns, renamed, current.name));
+    return renamed;
   }
 
   async deleteTag(ctx: RequestContext, nsName: string, name: string): Promise<void> {
@@ -261,12 +294,14 @@ export class MetadefService {
     const current = (await this.repo.getTag(ns.id, name)) ?? this.fail(missing.tag(name, nsName));
     if (ns.protected) throw protectedNs(ns, `its tag "${name}"`);
     await this.repo.deleteTag(current.id);
+    this.emit('metadef_tag.delete', () => ({ ...tagPayload(ns, current), ...deletedNow() }));
   }
 
   async deleteTags(ctx: RequestContext, nsName: string): Promise<void> {
     const ns = await this.namespaceFor(ctx, nsName, 'delete_metadef_namespace', 'delete_metadef_tags');
     if (ns.protected) throw protectedNs(ns, 'its tags');
     await this.repo.deleteTags(ns.id);
+    this.emit('metadef_namespace.delete_tags', () => namespacePayload(ns));
   }
 
   // ---- resource types
@@ -284,16 +319,20 @@ export class MetadefService {
 
   async associate(ctx: RequestContext, nsName: string, input: AssociationInput): Promise<Association> {
     const ns = await this.namespaceFor(ctx, nsName, 'add_metadef_resource_type_association');
-    return this.repo.associate(ns, input);
+    const created = await this.repo.associate(ns, input);
+    this.emit('metadef_resource_type.create', () => resourceTypePayload(ns, created));
+    return created;
   }
 
   async dissociate(ctx: RequestContext, nsName: string, typeName: string): Promise<void> {
     const ns = await this.namespaceFor(ctx, nsName, 'remove_metadef_resource_type_association');
-    if (!(await this.repo.association(ns.id, typeName))) {
+    const association = await this.repo.association(ns.id, typeName);
+    if (!association) {
       throw new NotFound(`Resource type "${typeName}" is not associated with namespace "${nsName}", so there is nothing to remove.`);
     }
     if (ns.protected) throw protectedNs(ns, `its association with resource type "${typeName}"`);
     await this.repo.dissociate(ns.id, typeName);
+    this.emit('metadef_resource_type.delete', () => ({ ...resourceTypePayload(ns, association), ...deletedNow() }));
   }
 
   private fail(err: Error): never {

@@ -11,6 +11,8 @@ export interface MetricSources {
   hashWorkerUtilization(): number[];
   /** PostgreSQL pool, when there is one */
   dbPool?(): { total: number; idle: number; waiting: number };
+  /** notifications waiting for the message bus (messagingv2 driver) */
+  notificationsQueued?(): number;
 }
 
 const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];
@@ -34,6 +36,8 @@ export class Metrics {
   readonly tasks: Counter<'method' | 'outcome'>;
   readonly taskDuration: Histogram<'method' | 'outcome'>;
   readonly dbQueryDuration: Histogram<'outcome'>;
+  readonly notificationsPublished: Counter;
+  readonly notificationsDropped: Counter<'reason'>;
   private sources: MetricSources | undefined;
 
   /**
@@ -56,7 +60,11 @@ export class Metrics {
     this.taskDuration = new Histogram({ name: 'imago_import_task_duration_seconds', help: 'Import task run time on this node, by import method and outcome', labelNames: ['method', 'outcome'], buckets: SECONDS, registers });
     this.dbQueryDuration = new Histogram({ name: 'imago_db_query_duration_seconds', help: 'Metadata database query latency', labelNames: ['outcome'], buckets: SECONDS, registers });
 
+    this.notificationsPublished = new Counter({ name: 'imago_notifications_published_total', help: 'Notifications the message bus confirmed (one per topic)', registers });
+    this.notificationsDropped = new Counter({ name: 'imago_notifications_dropped_total', help: 'Notifications dropped: queue_full (the bus was away too long) or shutdown (still queued when Imago stopped)', labelNames: ['reason'], registers });
+
     const self = this;
+    new Gauge({ name: 'imago_notifications_queued', help: 'Notifications waiting for the message bus', registers, collect() { this.set(self.sources?.notificationsQueued?.() ?? 0); } });
     new Gauge({ name: 'imago_uploads_in_flight', help: 'Writers (uploads, stagings, import writes) holding an image now', registers, collect() { this.set(self.sources?.writersInFlight() ?? 0); } });
     new Gauge({ name: 'imago_imports_in_flight', help: 'Import tasks this process is running now', registers, collect() { this.set(self.sources?.importsInFlight() ?? 0); } });
     new Gauge({
@@ -99,6 +107,14 @@ export class Metrics {
 
   observeDbQuery(ms: number, failed: boolean): void {
     this.dbQueryDuration.observe({ outcome: failed ? 'error' : 'ok' }, ms / 1000);
+  }
+
+  notificationPublished(n: number): void {
+    this.notificationsPublished.inc(n);
+  }
+
+  notificationDropped(reason: 'queue_full' | 'shutdown', n: number): void {
+    this.notificationsDropped.inc({ reason }, n);
   }
 
   taskFinished(method: string, outcome: 'success' | 'failure', seconds: number): void {

@@ -7,6 +7,7 @@ import type { Runtime } from '../runtime.js';
 import { BadRequest, UnsupportedMediaType } from '../domain/errors.js';
 import { resource } from './routes.js';
 import { uploadBody } from './upload-body.js';
+import { expectedFromHeaders } from '../domain/expected-digests.js';
 
 type IdParams = { Params: { id: string } };
 
@@ -33,15 +34,19 @@ function optionalSize(request: FastifyRequest, header: string): number | undefin
  * reader once the socket has taken it, so a multi-GiB download reuses a few
  * buffers instead of leaving one per read for the garbage collector.
  */
-async function sendRecycling(request: FastifyRequest, reply: FastifyReply, body: Readable & Recycling): Promise<void> {
+async function sendRecycling(request: FastifyRequest, reply: FastifyReply, body: Readable & Partial<Recycling>, sent?: (bytes: number) => void): Promise<void> {
   reply.hijack();
+  let bytes = 0;
   const res = reply.raw;
   const closed = new Promise<void>((resolve) => res.once('close', resolve));
   try {
     res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
     for await (const chunk of body) {
       if (res.destroyed) break;
-      if (!res.write(chunk, () => body.recycle(chunk))) await Promise.race([once(res, 'drain'), closed]);
+      if (!res.write(chunk, (err) => {
+        if (!err) bytes += (chunk as Buffer).length;
+        body.recycle?.(chunk);
+      })) await Promise.race([once(res, 'drain'), closed]);
     }
     if (!res.destroyed) res.end();
   } catch (err) {
@@ -50,6 +55,11 @@ async function sendRecycling(request: FastifyRequest, reply: FastifyReply, body:
     res.destroy();
   } finally {
     body.destroy();
+    if (sent) {
+      // the last write callbacks run once the socket has taken their chunks (or failed)
+      if (!res.writableFinished && !res.destroyed) await Promise.race([once(res, 'finish'), closed]).catch(() => {});
+      sent(bytes);
+    }
   }
 }
 
@@ -58,7 +68,8 @@ export function registerImageData(app: FastifyInstance, rt: Runtime): void {
     const head = request.method === 'HEAD';
     const d = await rt.data.download(request.params.id, request.ctx, one(request.headers.range), one(request.headers['content-range']), { open: !head });
     reply.code(d.status).headers(d.headers);
-    if (d.body && isRecycling(d.body)) return sendRecycling(request, reply, d.body);
+    // Streamed by hand when the store recycles its buffers or someone wants to know how much was sent (image.send).
+    if (d.body && (isRecycling(d.body) || d.sent)) return sendRecycling(request, reply, d.body, d.sent);
     return reply.send(d.body);
   };
 
@@ -77,6 +88,7 @@ export function registerImageData(app: FastifyInstance, rt: Runtime): void {
           storeId: one(request.headers['x-image-meta-store']),
           contentLength: optionalSize(request, 'content-length'),
           declaredSize: optionalSize(request, 'x-openstack-image-size'),
+          expected: expectedFromHeaders(request.headers),
         });
         return reply.code(204).send();
       },

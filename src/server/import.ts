@@ -4,6 +4,7 @@ import { BadRequest, NotFound } from '../domain/errors.js';
 import { requireOctetStream } from './image-data.js';
 import { resource } from './routes.js';
 import { uploadBody } from './upload-body.js';
+import { expectedFromHeaders } from '../domain/expected-digests.js';
 
 type IdParams = { Params: { id: string } };
 
@@ -27,6 +28,7 @@ export function registerImport(app: FastifyInstance, rt: Runtime): void {
           ctx: request.ctx,
           body: uploadBody(request.raw, reply.raw),
           contentLength: raw === undefined ? undefined : Number(raw),
+          expected: expectedFromHeaders(request.headers),
         });
         return reply.code(204).send();
       },

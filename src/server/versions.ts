@@ -7,19 +7,19 @@ import { resource, type Handler } from './routes.js';
 /**
  * Versions we implement, newest first. v2.14 and v2.16 (the image cache API
  * and its clearing) are added only when the cache is enabled, as Glance adds
- * them only with `image_cache_dir` (see cachedVersions); v2.17 (location
- * APIs) is left out because that feature does not exist here, and clients
- * must not negotiate into it.
+ * them only with `image_cache_dir` (see CACHE_VERSIONS); v2.17 added the
+ * location APIs (POST and GET /v2/images/{id}/locations).
  */
 const VERSIONS: [string, 'CURRENT' | 'SUPPORTED'][] = [
-  ['2.15', 'CURRENT'],
+  ['2.17', 'CURRENT'],
+  ['2.15', 'SUPPORTED'],
   ['2.13', 'SUPPORTED'], ['2.12', 'SUPPORTED'], ['2.11', 'SUPPORTED'], ['2.10', 'SUPPORTED'],
   ['2.9', 'SUPPORTED'], ['2.8', 'SUPPORTED'], ['2.7', 'SUPPORTED'], ['2.6', 'SUPPORTED'], ['2.5', 'SUPPORTED'],
   ['2.4', 'SUPPORTED'], ['2.3', 'SUPPORTED'], ['2.2', 'SUPPORTED'], ['2.1', 'SUPPORTED'], ['2.0', 'SUPPORTED'],
 ];
 
-/** With the cache on (Glance's glance/api/versions.py): 2.16 is current, 2.15 and 2.14 supported. */
-const CACHE_VERSIONS: typeof VERSIONS = [['2.16', 'CURRENT'], ['2.15', 'SUPPORTED'], ['2.14', 'SUPPORTED'], ...VERSIONS.slice(1)];
+/** With the cache on (Glance's glance/api/versions.py with image_cache_dir): 2.16 and 2.14 are supported too. */
+const CACHE_VERSIONS: typeof VERSIONS = VERSIONS.flatMap((v): typeof VERSIONS => (v[0] === '2.17' ? [v, ['2.16', 'SUPPORTED']] : v[0] === '2.15' ? [v, ['2.14', 'SUPPORTED']] : [v]));
 
 export interface VersionOptions {
   /** cache.enabled: the cache API's versions are served */

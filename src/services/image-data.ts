@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { pipeline } from 'node:stream';
+import { pipeline, Writable } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { RequestContext } from '../auth/context.js';
 import type { Logger } from 'pino';
@@ -20,9 +21,12 @@ import { StoreReadOnly } from '../stores/errors.js';
 import { targetOf, type ImageAccess } from './image-access.js';
 import { crashPoint } from './crash-points.js';
 import { receivedBytesTap } from './received-bytes.js';
+import { DigestCheck } from './digest-check.js';
+import { expectedFromProperties, type ExpectedDigest } from '../domain/expected-digests.js';
 import type { DurableCommits } from './durable-commits.js';
 import type { QuotaLease } from '../domain/quota.js';
 import type { ImageCache } from '../cache/image-cache.js';
+import type { Notifier } from '../notifications/notifier.js';
 
 export interface WriteOptions {
   /** most bytes accepted; passing it fails the write with `tooLarge` */
@@ -50,12 +54,16 @@ export interface UploadRequest {
   contentLength?: number;
   /** x-openstack-image-size: the size the client says it sends */
   declaredSize?: number;
+  /** digests the request's headers declare (X-Image-Meta-Expected-*); the image's owner_specified properties add theirs */
+  expected?: ExpectedDigest[];
 }
 
 export interface Download {
   status: 200 | 204 | 206;
   headers: Record<string, string>;
   body?: Readable;
+  /** to call once the body has been streamed, with the bytes the client took (image.send) */
+  sent?: (bytes: number) => void;
 }
 
 /** What the data path uses; built by the composition root (src/runtime.ts). */
@@ -74,6 +82,8 @@ export interface DataServiceDeps {
   nodeId: string;
   config: Pick<Config, 'imageSizeCap'>;
   log: Logger;
+  /** image.prepare / image.upload / image.activate / image.send, after the commits they report */
+  events: Notifier;
 }
 
 /**
@@ -109,6 +119,15 @@ export class DataService {
     }
   }
 
+  /** Measures and hashes `source` without storing it (the object a location points at). */
+  async digest(source: Readable, opts: Pick<WriteOptions, 'cap' | 'tooLarge' | 'taps' | 'signal'>): Promise<Omit<Written, 'location'>> {
+    const meter = new MeteredStream(this.deps.hashPool.open(), opts.cap, opts.tooLarge, opts.taps);
+    const sink = new Writable({ write: (_chunk, _enc, done) => done() });
+    await pipelineAsync(source, meter, sink, { signal: opts.signal });
+    const digests = await meter.digests();
+    return { size: meter.size, md5: digests.md5, sha512: digests.sha512 };
+  }
+
   /** Runs `work` as the image's one writer; the registry lets DELETE and shutdown stop it. */
   async asWriter<T>(imageId: string, writerId: string, controller: AbortController, work: () => Promise<T>): Promise<T> {
     const done = work();
@@ -139,6 +158,7 @@ export class DataService {
       throw new Conflict(`Image status transition from ${now.status} to saving is not allowed`);
     }
     const controller = new AbortController();
+    this.deps.events.imagePrepared({ ...image, status: 'saving' }, store.info.id);
     await this.asWriter(imageId, writerId, controller, () => this.uploadClaimed(image, store, req, writerId, controller.signal, limit));
   }
 
@@ -148,15 +168,18 @@ export class DataService {
     try {
       quota = await this.deps.quotas?.admitWriter({ owner: image.owner, imageId: image.id, writerId, resource: 'image_size_total', bytes: req.declaredSize ?? req.contentLength });
       const inspection = this.deps.inspection?.start(image);
+      const check = DigestCheck.of([...expectedFromProperties(image.properties), ...(req.expected ?? [])]);
       written = await this.write(store, image.id, req.body, {
         cap: cap.bytes,
         tooLarge: cap.error,
         signal,
         quota,
-        taps: [receivedBytesTap(this.deps.images, image.id, writerId), ...(inspection ? [inspection.tap] : [])],
+        taps: [receivedBytesTap(this.deps.images, image.id, writerId), ...(inspection ? [inspection.tap] : []), ...(check?.taps ?? [])],
         expectedSize: req.declaredSize ?? req.contentLength,
       });
       if (req.declaredSize !== undefined && req.declaredSize !== written.size) throw sizeMismatch(req.declaredSize, written.size);
+      // before the commit: a mismatch leaves the image queued with nothing stored
+      check?.verify(written);
       const virtualSize = inspection ? inspection.finish(written.size) : defaultVirtualSize(image.diskFormat, written.size);
       crashPoint('upload:before-commit');
       const committed = await this.deps.images.commitData(image.id, writerId, {
@@ -168,6 +191,7 @@ export class DataService {
       });
       if (!committed) throw new Gone(`Image ${image.id} was deleted while its data was being uploaded.`);
       crashPoint('upload:after-commit');
+      this.deps.events.imageDataCommitted({ ...image, status: 'active', size: written.size, checksum: written.md5, osHashAlgo: 'sha512', osHashValue: written.sha512, virtualSize, updatedAt: new Date().toISOString() }, store.info.id, true);
     } catch (err) {
       if (written) await store.delete(written.location).catch((e) => this.deps.log.warn({ err: e, location: written!.location }, 'could not remove the data of a failed upload'));
       const released = await this.deps.images.releaseWriter(image.id, writerId, 'queued');
@@ -176,6 +200,7 @@ export class DataService {
       }
       // An abort (delete, shutdown) explains the failure better than the stream error it caused.
       const reason = signal.aborted ? signal.reason : err;
+      this.deps.events.imageUploadFailed(image.id, (reason as Error)?.message ?? String(reason));
       throw reason instanceof ImagoError ? reason : err;
     } finally {
       await quota?.release().catch(() => {});
@@ -210,19 +235,22 @@ export class DataService {
     if (image.checksum) headers['content-md5'] = image.checksum;
     const store = this.deps.stores.holding(location.storeId)!;
     if (size === 0) {
+      if (opts.open !== false) this.deps.events.imageSent(image, 0, true, ctx);
       headers['content-length'] = '0';
       return { status: 200, headers };
     }
     // The cache sits exactly where the store is read: only after the image row has authorized this request.
     const cache = this.deps.cache;
     const body = opts.open === false ? undefined : cache ? await cache.read(image, r, (range) => store.get(location.url, range)) : await store.get(location.url, r);
+    const expected = r ? r.end - r.start + 1 : size;
+    const sent = body && this.deps.events.wants('image.send') ? (bytes: number) => this.deps.events.imageSent(image, bytes, bytes === expected, ctx) : undefined;
     if (r) {
       headers['content-range'] = `bytes ${r.start}-${r.end}/${size}`;
       headers['content-length'] = String(r.end - r.start + 1);
-      return { status: 206, headers, body };
+      return { status: 206, headers, body, sent };
     }
     headers['content-length'] = String(size);
-    return { status: 200, headers, body };
+    return { status: 200, headers, body, sent };
   }
 
   /** Makes every commit so far survive a power loss (see DurableCommits). */
@@ -248,7 +276,8 @@ export class DataService {
     for (const loc of locations) {
       const store = this.deps.stores.holding(loc.storeId);
       try {
-        await store?.delete(loc.url);
+        // A read-only store's data is not Imago's to remove (an http server's, a migrated Glance directory): forget it only.
+        if (store && !store.info.readOnly) await store.delete(loc.url);
         await this.deps.images.forgetLocation(loc.id);
       } catch (err) {
         // The pending_delete record stays; start-up recovery retries it.

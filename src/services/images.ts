@@ -10,12 +10,15 @@ import { targetOf, type ImageAccess } from './image-access.js';
 import { BadRequest, Conflict, Forbidden, NotFound } from '../domain/errors.js';
 import { setOwn, type Image, type Visibility } from '../domain/image.js';
 import { checkLimits, checkTag, isUuid, parseCreateBody, storable } from '../domain/image-input.js';
-import { applyPatch, parsePatch, type PatchState } from '../domain/patch.js';
+import { applyPatch, parsePatch, splitLocationChanges, type PatchState } from '../domain/patch.js';
 import { canSee, type MemberStatus } from '../domain/visibility.js';
 import type { Policy, PolicyTarget } from '../domain/policy.js';
 import { parseImageListQuery, type Query } from '../domain/list-query.js';
 import type { ImageChanges } from '../db/images-repo.js';
 import type { ImageCache } from '../cache/image-cache.js';
+import type { Notifier } from '../notifications/notifier.js';
+import type { PropertyProtections } from '../domain/property-protection.js';
+import type { LocationService } from './locations.js';
 
 /** What the metadata operations use; built by the composition root (src/runtime.ts). */
 export interface ImageServiceDeps {
@@ -30,6 +33,12 @@ export interface ImageServiceDeps {
   /** this node's image cache: a deleted image's entry goes at once (other nodes' sweeps remove theirs) */
   cache?: Pick<ImageCache, 'remove'>;
   config: Pick<Config, 'maxImageProperties' | 'maxImageTags'>;
+  /** JSON-patch on /locations */
+  locations: Pick<LocationService, 'apply'>;
+  /** events after each committed change (image.create, image.update, image.delete) */
+  events: Notifier;
+  /** who may create, read, update and delete which properties (config.propertyProtection); none: all open */
+  protections?: PropertyProtections;
 }
 
 /** Image metadata operations: every rule check and state change, no HTTP. */
@@ -49,7 +58,13 @@ export class ImageService {
   async show(id: string, ctx: RequestContext): Promise<Image> {
     const { image, membership } = await this.getVisible(id, ctx);
     this.deps.policy.enforce('get_image', ctx, targetOf(image, membership));
-    return image;
+    return this.asSeenBy(image, ctx);
+  }
+
+  /** The image as `ctx` may see it: properties it may not read are left out (property protections). */
+  private asSeenBy(image: Image, ctx: RequestContext): Image {
+    const p = this.deps.protections;
+    return p ? { ...image, properties: p.readable(image.properties, ctx) } : image;
   }
 
   async create(body: unknown, ctx: RequestContext): Promise<Image> {
@@ -62,12 +77,13 @@ export class ImageService {
     this.deps.policy.enforce('add_image', ctx, { owner, visibility }, 'You are not permitted to create images.');
     this.checkVisibilityChange(visibility, ctx, { owner, visibility });
     checkLimits(Object.keys(input.properties).length, input.tags.length, this.limits());
+    if (this.deps.protections) for (const name of Object.keys(input.properties)) this.deps.protections.enforce(name, 'create', ctx);
     const id = input.id ?? randomUUID();
     // A generated id cannot collide; a client's own id may (the insert's unique key catches a race).
     if (input.id !== undefined && (await this.deps.images.exists(id))) throw new Conflict(`An image with identifier ${id} already exists.`);
     const admitted = await this.deps.quotas?.admitCreate(owner, id);
     try {
-      return await this.deps.images.create({
+      const created = await this.deps.images.create({
         id,
         name: (input.base.name as string | null | undefined) ?? null,
         visibility,
@@ -81,6 +97,8 @@ export class ImageService {
         tags: input.tags,
         properties: input.properties,
       });
+      this.deps.events.imageCreated(created);
+      return this.asSeenBy(created, ctx);
     } catch (err) {
       if (/unique|duplicate|constraint/i.test(String((err as Error).message))) throw new Conflict(`An image with identifier ${id} already exists.`);
       throw err;
@@ -105,21 +123,35 @@ export class ImageService {
       if (!visible) throw new BadRequest(`Invalid marker: no image found with ID ${q.marker}.`);
     }
     const images = await this.deps.images.list(q, ctx, marker);
-    return { images, more: images.length > 0 && images.length === q.limit };
+    return { images: this.deps.protections ? images.map((i) => this.asSeenBy(i, ctx)) : images, more: images.length > 0 && images.length === q.limit };
   }
 
   async update(id: string, body: unknown, draft: 4 | 10, ctx: RequestContext): Promise<Image> {
-    const changes = parsePatch(body, draft);
-    const { image, membership } = await this.getVisible(id, ctx);
-    if (changes.length === 0) return image;
+    const all = parsePatch(body, draft);
+    let { image, membership } = await this.getVisible(id, ctx);
+    if (all.length === 0) return this.asSeenBy(image, ctx);
+    const protections = this.deps.protections;
     const target = targetOf(image, membership);
-    this.deps.policy.enforce('modify_image', ctx, target, 'You are not permitted to modify this image.');
+    // Locations have their own policies (set_image_location, delete_image_location), as in Glance.
+    const { locations, others: changes } = splitLocationChanges(all);
+    if (changes.length) this.deps.policy.enforce('modify_image', ctx, target, 'You are not permitted to modify this image.');
+    if (locations.length) {
+      await this.deps.locations.apply(image, target, locations, ctx);
+      image = (await this.deps.images.get(id)) ?? image;
+      if (!changes.length) {
+        this.deps.events.imageUpdated(image);
+        return this.asSeenBy(image, ctx);
+      }
+    }
+    // The patch applies to what the caller sees; properties it may not read stay as they are.
+    const seen = this.asSeenBy(image, ctx).properties;
+    const unseen = Object.keys(image.properties).length - Object.keys(seen).length;
     const before: PatchState = {
       base: {
         name: image.name, visibility: image.visibility, protected: image.protected, os_hidden: image.osHidden,
         disk_format: image.diskFormat, container_format: image.containerFormat, min_disk: image.minDisk, min_ram: image.minRam, owner: image.owner,
       },
-      properties: image.properties,
+      properties: seen,
       tags: image.tags,
     };
     const after = applyPatch(before, changes, {
@@ -127,19 +159,22 @@ export class ImageService {
       isAdmin: ctx.isAdmin,
       status: image.status,
       checkVisibility: (v) => this.checkVisibilityChange(v, ctx, target),
+      checkProperty: protections ? (name, op) => protections.enforce(name, op, ctx) : undefined,
     });
     const delta: ImageChanges = {};
     for (const [k, v] of Object.entries(after.base)) {
       if (v !== before.base[k]) (delta as Record<string, unknown>)[k] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
     }
-    checkLimits(Object.keys(after.properties).length, after.tags.length, this.limits());
+    checkLimits(Object.keys(after.properties).length + unseen, after.tags.length, this.limits());
     const set: Record<string, string> = {};
     for (const [k, v] of Object.entries(after.properties)) if (before.properties[k] !== v) setOwn(set, k, v);
     const remove = Object.keys(before.properties).filter((k) => !Object.hasOwn(after.properties, k));
     const tagsChanged = [...after.tags].sort().join('\0') !== [...before.tags].sort().join('\0');
     const ok = await this.deps.images.update(id, delta, { set, remove }, tagsChanged ? after.tags : undefined);
     if (!ok) throw new NotFound(`No image found with ID ${id}`);
-    return (await this.deps.images.get(id))!;
+    const updated = (await this.deps.images.get(id))!;
+    this.deps.events.imageUpdated(updated);
+    return this.asSeenBy(updated, ctx);
   }
 
   async delete(id: string, ctx: RequestContext): Promise<void> {
@@ -148,6 +183,7 @@ export class ImageService {
     if (image.protected) throw new Forbidden(`Image ${id} is protected and cannot be deleted.`);
     const locations = await this.deps.images.delete(id);
     if (!locations) throw new NotFound(`No image found with ID ${id}`);
+    this.deps.events.imageDeleted({ ...image, status: 'deleted' as Image['status'] });
     // A writer still streaming into this image learns now, not at commit (invariant 4).
     this.deps.writers.abort(id);
     this.deps.cache?.remove(id);
@@ -164,6 +200,7 @@ export class ImageService {
     // 403 as Glance's domain model answers (it raises Forbidden), whatever its API reference says.
     if (image.status !== 'active') throw new Forbidden(`Not allowed to deactivate image in status '${image.status}': only active images can be deactivated.`);
     if (!(await this.deps.images.setStatus(id, ['active'], 'deactivated'))) throw new Conflict('The image changed status meanwhile; try again.');
+    await this.updated(id);
   }
 
   async reactivate(id: string, ctx: RequestContext): Promise<void> {
@@ -172,6 +209,7 @@ export class ImageService {
     if (image.status === 'active') return;
     if (image.status !== 'deactivated') throw new Forbidden(`Not allowed to reactivate image in status '${image.status}': only deactivated images can be reactivated.`);
     if (!(await this.deps.images.setStatus(id, ['deactivated'], 'active'))) throw new Conflict('The image changed status meanwhile; try again.');
+    await this.updated(id);
   }
 
   async addTag(id: string, tag: string, ctx: RequestContext): Promise<void> {
@@ -180,6 +218,7 @@ export class ImageService {
     this.deps.policy.enforce('modify_image', ctx, targetOf(image, membership), `Not allowed to update tags for image ${id}.`);
     if (!image.tags.includes(tag)) checkLimits(0, image.tags.length + 1, this.limits());
     await this.deps.images.addTag(id, tag);
+    await this.updated(id);
   }
 
   async removeTag(id: string, tag: string, ctx: RequestContext): Promise<void> {
@@ -187,6 +226,14 @@ export class ImageService {
     const { image, membership } = await this.getVisible(id, ctx);
     this.deps.policy.enforce('modify_image', ctx, targetOf(image, membership), `Not allowed to delete tags for image ${id}.`);
     if (!(await this.deps.images.removeTag(id, tag))) throw new NotFound(`Tag ${tag} not found on image ${id}.`);
+    await this.updated(id);
+  }
+
+  /** image.update after a change made without reading the image back (read only when someone listens). */
+  private async updated(id: string): Promise<void> {
+    if (!this.deps.events.wants('image.update')) return;
+    const image = await this.deps.images.get(id).catch(() => undefined);
+    if (image) this.deps.events.imageUpdated(image);
   }
 
   private limits() {

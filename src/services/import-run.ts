@@ -1,4 +1,5 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -23,10 +24,16 @@ import { decompressor, detectCompression, readHead } from '../import/plugins/dec
 import { qemuConvert, qemuFormat, qemuInfo, qemuSafetyProblems } from '../import/plugins/qemu-img.js';
 import { propertiesToInject } from '../import/plugins/inject.js';
 import { copiedMessage } from '../import/task.js';
-import type { ImportRequest, ImportTaskInput, Task, TaskState } from '../domain/task.js';
+import { LOCATION_IMPORT, type ImportRequest, type ImportTaskInput, type Task, type TaskState } from '../domain/task.js';
 import { defaultVirtualSize, type DataService, type Written } from './image-data.js';
 import type { Staged, StagingService } from './staging.js';
 import type { QuotaLease } from '../domain/quota.js';
+import { DigestCheck } from './digest-check.js';
+import { expectedDigest, expectedFromProperties, type ExpectedDigest } from '../domain/expected-digests.js';
+import type { ChunkTap } from '../stores/metered-stream.js';
+
+import type { Notifier } from '../notifications/notifier.js';
+import type { PropertyProtections } from '../domain/property-protection.js';
 
 /** What one import run uses; the task runner passes its own dependencies (src/runtime.ts builds them). */
 export interface ImportRunDeps {
@@ -34,12 +41,16 @@ export interface ImportRunDeps {
   tasksRepo: TasksRepo;
   stores: StoreRegistry;
   staging: Pick<StagingService, 'get' | 'forget' | 'discard' | 'record' | 'replace'>;
-  data: Pick<DataService, 'uploadCap' | 'write'>;
+  data: Pick<DataService, 'uploadCap' | 'write' | 'digest'>;
   quotas?: Pick<QuotaChecker, 'admitWriter'>;
   /** web-download's and glance-download's URL rules */
   filter: UriFilter;
   config: Pick<Config, 'import' | 'auth'>;
   log: Logger;
+  /** image.upload / image.activate after each store's commit */
+  events: Notifier;
+  /** property protections: the properties an import sets are checked against its requester */
+  protections?: PropertyProtections;
 }
 
 /** A reason an import cannot complete; the message is what the task tells the user. */
@@ -139,6 +150,7 @@ export class ImportRun {
   async run(): Promise<string> {
     const image = await this.image();
     if (this.method === 'copy-image') return this.copyImage(image);
+    if (this.method === LOCATION_IMPORT) return this.locationImport(image);
     let staged = await this.deps.staging.get(this.imageId);
     if (staged && !(await this.deps.stores.staging.exists(staged.url))) {
       await this.deps.staging.forget(this.imageId, staged.url);
@@ -169,6 +181,54 @@ export class ImportRun {
     }
     await this.deps.staging.discard(this.imageId);
     return this.successMessage(source.size);
+  }
+
+  /**
+   * A location_import task (API 2.17): the object the URL names is read once
+   * to measure and hash it; the digests must match the caller's
+   * validation_data when given; then the location is recorded and the image
+   * turns active in one step. Nothing is copied: the data stays where it is.
+   */
+  private async locationImport(image: Image): Promise<string> {
+    const url = this.req.method.uri!;
+    const store = this.deps.stores.owning(url);
+    if (!store) throw new ImportFailure(`The location ${url} names no object of a configured store.`);
+    const cap = await this.cap(image);
+    const body = await store.get(url).catch((err) => {
+      throw new ImportFailure(`Reading ${url} failed: ${(err as Error).message}`);
+    });
+    const what = `the data at ${url}`;
+    let got;
+    try {
+      got = await this.deps.data.digest(labelled(body, what), {
+        cap: cap.bytes,
+        tooLarge: cap.error,
+        signal: this.opts.signal,
+        taps: [(chunk, offset) => this.opts.progress(offset + chunk.length)],
+      });
+    } catch (err) {
+      if (this.opts.signal.aborted) throw this.opts.signal.reason;
+      throw err instanceof ImagoError ? err : new ImportFailure(`Reading ${url} failed: ${(err as Error).message}`);
+    }
+    if (got.size === 0) throw new ImportFailure(`The object at ${url} is empty.`);
+    const vd = this.req.method.validation_data;
+    const mismatch = [
+      vd?.checksum !== undefined && vd.checksum.toLowerCase() !== got.md5 ? `checksum is ${got.md5}, validation_data says ${vd.checksum}` : '',
+      vd?.os_hash_value !== undefined && vd.os_hash_value.toLowerCase() !== got.sha512 ? `os_hash_value (sha512) is ${got.sha512}, validation_data says ${vd.os_hash_value}` : '',
+    ].filter(Boolean);
+    if (mismatch.length) throw new ImportFailure(`The data at ${url} does not match its validation_data: ${mismatch.join('; ')}.`);
+    const message = this.successMessage(got.size);
+    const recorded = await this.deps.tasksRepo.commitStore(this.imageId, this.task.id, {
+      storeId: store.info.id,
+      url,
+      data: { size: got.size, checksum: got.md5, sha512: got.sha512, virtualSize: defaultVirtualSize(image.diskFormat, got.size) },
+      activate: true,
+      end: { status: 'success', message, result: { image_id: this.imageId }, ttlHours: this.deps.config.import.taskTimeToLiveHours, progress: { bytesDone: got.size, bytesExpected: got.size } },
+    });
+    if (!recorded) throw new ImportFailure('The image changed hands during the import.');
+    this.ended = true;
+    if (this.deps.events.wants('image.upload')) this.deps.events.imageDataCommitted((await this.deps.images.get(this.imageId).catch(() => undefined)) ?? image, store.info.id, true);
+    return message;
   }
 
   private successMessage(size: number): string {
@@ -209,8 +269,9 @@ export class ImportRun {
   }
 
   private async webDownload(image: Image): Promise<Staged> {
+    const e = this.req.expected_digest;
     const src = await this.open(this.req.method.uri!, {});
-    return this.stageFrom(image, src.body, src.length, this.req.method.uri!);
+    return this.stageFrom(image, src.body, src.length, this.req.method.uri!, e ? [expectedDigest(e.algo, e.value, 'expected_digest of the import request')] : []);
   }
 
   private async glanceDownload(image: Image): Promise<Staged> {
@@ -222,6 +283,7 @@ export class ImportRun {
     if (remote.status !== 'active') throw new ImportFailure(`Source image status should be active instead of ${remote.status}.`);
     if (typeof remote.size !== 'number') throw new ImportFailure(`Size attribute of remote image ${m.glance_image_id} could not be determined.`);
     const props = propertiesToCopy(remote, this.deps.config.import.glanceDownload.extraProperties);
+    this.deps.protections?.enforceWrites(Object.keys(props), image.properties, { roles: this.state.roles ?? [], projectId: this.task.owner, userId: this.task.userId ?? '' });
     this.state.previousFormats ??= { disk_format: image.diskFormat, container_format: image.containerFormat };
     this.state.copiedProperties ??= Object.keys(props).filter((k) => !(k in image.properties));
     this.state.previousProperties ??= Object.fromEntries(Object.keys(props).filter((k) => k in image.properties).map((k) => [k, image.properties[k]]));
@@ -248,7 +310,9 @@ export class ImportRun {
   };
 
   /** Streams a download into staging, hashed and inspected on the way. */
-  private async stageFrom(image: Image, body: Readable, length: number | undefined, what: string): Promise<Staged> {
+  private async stageFrom(image: Image, body: Readable, length: number | undefined, what: string, declared: ExpectedDigest[] = []): Promise<Staged> {
+    // the bytes as received, before any plugin: the owner_specified properties and expected_digest speak of them
+    const check = DigestCheck.of([...expectedFromProperties(image.properties), ...declared]);
     const cap = await this.cap(image);
     if (length !== undefined && length > cap.bytes) {
       discard(body);
@@ -259,9 +323,14 @@ export class ImportRun {
     const quota = await this.admit(image, 'image_stage_total', length, body);
     let written: Written;
     try {
-      written = await this.write(this.deps.stores.staging, this.imageId, body, cap, inspector, length, quota, what);
+      written = await this.write(this.deps.stores.staging, this.imageId, body, cap, inspector, length, quota, what, check?.taps);
     } finally {
       await quota?.release().catch(() => {});
+    }
+    const mismatch = check?.problem(written);
+    if (mismatch) {
+      await this.deps.stores.staging.delete(written.location);
+      throw new ImportFailure(mismatch);
     }
     if (length !== undefined && written.size !== length) {
       await this.deps.stores.staging.delete(written.location);
@@ -287,8 +356,8 @@ export class ImportRun {
    * corrupt archive) are told apart from the store's own, so the task says
    * which side failed.
    */
-  private async write(store: Store, key: string, body: Readable, cap: { bytes: number; error: (n: number) => Error }, inspector?: FormatInspector, expectedSize?: number, quota?: QuotaLease, what = 'the image data'): Promise<Written> {
-    const taps = [(chunk: Buffer, offset: number) => this.opts.progress(offset + chunk.length, expectedSize)];
+  private async write(store: Store, key: string, body: Readable, cap: { bytes: number; error: (n: number) => Error }, inspector?: FormatInspector, expectedSize?: number, quota?: QuotaLease, what = 'the image data', extraTaps: ChunkTap[] = []): Promise<Written> {
+    const taps: ChunkTap[] = [(chunk: Buffer, offset: number) => this.opts.progress(offset + chunk.length, expectedSize), ...extraTaps];
     if (inspector) taps.push((chunk, offset) => inspector.push(chunk, offset));
     try {
       return await this.deps.data.write(store, key, labelled(body, what), { cap: cap.bytes, tooLarge: cap.error, signal: this.opts.signal, taps, expectedSize, quota });
@@ -326,6 +395,7 @@ export class ImportRun {
     }
     const inject = propertiesToInject(p.injectMetadata, this.state.roles ?? []);
     if (Object.keys(inject).length) {
+      this.deps.protections?.enforceWrites(Object.keys(inject), image.properties, { roles: this.state.roles ?? [], projectId: this.task.owner, userId: this.task.userId ?? '' });
       await this.deps.tasksRepo.updateImage(this.imageId, this.task.id, {}, inject);
       image = await this.image();
     }
@@ -343,14 +413,20 @@ export class ImportRun {
   }
 
   private async convert(image: Image, staged: Staged, from: string, to: string): Promise<Staged> {
-    if (!staged.url.startsWith('file:')) throw new ImportFailure('Conversion needs a filesystem staging area.');
-    const file = fileURLToPath(staged.url);
-    const info = await qemuInfo(file, from).catch(this.asFailure);
-    const problems = qemuSafetyProblems(info, from, file);
-    if (problems.length) throw new ImportFailure(`Image is not safe to convert: ${problems.join('; ')}.`);
     await mkdir(this.deps.config.import.workDir, { recursive: true });
     const out = path.join(this.deps.config.import.workDir, `${this.task.id}.${to}`);
+    // qemu-img reads a local file: a staged object elsewhere (S3 staging) is fetched to the work dir first.
+    const local = staged.url.startsWith('file:') ? undefined : path.join(this.deps.config.import.workDir, `${this.task.id}.source.${from}`);
     try {
+      if (local) {
+        await pipelineAsync(await this.deps.stores.staging.get(staged.url), createWriteStream(local), { signal: this.opts.signal }).catch((err) => {
+          throw this.opts.signal.aborted ? this.opts.signal.reason : new ImportFailure(`Fetching the staged data for conversion failed: ${(err as Error).message}`);
+        });
+      }
+      const file = local ?? fileURLToPath(staged.url);
+      const info = await qemuInfo(file, from).catch(this.asFailure);
+      const problems = qemuSafetyProblems(info, from, file);
+      if (problems.length) throw new ImportFailure(`Image is not safe to convert: ${problems.join('; ')}.`);
       await qemuConvert(file, from, out, to, this.opts.signal).catch(this.asFailure);
       const converted = await this.rewrite(image, staged, 'converted', createReadStream(out, { highWaterMark: 1024 * 1024 }), { disk_format: to });
       if (to !== 'raw') {
@@ -360,6 +436,7 @@ export class ImportRun {
       return converted;
     } finally {
       await rm(out, { force: true });
+      if (local) await rm(local, { force: true });
     }
   }
 
@@ -415,6 +492,7 @@ export class ImportRun {
           await this.image();
           throw new ImportFailure('The image changed hands during the import.');
         }
+        if (d.events.wants('image.upload')) d.events.imageDataCommitted((await d.images.get(this.imageId).catch(() => undefined)) ?? image, storeId, activate);
         if (adopt) await d.staging.forget(this.imageId, source.url);
         this.state.committed!.push(storeId);
         if (end) this.ended = true;

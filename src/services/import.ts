@@ -25,7 +25,7 @@ export interface ImportServiceDeps {
   policy: Policy;
   images: ImagesRepo;
   stores: StoreRegistry;
-  tasks: Pick<TaskService, 'repo' | 'failStale' | 'startImport'>;
+  tasks: Pick<TaskService, 'repo' | 'failStale' | 'startImport' | 'taskEvent'>;
   data: Pick<DataService, 'removeLocations'>;
   quotas?: Pick<QuotaChecker, 'remainingBytes'>;
   /** web-download's URL rules, shared with the task runner that opens the URL */
@@ -117,6 +117,7 @@ export class ImportService {
       const now = await d.images.get(image.id);
       throw new Conflict(`Image status transition from ${now?.status ?? 'deleted'} to importing is not allowed`);
     }
+    await d.tasks.taskEvent('create', taskId);
     if (stale) await d.tasks.failStale(stale, image.id);
     d.tasks.startImport(taskId, ctx.token);
     return taskId;

@@ -8,6 +8,7 @@ import type { Member } from '../db/members-repo.js';
 import { compileSchema, describeValue } from '../domain/json-validator.js';
 import { memberSchema } from '../domain/schemas.js';
 import { targetOf, type ImageAccess } from './image-access.js';
+import type { Notifier } from '../notifications/notifier.js';
 
 const STATUSES: readonly MemberStatus[] = ['pending', 'accepted', 'rejected'];
 /** Glance's image_member_quota default. */
@@ -55,6 +56,8 @@ export interface MemberServiceDeps {
   access: ImageAccess;
   policy: Policy;
   members: MembersRepo;
+  /** image.member.create/update/delete after each committed change */
+  events: Notifier;
 }
 
 /**
@@ -116,7 +119,9 @@ export class MemberService {
       throw new PayloadTooLarge(`Image ${imageId} already has ${MAX_MEMBERS_PER_IMAGE} members, the most an image may have (image_member_quota).`);
     }
     try {
-      return await this.deps.members.add(image.id, memberId);
+      const added = await this.deps.members.add(image.id, memberId);
+      this.deps.events.member('create', added);
+      return added;
     } catch (err) {
       if (/unique|duplicate|constraint/i.test(String((err as Error).message))) throw new Conflict(`Member ${memberId} is already a member of image ${imageId}.`);
       throw err;
@@ -131,14 +136,16 @@ export class MemberService {
     this.deps.policy.enforce('modify_member', ctx, target, `Only the member project ${memberId} may accept or reject image ${imageId}.`);
     const updated = await this.deps.members.setStatus(image.id, memberId, checkStatus(status));
     if (!updated) throw new NotFound(`${memberId} not found in the member list of the image ${image.id}.`);
+    this.deps.events.member('update', updated);
     return updated;
   }
 
   async remove(imageId: string, memberId: string, ctx: RequestContext): Promise<void> {
     const { image, target } = await this.image(imageId, ctx);
     this.requireShared(image);
-    await this.lookup(image, memberId, ctx);
+    const member = await this.lookup(image, memberId, ctx);
     this.deps.policy.enforce('delete_member', ctx, target, `Only the owner of image ${imageId} may remove its members.`);
     if (!(await this.deps.members.remove(image.id, memberId))) throw new NotFound(`${memberId} not found in the member list of the image ${image.id}.`);
+    this.deps.events.member('delete', member);
   }
 }

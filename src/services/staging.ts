@@ -16,6 +16,8 @@ import type { DataService, Written } from './image-data.js';
 import { targetOf, type ImageAccess } from './image-access.js';
 import { crashPoint } from './crash-points.js';
 import { receivedBytesTap } from './received-bytes.js';
+import { DigestCheck } from './digest-check.js';
+import { expectedFromProperties, type ExpectedDigest } from '../domain/expected-digests.js';
 
 /** An image's staged data, as image_staging records it. */
 export interface Staged {
@@ -32,6 +34,8 @@ export interface StageRequest {
   ctx: RequestContext;
   body: Readable;
   contentLength?: number;
+  /** digests the request's headers declare; the image's owner_specified properties add theirs */
+  expected?: ExpectedDigest[];
 }
 
 /** What staging uses; built by the composition root (src/runtime.ts). */
@@ -77,10 +81,10 @@ export class StagingService {
       throw new Conflict(`Image status transition from ${current.status} to uploading is not allowed`);
     }
     const controller = new AbortController();
-    await d.data.asWriter(image.id, writerId, controller, () => this.stageClaimed(image.id, writerId, { ...req, owner: image.owner }, controller.signal, cap));
+    await d.data.asWriter(image.id, writerId, controller, () => this.stageClaimed(image.id, writerId, { ...req, owner: image.owner, properties: image.properties }, controller.signal, cap));
   }
 
-  private async stageClaimed(imageId: string, writerId: string, req: StageRequest & { owner: string | null }, signal: AbortSignal, cap: { bytes: number; error: (n: number) => Error }): Promise<void> {
+  private async stageClaimed(imageId: string, writerId: string, req: StageRequest & { owner: string | null; properties: Record<string, string> }, signal: AbortSignal, cap: { bytes: number; error: (n: number) => Error }): Promise<void> {
     const d = this.deps;
     let written: Written | undefined;
     let quota: QuotaLease | undefined;
@@ -88,14 +92,16 @@ export class StagingService {
       await this.discard(imageId);
       quota = await d.quotas?.admitWriter({ owner: req.owner, imageId, writerId, resource: 'image_stage_total', bytes: req.contentLength, what: 'this stage' });
       const inspector = d.config.import.plugins.formatInspection ? new FormatInspector() : undefined;
+      const check = DigestCheck.of([...expectedFromProperties(req.properties), ...(req.expected ?? [])]);
       written = await d.data.write(d.stores.staging, imageId, req.body, {
         cap: cap.bytes,
         tooLarge: cap.error,
         signal,
         quota,
-        taps: [receivedBytesTap(d.images, imageId, writerId), ...(inspector ? [(chunk: Buffer, offset: number) => inspector.push(chunk, offset)] : [])],
+        taps: [receivedBytesTap(d.images, imageId, writerId), ...(inspector ? [(chunk: Buffer, offset: number) => inspector.push(chunk, offset)] : []), ...(check?.taps ?? [])],
         expectedSize: req.contentLength,
       });
+      check?.verify(written);
       const inspection = inspector?.finish(written.size) ?? null;
       await this.record(imageId, written, inspection);
       // Glance shows the staged size at once; checksums wait for the import.

@@ -10,10 +10,11 @@ import { BadRequest, Gone, ImagoError, NotFound, ServiceUnavailable } from '../d
 import { isUuid } from '../domain/image-input.js';
 import { type TasksRepo, type TaskListQuery } from '../db/tasks-repo.js';
 import { copiedMessage } from '../import/task.js';
-import { TASK_STATUSES, TASK_TYPES, type ImportTaskInput, type Task } from '../domain/task.js';
+import { LOCATION_IMPORT, TASK_STATUSES, TASK_TYPES, type ImportTaskInput, type Task } from '../domain/task.js';
 import type { Resolver } from '../import/http-source.js';
 import { ImportFailure, ImportRun, type ImportRunDeps } from './import-run.js';
 import { targetOf, type ImageAccess } from './image-access.js';
+import type { TaskEvent } from '../notifications/notifier.js';
 
 /** A task interrupted by crashes this many times is rolled back instead of resumed again. */
 export const MAX_ATTEMPTS = 3;
@@ -30,7 +31,7 @@ export interface TaskServiceDeps extends ImportRunDeps {
   access: ImageAccess;
   policy: Policy;
   writers: Pick<WriterRegistry, 'isClosing'>;
-  data: Pick<DataService, 'uploadCap' | 'write' | 'asWriter' | 'removeLocations'>;
+  data: Pick<DataService, 'uploadCap' | 'write' | 'digest' | 'asWriter' | 'removeLocations'>;
   nodes: NodeLiveness;
   metrics: Pick<Metrics, 'taskFinished'>;
   nodeId: string;
@@ -164,6 +165,13 @@ export class TaskService {
     return this.running.size;
   }
 
+  /** task.<event> with the task as it is now (read only when someone listens); never fails the caller. */
+  async taskEvent(event: TaskEvent, id: string): Promise<void> {
+    if (!this.deps.events.wants(`task.${event}`)) return;
+    const task = await this.repo.get(id).catch(() => undefined);
+    if (task) this.deps.events.task(event, task);
+  }
+
   kick(): void {
     if (this.stopped) return;
     this.pump().catch((err) => this.deps.log.error({ err }, 'task runner could not claim tasks'));
@@ -183,7 +191,7 @@ export class TaskService {
         const sweepEvery = this.deps.dialect === 'postgres' ? Math.min(SWEEP_MS, this.deps.nodes.timeoutMs / 3) : SWEEP_MS;
         if (Date.now() - this.lastSweep > sweepEvery) {
           this.lastSweep = Date.now();
-          await this.repo.deleteExpired();
+          await this.deleteExpired();
           if (this.deps.dialect === 'postgres') await this.recoverInterrupted();
         }
         const free = this.deps.config.import.maxConcurrentTasks - this.running.size;
@@ -202,6 +210,14 @@ export class TaskService {
         this.kick();
       });
     this.running.set(task.id, done);
+  }
+
+  /** Forgets tasks past their expiry; task.delete for each when someone listens. */
+  private async deleteExpired(): Promise<void> {
+    const events = this.deps.events;
+    const doomed = events.wants('task.delete') ? await this.repo.listExpired() : [];
+    await this.repo.deleteExpired();
+    for (const t of doomed) events.task('delete', t);
   }
 
   private async execute(task: Task): Promise<void> {
@@ -246,6 +262,12 @@ export class TaskService {
     heartbeat.unref();
     const work = async () => {
       await this.repo.adoptClaim(imageId, task.id, d.nodeId);
+      await this.taskEvent('run', task.id);
+      await this.taskEvent('processing', task.id);
+      if (d.events.wants('image.prepare')) {
+        const image = await d.images.get(imageId).catch(() => undefined);
+        if (image) for (const store of input.backend) d.events.imagePrepared(image, store);
+      }
       d.log.info({ ...taskLog, attempt: task.attempts, stores: input.backend, resumed: !!task.state.resumed }, task.state.resumed ? 'import task resumed' : 'import task started');
       const run = new ImportRun(d, task, { token: this.tokens.get(task.id), signal: controller.signal, progress, resolve: this.resolver });
       try {
@@ -253,6 +275,7 @@ export class TaskService {
         // Usually the commit that activated the image ended the task too; copy-image and partial imports end here.
         if (!run.ended) await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, d.config.import.taskTimeToLiveHours, { bytesDone: copied, bytesExpected: expected });
         d.metrics.taskFinished(method, 'success', (Date.now() - started) / 1000);
+        await this.taskEvent('success', task.id);
         d.log.info({ ...taskLog, durationMs: Date.now() - started, bytes: copied, result: message }, 'import task succeeded');
       } catch (err) {
         if (run.ended) {
@@ -273,6 +296,7 @@ export class TaskService {
         }
         await this.fail(task, reason);
         d.metrics.taskFinished(method, 'failure', (Date.now() - started) / 1000);
+        await this.taskEvent('failure', task.id);
       }
     };
     try {
@@ -447,6 +471,8 @@ function retryHint(method: string, imageId: string): string {
       return `stage the data again (PUT /v2/images/${imageId}/stage) and import it.`;
     case 'web-download':
       return 'fix the problem (the URL, its data or disk_format) and import again.';
+    case LOCATION_IMPORT:
+      return `check the URL and its validation_data, then add the location again (POST /v2/images/${imageId}/locations).`;
     default:
       return 'fix the problem and import again.';
   }

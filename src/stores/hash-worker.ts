@@ -4,6 +4,7 @@
  * hash-ring.ts). The pool's comment explains the protocol.
  */
 import { createHash, type Hash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort } from 'node:worker_threads';
@@ -28,6 +29,13 @@ interface Message {
 }
 
 const port = parentPort!;
+
+// Node names every thread `node`; this name lets `npm run bench` (and top -H) tell the hash workers apart.
+try {
+  writeFileSync('/proc/thread-self/comm', 'imago-hash');
+} catch {
+  // not Linux, or /proc is not mounted: the name is only a convenience
+}
 const sessions = new Map<string, Session>();
 
 /**

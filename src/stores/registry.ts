@@ -2,6 +2,7 @@ import type { StoreConfig } from '../config.js';
 import { BadRequest, Conflict, ServiceUnavailable } from '../domain/errors.js';
 import { FilesystemStore } from './filesystem.js';
 import { S3Store } from './s3.js';
+import { HttpStore } from './http.js';
 import type { Store } from './store.js';
 
 export function createStore(cfg: StoreConfig): Store {
@@ -10,6 +11,8 @@ export function createStore(cfg: StoreConfig): Store {
       return new FilesystemStore({ id: cfg.id, description: cfg.description, readOnly: cfg.readOnly, path: cfg.path! });
     case 's3':
       return new S3Store({ id: cfg.id, description: cfg.description, readOnly: cfg.readOnly }, cfg.s3!);
+    case 'http':
+      return new HttpStore({ id: cfg.id, description: cfg.description }, cfg.http!);
     default:
       throw new Error(`store type ${cfg.type} is not available in this build`);
   }
@@ -49,6 +52,11 @@ export class StoreRegistry {
   /** The store holding a location, staging included. */
   holding(storeId: string): Store | undefined {
     return storeId === this.staging.info.id ? this.staging : this.byId.get(storeId);
+  }
+
+  /** The configured store a location URL names (the locations API), staging never. */
+  owning(location: string): Store | undefined {
+    return this.stores.find((s) => s.owns?.(location));
   }
 
   ids(): string[] {

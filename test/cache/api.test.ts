@@ -34,10 +34,10 @@ describe('cache API with the cache off', () => {
     }
   });
 
-  test('the versions document stops at 2.15 and /v2.14, /v2.16 are not served', async () => {
+  test('the versions document leaves out 2.14 and 2.16, and /v2.14, /v2.16 are not served', async () => {
     const doc = (await (await s.req('GET', '/versions')).json()) as Json;
     const ids = doc.versions.map((v: Json) => v.id);
-    assert.equal(ids[0], 'v2.15');
+    assert.deepEqual(ids.slice(0, 3), ['v2.17', 'v2.15', 'v2.13']);
     assert.equal(doc.versions[0].status, 'CURRENT');
     assert.ok(!ids.includes('v2.14') && !ids.includes('v2.16'));
     assert.equal((await s.req('GET', '/v2.16/images')).status, 300);
@@ -54,14 +54,14 @@ describe('cache API with the cache on', () => {
   });
   after(async () => { await s.close(); });
 
-  test('versions: 2.16 CURRENT, 2.15 and 2.14 SUPPORTED, and the versioned prefixes route', async () => {
+  test('versions: 2.16 and 2.14 SUPPORTED beside 2.17 (CURRENT) and 2.15, and the versioned prefixes route', async () => {
     const doc = (await (await s.req('GET', '/versions')).json()) as Json;
-    assert.deepEqual(doc.versions.slice(0, 4).map((v: Json) => [v.id, v.status]), [['v2.16', 'CURRENT'], ['v2.15', 'SUPPORTED'], ['v2.14', 'SUPPORTED'], ['v2.13', 'SUPPORTED']]);
+    assert.deepEqual(doc.versions.slice(0, 5).map((v: Json) => [v.id, v.status]), [['v2.17', 'CURRENT'], ['v2.16', 'SUPPORTED'], ['v2.15', 'SUPPORTED'], ['v2.14', 'SUPPORTED'], ['v2.13', 'SUPPORTED']]);
     assert.equal(doc.versions.filter((v: Json) => v.status === 'CURRENT').length, 1);
     assert.equal((await s.req('GET', '/v2.16/cache')).status, 200);
     assert.equal((await s.req('GET', '/v2.14/cache')).status, 200);
     assert.equal((await s.req('GET', '/v2.16/images')).status, 200);
-    assert.equal((await s.req('GET', '/v2.17/images')).status, 300);
+    assert.equal((await s.req('GET', '/v2.18/images')).status, 300);
   });
 
   test('GET /v2/cache: 200 with both lists for admin, 403 for a member (cache_list)', async () => {

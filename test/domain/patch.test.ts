@@ -78,14 +78,23 @@ describe('parsePatch: syntax and per-attribute rules', () => {
     throwsWith(() => parsePatch([{ op: 'remove', path: '/a/b' }], 10), BadRequest, 400, /Invalid JSON pointer for this resource: '\/a\/b'/);
   });
 
-  test('read-only attributes are 403, reserved names are 403, locations are 403', () => {
+  test('read-only attributes are 403, reserved names are 403; /locations changes are parsed for the locations API', () => {
     for (const attr of ['status', 'checksum', 'size', 'id', 'os_hash_value', 'stores', 'created_at']) {
       throwsWith(() => parsePatch([{ op: 'replace', path: `/${attr}`, value: 'x' }], 10), Forbidden, 403, new RegExp(`Attribute '${attr}' is read-only`));
     }
     for (const name of ['deleted', 'location', 'os_glance_import_task']) {
       throwsWith(() => parsePatch([{ op: 'add', path: `/${name}`, value: 'x' }], 10), Forbidden, 403, new RegExp(`Attribute '${name}' is reserved`));
     }
-    throwsWith(() => parsePatch([{ op: 'replace', path: '/locations', value: [] }], 10), Forbidden, 403, /locations cannot be changed/);
+    for (const name of ['imago_received_bytes']) {
+      throwsWith(() => parsePatch([{ op: 'add', path: `/${name}`, value: '1' }], 10), Forbidden, 403, new RegExp(`Attribute '${name}' is reserved`));
+    }
+    // whether locations may change is the locations service's decision (locations.showMultiple, policies)
+    assert.deepEqual(parsePatch([{ op: 'replace', path: '/locations', value: [] }], 10), [{ op: 'replace', path: 'locations', value: [] }]);
+    assert.deepEqual(parsePatch([{ op: 'add', path: '/locations/-', value: { url: 'http://a/b', metadata: { k: 'v' } } }], 10), [{ op: 'add', path: 'locations', position: '-', value: { url: 'http://a/b', metadata: { k: 'v' } } }]);
+    assert.deepEqual(parsePatch([{ op: 'remove', path: '/locations/1' }], 10), [{ op: 'remove', path: 'locations', position: '1' }]);
+    throwsWith(() => parsePatch([{ op: 'replace', path: '/locations', value: {} }], 10), BadRequest, 400, /JSON array of locations/);
+    throwsWith(() => parsePatch([{ op: 'add', path: '/locations/-', value: { url: 'http://a/b' } }], 10), BadRequest, 400, /'metadata' must be a JSON object/);
+    throwsWith(() => parsePatch([{ op: 'add', path: '/locations', value: { url: 'http://a/b', metadata: {} } }], 10), BadRequest, 400, /Invalid JSON pointer/);
   });
 
   test('values are checked against the image schema: 400 naming the attribute', () => {

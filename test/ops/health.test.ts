@@ -7,6 +7,7 @@ import { startTestServer, type TestServer } from '../support/server.js';
 import { createTestDatabase, postgresAvailable, PG_ADMIN_URL } from '../support/postgres.js';
 import { keystoneUnavailableReason, startKeystone } from '../support/keystone.js';
 import { waitFor } from '../support/wait.js';
+import { startRelay } from '../support/relay.js';
 import { ConfigError } from '../../src/config.js';
 
 async function health(base: string, opts: { method?: string; accept?: string } = {}): Promise<{ status: number; type: string | null; body: string }> {
@@ -23,30 +24,6 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-/**
- * A TCP relay this test owns in front of a shared service (PostgreSQL, Keystone): cutting it makes
- * the service unreachable for Imago without stopping what other tests use.
- */
-async function startRelay(host: string, port: number): Promise<{ port: number; cut(): void; restore(): void; stop(): void }> {
-  const sockets = new Set<net.Socket>();
-  let open = true;
-  const relay = net.createServer((client) => {
-    if (!open) return client.destroy();
-    const upstream = net.connect(port, host);
-    for (const sock of [client, upstream]) {
-      sockets.add(sock);
-      sock.on('close', () => sockets.delete(sock));
-      sock.on('error', () => {});
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
-  const cut = () => {
-    open = false;
-    for (const sock of sockets) sock.destroy();
-  };
-  return { port: (relay.address() as net.AddressInfo).port, cut, restore: () => (open = true), stop: () => (cut(), relay.close()) };
-}
 
 describe('healthcheck', () => {
   let s: TestServer;
