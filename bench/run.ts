@@ -29,6 +29,7 @@ import { formatBytes, GiB } from './stats.js';
 import { evaluateTargets } from './targets.js';
 import { measureS3References, startBenchS3, type BenchS3 } from './s3.js';
 import { chunkedUploadsMemory } from './scenarios/chunked.js';
+import { cacheScenario } from './scenarios/cache.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -148,6 +149,12 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
   if (only.has('import')) {
     const file = files.get(small);
     results.push(withCpuPerGiB(await runScenario(ctx, 'import', `stage + glance-direct import ${formatBytes(small)}`, (r) => stageAndImport(r, api, file, name('import'))), small));
+  }
+  if (only.has('cache')) {
+    const file = files.get(small);
+    const { count, size } = sizes.concurrent;
+    results.push(await runScenario(ctx, 'cache', `image cache: hit vs filesystem store (${formatBytes(small)}); ${count} concurrent downloads of an uncached ${formatBytes(size)}`, (r) =>
+      cacheScenario(r, ctx, repoRoot, file, files.get(size), count, sizes.repeats)));
   }
   if (small !== sizes.busyUpload) files.drop(small);
 

@@ -68,6 +68,10 @@ export function evaluateTargets(results: ScenarioResult[], refs: References | un
     const bound = chunkedBoundMB(opts.s3Bound.count);
     add(`RSS rise, ${opts.s3Bound.count} chunked uploads to S3 < ${opts.s3Bound.count} × (queueSize + 1) parts`, 's3-chunked-uploads', `< ${bound} MB`, bound, 'below');
   }
+  const cache = byId.get('cache');
+  const storeRate = typeof cache?.metrics.storeMiBps === 'number' ? cache.metrics.storeMiBps : undefined;
+  add('cache hit ≥ 0.9 × filesystem-store download (same run)', 'cache', storeRate ? `≥ ${round(0.9 * storeRate)} MiB/s` : 'needs the store reads', storeRate && 0.9 * storeRate, 'atLeast',
+    storeRate ? `filesystem store ${storeRate} MiB/s; ${cache?.metrics.concurrentDownloads ?? 'n/a'} concurrent downloads of an uncached image: ${cache?.metrics.concurrentStoreGets ?? 'n/a'} store read(s)` : undefined);
   add('metadata create ≥ 2,000/s', 'metadata-create', '≥ 2000/s', 2000, 'atLeast');
   add('metadata show ≥ 5,000/s', 'metadata-show', '≥ 5000/s', 5000, 'atLeast');
   add('metadata patch ≥ 1,500/s', 'metadata-patch', '≥ 1500/s', 1500, 'atLeast');

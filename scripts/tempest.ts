@@ -130,6 +130,8 @@ function imagoConfig(dataDir: string, ks: Keystone, ports: number[], httpImage: 
     locations: { showMultiple: true, showDirectUrl: true },
     policyFile,
     defaultStore: 'fast',
+    // The image cache and its API (tempest's ImageCachingTest); each worker gets its own cache dir (IMAGO_CACHE_DIR).
+    cache: { enabled: true },
     auth: { mode: 'keystone', keystone: ks.keystoneConfig({ cacheSeconds: 30 }) },
     import: {
       methods: ['glance-direct', 'web-download', 'copy-image', 'glance-download'],
@@ -168,6 +170,8 @@ async function startImago(ws: string, l: ImagoLaunch): Promise<Imago> {
   const log = createWriteStream(logFile);
   const cmd = l.build ? [process.execPath, path.join(l.root, 'dist', 'src', 'main.js')] : [path.join(REPO, 'node_modules', '.bin', 'tsx'), path.join(l.root, 'src', 'main.ts')];
   const env: NodeJS.ProcessEnv = { ...process.env, IMAGO_CONFIG: l.configFile, IMAGO_DATA_DIR: l.dataDir, IMAGO_PORT: String(l.port), IMAGO_PUBLIC_ENDPOINT: url };
+  // The cache is per node: workers sharing a data dir must not share a cache dir.
+  env.IMAGO_CACHE_DIR = path.join(l.dataDir, `cache-${l.name}`);
   if (l.databaseUrl) env.IMAGO_DATABASE_URL = l.databaseUrl;
   const proc = spawn(cmd[0], cmd.slice(1), { cwd: l.root, stdio: ['ignore', 'pipe', 'pipe'], env });
   proc.stdout!.pipe(log, { end: false });
@@ -259,6 +263,7 @@ endpoint_type = public
 http_image = ${httpImage}
 build_timeout = 120
 build_interval = 1
+image_caching_enabled = true
 ${remote ? 'alternate_image_endpoint = image_remote\nalternate_image_endpoint_type = public\n' : ''}
 [image-feature-enabled]
 api_v2 = true

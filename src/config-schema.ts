@@ -158,6 +158,13 @@ export const ConfigSchema = T.Object({
     defaults: QuotaLimitsSchema,
     projects: T.Record(T.String(), ProjectQuotaSchema, { default: {}, description: 'per-project overrides of `quotas.defaults`' }),
   }, { ...closed, default: {} }),
+  cache: T.Object({
+    enabled: T.Boolean({ default: false, description: 'a read-through cache of image data on this node\'s disk, and Glance\'s `/v2/cache` API (API versions 2.14 and 2.16); see [cache.md](cache.md)' }),
+    dir: T.String({ minLength: 1, env: 'IMAGO_CACHE_DIR', description: 'directory of this node\'s cache: the cached images and their index (`cache.sqlite`); one process per directory (relative to dataDir)', defaultText: '`<dataDir>/cache`' }),
+    maxSizeGiB: T.Number({ exclusiveMinimum: 0, maximum: 1_000_000, default: 10, description: 'most image data the cache holds, GiB; the least recently used images are evicted to make room' }),
+    prefetchIntervalSeconds: T.Number({ exclusiveMinimum: 0, maximum: 86_400, default: 5, description: 'how often the prefetcher looks for images queued by `PUT /v2/cache/{id}` (an image is taken once it has been queued this long)' }),
+    prefetchConcurrency: int(1, 64, { default: 2, description: 'queued images the prefetcher reads into the cache at once' }),
+  }, { ...closed, default: {} }),
   hashWorkers: int(1, 64, { default: 2, description: 'worker threads hashing image data' }),
   metrics: T.Object({
     enabled: T.Boolean({ default: false, description: 'Prometheus metrics on a listener of their own' }),

@@ -97,6 +97,10 @@ function fillDataDirDefaults(raw: Json, dataDir: string): void {
     const k = raw.auth.keystone;
     if (isObject(k) && typeof k.authUrl === 'string') k.wwwAuthenticateUri ??= k.authUrl.replace(/\/+$/, '').replace(/\/v3$/, '');
   }
+  if (isObject(raw.cache) || raw.cache === undefined) {
+    raw.cache ??= {};
+    raw.cache.dir ??= 'cache';
+  }
   if (isObject(raw.import) || raw.import === undefined) {
     raw.import ??= {};
     raw.import.workDir ??= 'import-work';
@@ -195,6 +199,7 @@ function resolvePaths(cfg: Config): void {
   for (const s of [...cfg.stores, cfg.staging]) if (s.path) s.path = path.resolve(cfg.dataDir, s.path);
   cfg.auth.tokensFile = path.resolve(cfg.dataDir, cfg.auth.tokensFile);
   cfg.import.workDir = path.resolve(cfg.dataDir, cfg.import.workDir);
+  cfg.cache.dir = path.resolve(cfg.dataDir, cfg.cache.dir);
   if (cfg.health.disableByFile) cfg.health.disableByFile = path.resolve(cfg.dataDir, cfg.health.disableByFile);
   if (cfg.propertyProtection) cfg.propertyProtection.file = path.resolve(cfg.dataDir, cfg.propertyProtection.file);
 }

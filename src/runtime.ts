@@ -38,6 +38,11 @@ import { Metrics } from './metrics/metrics.js';
 import { instrumentStore } from './metrics/store-metrics.js';
 import { HealthMonitor } from './health/monitor.js';
 import { createNotifier, type Notifier } from './notifications/index.js';
+import { CacheIndex } from './db/cache-index.js';
+import { ImageCache, type Opener } from './cache/image-cache.js';
+import { Prefetcher } from './cache/prefetcher.js';
+import { CacheService } from './services/cache.js';
+import type { Image } from './domain/image.js';
 
 /**
  * The composed application: everything a running Imago holds, built once at
@@ -77,6 +82,10 @@ export interface Runtime {
   health: HealthMonitor;
   /** events on the message bus (src/notifications/, docs/notifications.md) */
   events: Notifier;
+  /** this node's image cache, its prefetcher and its API (only with cache.enabled; docs/cache.md) */
+  cache?: ImageCache;
+  prefetcher?: Prefetcher;
+  cacheService?: CacheService;
   /**
    * Brings the node into service: start-up recovery (invariant 5; the orphan
    * sweep only when this process owns the data, i.e. embedded SQLite), the
@@ -108,6 +117,15 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
     throw err;
   });
   const hashPool = new HashPool(config.hashWorkers);
+  const cache = config.cache.enabled
+    ? await openCache(config, hashPool, log).catch(async (err) => {
+        await hashPool.close();
+        await stores.close();
+        await events.close();
+        await closeDb();
+        throw err;
+      })
+    : undefined;
   const auth = createAuthenticator(config, { logger: log });
   const nodeId = randomUUID();
 
@@ -125,16 +143,27 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const commits = new DurableCommits({ dialect, url: config.database.url });
 
   // Services, each after the ones it calls: data ← staging ← images; data, staging ← tasks ← import.
-  const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, nodeId, config, log, events });
+  const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, cache, nodeId, config, log, events });
   const staging = new StagingService({ access, policy, writers, images, stores, data, quotas, repo: stagingRepo, nodeId, config, log });
   const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log, events, protections });
   const locations = new LocationService({ access, images, stores, policy, data, tasks, nodeId, config });
-  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config, locations, events, protections });
+  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config, locations, events, protections, cache });
   const importService = new ImportService({ access, policy, images, stores, tasks, data, quotas, filter, nodeId, dialect, config });
   const memberService = new MemberService({ access, policy, members, events });
   const metadefs = new MetadefService(new MetadefsRepo(db), policy, events);
   const recovery = new Recovery({ images, stagingRepo, stores, staging, data, tasks, nodes, log });
   const health = new HealthMonitor({ db, stores, auth, config });
+  const prefetcher = cache
+    ? new Prefetcher({
+        cache,
+        getImage: (id) => images.get(id),
+        opener: (image) => storeOpener(stores, image),
+        intervalMs: config.cache.prefetchIntervalSeconds * 1000,
+        concurrency: config.cache.prefetchConcurrency,
+        log,
+      })
+    : undefined;
+  const cacheService = cache ? new CacheService({ access, policy, cache }) : undefined;
   metrics.attach({
     writersInFlight: () => writers.size,
     importsInFlight: () => tasks.runningCount,
@@ -150,11 +179,13 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   return {
     config, log, nodeId, db, dialect, images, members, stagingRepo, stores, hashPool, auth, policy, writers, access,
     imageService, locations, data, staging, importService, tasks, memberService, metadefs, recovery, quotas, inspection, metrics, health, events,
+    cache, prefetcher, cacheService,
     async start() {
       // Embedded SQLite: this process owns the data, so anything no record owns is an orphan to sweep.
       await recovery.recoverAtStart({ sweepOrphans: dialect === 'sqlite' });
       stopHeartbeat = await recovery.startHeartbeat();
       tasks.start();
+      prefetcher?.start();
     },
     drain,
     close: () =>
@@ -162,6 +193,10 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
         await drain();
         await tasks.stop();
         await stopHeartbeat?.();
+        // Closing the cache stops the fills, so the prefetches in flight end now rather than after whole images.
+        const prefetching = prefetcher?.stop();
+        await cache?.close();
+        await prefetching;
         unwatchPolicy();
         await hashPool.close();
         await stores.close();
@@ -170,4 +205,21 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
         await closeDb();
       })()),
   };
+}
+
+async function openCache(config: Config, hashPool: HashPool, log: Logger): Promise<ImageCache> {
+  const index = new CacheIndex(config.cache.dir);
+  try {
+    return await ImageCache.open({ dir: config.cache.dir, maxBytes: Math.floor(config.cache.maxSizeGiB * 1024 ** 3), index, hashPool, log });
+  } catch (err) {
+    index.close();
+    throw err;
+  }
+}
+
+/** How the prefetcher reads an image: from the first active location in a store this node holds (as a download does). */
+function storeOpener(stores: StoreRegistry, image: Image): Opener | undefined {
+  const location = image.locations.find((l) => l.status === 'active' && stores.holding(l.storeId));
+  const store = location && stores.holding(location.storeId);
+  return store ? (range) => store.get(location.url, range) : undefined;
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import { toContext, type RequestContext } from '../auth/context.js';
@@ -8,7 +9,8 @@ import { clientErrorResponse, sendError } from './error-mapper.js';
 import { readJsonBody } from './json-body.js';
 import { assertNoNulInJson, assertNoNulInUrl } from './nul-check.js';
 import { discardUnreadBody } from './upload-body.js';
-import { negotiateVersion, registerVersions } from './versions.js';
+import { negotiateVersion, registerVersions, versionPrefixes } from './versions.js';
+import { registerCache } from './cache.js';
 import { installExpectContinue } from './expect-continue.js';
 import { registerImages } from './images.js';
 import { registerLocations } from './locations.js';
@@ -38,9 +40,10 @@ const MEDIA_TYPE = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+
 export type Registrar = (app: FastifyInstance, rt: Runtime) => void;
 
 /** Extra resources registered by other modules (import, members, tasks, metadefs...). */
-export const registrars: Registrar[] = [registerVersions, registerHealth, registerSchemas, registerInfo, registerImages, registerLocations, registerImageData, registerTags, registerMembers, registerUsage, registerMetadefs, registerImport, registerTasks, registerStores, registerConsole];
+export const registrars: Registrar[] = [registerVersions, registerHealth, registerSchemas, registerInfo, registerImages, registerLocations, registerImageData, registerTags, registerMembers, registerUsage, registerMetadefs, registerImport, registerTasks, registerStores, registerCache, registerConsole];
 
 export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance {
+  const prefixes = versionPrefixes({ cache: rt.config.cache.enabled });
   const app = (Fastify as unknown as (o: object) => FastifyInstance)({
     loggerInstance: rt.log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -53,7 +56,7 @@ export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance 
     genReqId: () => `req-${randomUUID()}`,
     exposeHeadRoutes: false,
     // `/v2.N/...` is `/v2/...`; versions we do not serve get the version choices (Glance's version negotiation).
-    rewriteUrl: negotiateVersion,
+    rewriteUrl: (req: IncomingMessage) => negotiateVersion(req, prefixes),
     return503OnClosing: false,
     // The router's own 400 (a URL that is not valid percent-encoding) gets the spec's JSON body too.
     frameworkErrors: (err: Error, request: FastifyRequest, reply: FastifyReply) => {

@@ -6,9 +6,9 @@ import { resource, type Handler } from './routes.js';
 
 /**
  * Versions we implement, newest first. v2.14 and v2.16 (the image cache API
- * and its clearing) are left out because that feature does not exist here,
- * and clients must not negotiate into them; v2.17 added the location APIs
- * (POST and GET /v2/images/{id}/locations).
+ * and its clearing) are added only when the cache is enabled, as Glance adds
+ * them only with `image_cache_dir` (see CACHE_VERSIONS); v2.17 added the
+ * location APIs (POST and GET /v2/images/{id}/locations).
  */
 const VERSIONS: [string, 'CURRENT' | 'SUPPORTED'][] = [
   ['2.17', 'CURRENT'],
@@ -18,8 +18,26 @@ const VERSIONS: [string, 'CURRENT' | 'SUPPORTED'][] = [
   ['2.4', 'SUPPORTED'], ['2.3', 'SUPPORTED'], ['2.2', 'SUPPORTED'], ['2.1', 'SUPPORTED'], ['2.0', 'SUPPORTED'],
 ];
 
+/** With the cache on (Glance's glance/api/versions.py with image_cache_dir): 2.16 and 2.14 are supported too. */
+const CACHE_VERSIONS: typeof VERSIONS = VERSIONS.flatMap((v): typeof VERSIONS => (v[0] === '2.17' ? [v, ['2.16', 'SUPPORTED']] : v[0] === '2.15' ? [v, ['2.14', 'SUPPORTED']] : [v]));
+
+export interface VersionOptions {
+  /** cache.enabled: the cache API's versions are served */
+  cache?: boolean;
+}
+
+const versionsFor = (o: VersionOptions) => (o.cache ? CACHE_VERSIONS : VERSIONS);
+
+const prefixesOf = (versions: typeof VERSIONS) => new Set(['v2', ...versions.map(([id]) => `v${id}`)]);
+
 /** URL prefixes that name a version we serve: `/v2` and every `/v2.N` of the versions document. */
-const VERSION_PREFIXES = new Set(['v2', ...VERSIONS.map(([id]) => `v${id}`)]);
+const VERSION_PREFIXES = prefixesOf(VERSIONS);
+const CACHE_VERSION_PREFIXES = prefixesOf(CACHE_VERSIONS);
+
+/** The version prefixes accepted with these options. */
+export function versionPrefixes(o: VersionOptions): ReadonlySet<string> {
+  return o.cache ? CACHE_VERSION_PREFIXES : VERSION_PREFIXES;
+}
 
 /** Glance also reads the version from an Accept header of this form (`application/vnd.openstack.images-v2.1`). */
 const VERSIONED_MEDIA_TYPE = 'application/vnd.openstack.images-';
@@ -29,9 +47,9 @@ const VERSION_CHOICES = '/';
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
-export function versionsDocument(base: string): { versions: unknown[] } {
+export function versionsDocument(base: string, o: VersionOptions = {}): { versions: unknown[] } {
   const href = `${base.replace(/\/+$/, '')}/v2/`;
-  return { versions: VERSIONS.map(([id, status]) => ({ id: `v${id}`, status, links: [{ rel: 'self', href }] })) };
+  return { versions: versionsFor(o).map(([id, status]) => ({ id: `v${id}`, status, links: [{ rel: 'self', href }] })) };
 }
 
 /** The service's root URL for links we send: config.publicEndpoint, else the request's scheme and Host. */
@@ -49,7 +67,7 @@ export function baseUrl(rt: Runtime, request: FastifyRequest): string {
  * the requested version is not available. `/versions...` is the versions
  * document, `/healthcheck` the health check.
  */
-export function negotiateVersion(req: IncomingMessage): string {
+export function negotiateVersion(req: IncomingMessage, prefixes: ReadonlySet<string> = VERSION_PREFIXES): string {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
@@ -64,16 +82,17 @@ export function negotiateVersion(req: IncomingMessage): string {
   if (first === 'console') return url;
   const accept = req.headers.accept ?? '';
   if (accept.startsWith(VERSIONED_MEDIA_TYPE)) {
-    return VERSION_PREFIXES.has(accept.slice(VERSIONED_MEDIA_TYPE.length)) ? `/v2${path}${query}` : VERSION_CHOICES;
+    return prefixes.has(accept.slice(VERSIONED_MEDIA_TYPE.length)) ? `/v2${path}${query}` : VERSION_CHOICES;
   }
-  if (!VERSION_PREFIXES.has(first)) return VERSION_CHOICES;
+  if (!prefixes.has(first)) return VERSION_CHOICES;
   return `/v2${rest}${query}`;
 }
 
 export function registerVersions(app: FastifyInstance, rt: Runtime): void {
   // Every method: Glance answers the version choices (300) and /versions (200) whatever the method.
-  const choices: Handler = async (req, reply) => reply.code(300).send(versionsDocument(baseUrl(rt, req)));
-  const versions: Handler = async (req) => versionsDocument(baseUrl(rt, req));
+  const o: VersionOptions = { cache: rt.config.cache.enabled };
+  const choices: Handler = async (req, reply) => reply.code(300).send(versionsDocument(baseUrl(rt, req), o));
+  const versions: Handler = async (req) => versionsDocument(baseUrl(rt, req), o);
   const every = (h: Handler) => Object.fromEntries(ALL_METHODS.map((m) => [m, h]));
   // raw: a body sent to a version we do not serve is not read as JSON (Node discards it).
   resource(app, VERSION_CHOICES, every(choices), { public: true, raw: true });

@@ -25,6 +25,7 @@ import { DigestCheck } from './digest-check.js';
 import { expectedFromProperties, type ExpectedDigest } from '../domain/expected-digests.js';
 import type { DurableCommits } from './durable-commits.js';
 import type { QuotaLease } from '../domain/quota.js';
+import type { ImageCache } from '../cache/image-cache.js';
 import type { Notifier } from '../notifications/notifier.js';
 
 export interface WriteOptions {
@@ -76,6 +77,8 @@ export interface DataServiceDeps {
   commits: DurableCommits;
   quotas?: QuotaChecker;
   inspection?: InspectionPlugin;
+  /** this node's image cache (docs/cache.md), when enabled: downloads read through it */
+  cache?: Pick<ImageCache, 'read'>;
   nodeId: string;
   config: Pick<Config, 'imageSizeCap'>;
   log: Logger;
@@ -236,7 +239,9 @@ export class DataService {
       headers['content-length'] = '0';
       return { status: 200, headers };
     }
-    const body = opts.open === false ? undefined : await store.get(location.url, r);
+    // The cache sits exactly where the store is read: only after the image row has authorized this request.
+    const cache = this.deps.cache;
+    const body = opts.open === false ? undefined : cache ? await cache.read(image, r, (range) => store.get(location.url, range)) : await store.get(location.url, r);
     const expected = r ? r.end - r.start + 1 : size;
     const sent = body && this.deps.events.wants('image.send') ? (bytes: number) => this.deps.events.imageSent(image, bytes, bytes === expected, ctx) : undefined;
     if (r) {

@@ -15,6 +15,7 @@ import { canSee, type MemberStatus } from '../domain/visibility.js';
 import type { Policy, PolicyTarget } from '../domain/policy.js';
 import { parseImageListQuery, type Query } from '../domain/list-query.js';
 import type { ImageChanges } from '../db/images-repo.js';
+import type { ImageCache } from '../cache/image-cache.js';
 import type { Notifier } from '../notifications/notifier.js';
 import type { PropertyProtections } from '../domain/property-protection.js';
 import type { LocationService } from './locations.js';
@@ -29,6 +30,8 @@ export interface ImageServiceDeps {
   data: Pick<DataService, 'removeLocations'>;
   staging: Pick<StagingService, 'discard'>;
   quotas?: Pick<QuotaChecker, 'admitCreate'>;
+  /** this node's image cache: a deleted image's entry goes at once (other nodes' sweeps remove theirs) */
+  cache?: Pick<ImageCache, 'remove'>;
   config: Pick<Config, 'maxImageProperties' | 'maxImageTags'>;
   /** JSON-patch on /locations */
   locations: Pick<LocationService, 'apply'>;
@@ -183,6 +186,7 @@ export class ImageService {
     this.deps.events.imageDeleted({ ...image, status: 'deleted' as Image['status'] });
     // A writer still streaming into this image learns now, not at commit (invariant 4).
     this.deps.writers.abort(id);
+    this.deps.cache?.remove(id);
     // Data goes only once the delete is durable: removeLocations syncs first when there are locations, discard
     // when there are none (a power loss must not bring back an image whose data is already gone).
     await this.deps.data.removeLocations(locations);

@@ -160,3 +160,9 @@ test('services/ know nothing of HTTP: they import nothing from server/', () => {
 test('services/ take their dependencies from their constructors, not from the composed runtime', () => {
   assert.deepEqual(crossings('services/', ['runtime.ts']), []);
 });
+
+test('cache/ sits below the services: it imports nothing from services/, server/ or runtime.ts, and only types from db/', () => {
+  assert.deepEqual(crossings('cache/', ['services/', 'server/', 'runtime.ts']), []);
+  const valueImportsOfDb = [...graph].filter(([f]) => f.startsWith('cache/')).flatMap(([f, edges]) => edges.filter((e) => !e.typeOnly && e.to.startsWith('db/')).map((e) => `${f} -> ${e.to}`));
+  assert.deepEqual(valueImportsOfDb, []);
+});

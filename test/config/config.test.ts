@@ -87,9 +87,12 @@ describe('configuration', () => {
 
   test('every environment variable the schema names is read', () => {
     const names = envKeys().map((e) => e.env).sort();
-    assert.deepEqual(names, ['IMAGO_AUTH_MODE', 'IMAGO_CONSOLE_ENABLED', 'IMAGO_DATABASE_URL', 'IMAGO_DATA_DIR', 'IMAGO_HOST', 'IMAGO_IMAGE_SIZE_CAP', 'IMAGO_LOG_FORMAT', 'IMAGO_LOG_LEVEL', 'IMAGO_METRICS_PORT', 'IMAGO_NODE_TIMEOUT_SECONDS', 'IMAGO_NOTIFICATIONS_DRIVER', 'IMAGO_NOTIFICATIONS_TRANSPORT_URL', 'IMAGO_PORT', 'IMAGO_PUBLIC_ENDPOINT', 'IMAGO_SHUTDOWN_GRACE_SECONDS'].sort());
+    assert.deepEqual(names, ['IMAGO_AUTH_MODE', 'IMAGO_CACHE_DIR', 'IMAGO_CONSOLE_ENABLED', 'IMAGO_DATABASE_URL', 'IMAGO_DATA_DIR', 'IMAGO_HOST', 'IMAGO_IMAGE_SIZE_CAP', 'IMAGO_LOG_FORMAT', 'IMAGO_LOG_LEVEL', 'IMAGO_METRICS_PORT', 'IMAGO_NODE_TIMEOUT_SECONDS', 'IMAGO_NOTIFICATIONS_DRIVER', 'IMAGO_NOTIFICATIONS_TRANSPORT_URL', 'IMAGO_PORT', 'IMAGO_PUBLIC_ENDPOINT', 'IMAGO_SHUTDOWN_GRACE_SECONDS'].sort());
     const metrics = load(undefined, { IMAGO_METRICS_PORT: '9999', IMAGO_LOG_FORMAT: 'json' });
     assert.deepEqual([metrics.metrics.port, metrics.metrics.enabled, metrics.logFormat], [9999, true, 'json']);
+    // The cache dir defaults into the data dir, and IMAGO_CACHE_DIR (relative to it) moves it.
+    assert.equal(load(undefined, {}).cache.dir, path.join(dir, 'cache'));
+    assert.equal(load(undefined, { IMAGO_CACHE_DIR: 'cache-b' }).cache.dir, path.join(dir, 'cache-b'));
     const bus = load(undefined, { IMAGO_NOTIFICATIONS_DRIVER: 'messagingv2', IMAGO_NOTIFICATIONS_TRANSPORT_URL: 'rabbit://u:p@mq:5672/' });
     assert.deepEqual([bus.notifications.driver, bus.notifications.transportUrl, bus.notifications.exchange, bus.notifications.topics], ['messagingv2', 'rabbit://u:p@mq:5672/', 'glance', ['notifications']]);
   });
