@@ -24,7 +24,7 @@ const int = (min: number, max: number, o: Record<string, unknown> = {}) => T.Int
 const oneOf = <V extends string>(values: readonly V[], o: Record<string, unknown> = {}) => T.Unsafe<V>(T.String({ enum: [...values], ...o }));
 const port = (description: string, o: Record<string, unknown> = {}) => int(0, 65535, { description, ...o });
 
-export const StoreType = oneOf(['filesystem', 's3'] as const, { description: '`filesystem` or `s3`' });
+export const StoreType = oneOf(['filesystem', 's3', 'memory'] as const, { description: '`filesystem`, `s3`, or `memory` (tests and trials only: the data lives in the process and is lost when it stops)' });
 
 export const S3StoreSettingsSchema = T.Object({
   endpoint: T.Optional(T.String({ pattern: '^https?://[^/]+', description: 'S3 endpoint URL, e.g. `http://127.0.0.1:8080`; the AWS endpoint of `region` when unset' })),

@@ -26,9 +26,10 @@ import { StagingService } from './services/staging.js';
 import { ImportService } from './services/import.js';
 import { TaskService } from './services/tasks.js';
 import { MemberService } from './services/members.js';
+import { StoreInfoService } from './services/store-info.js';
 import { NodeLiveness } from './services/nodes.js';
 import { Recovery } from './services/recovery.js';
-import { UploadInspection, type InspectionPlugin } from './import/inspection.js';
+import { FormatInspection, type InspectionPlugin } from './import/inspection.js';
 import { UriFilter } from './import/uri-filter.js';
 import { MetadefsRepo } from './metadefs/repo.js';
 import { MetadefService } from './metadefs/service.js';
@@ -63,6 +64,8 @@ export interface Runtime {
   importService: ImportService;
   tasks: TaskService;
   memberService: MemberService;
+  /** the stores as GET /v2/info/stores shows them */
+  storeInfo: StoreInfoService;
   metadefs: MetadefService;
   recovery: Recovery;
   quotas?: QuotaChecker;
@@ -91,7 +94,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   // wrapping every store call would cost every request for nobody (docs/benchmarks.md).
   const observe = config.metrics.enabled;
   const { db, dialect, close: closeDb, poolStats } = await openDatabase(config.database.url, observe ? { onQuery: (ms, failed) => metrics.observeDbQuery(ms, failed) } : {});
-  const measured = (c: StoreConfig) => (observe ? instrumentStore(createStore(c), metrics) : createStore(c));
+  const measured = (c: StoreConfig) => (observe ? createStore(c, (driver) => instrumentStore(driver, metrics)) : createStore(c));
   const stores = new StoreRegistry(config.stores.map(measured), config.defaultStore, measured(config.staging));
   await stores.open((storeId, err) => log.warn({ store: storeId, details: (err as { details?: string }).details }, `store ${storeId} is unreachable at start: ${err.message}`)).catch(async (err) => {
     await closeDb();
@@ -111,17 +114,18 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const writers = new WriterRegistry();
   const access = new ImageAccess(images, members);
   const quotas = config.quotas.enabled ? new QuotaService(new QuotasRepo(db, dialect), config) : undefined;
-  const inspection = config.import.plugins.formatInspection ? new UploadInspection() : undefined;
+  const inspection = config.import.plugins.formatInspection ? new FormatInspection() : undefined;
   const filter = new UriFilter(config.import.webDownload);
   const commits = new DurableCommits({ dialect, url: config.database.url });
 
   // Services, each after the ones it calls: data ← staging ← images; data, staging ← tasks ← import.
   const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, nodeId, config, log });
-  const staging = new StagingService({ access, policy, writers, images, stores, data, quotas, repo: stagingRepo, nodeId, config, log });
+  const staging = new StagingService({ access, policy, images, stores, data, repo: stagingRepo, config, log });
   const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config });
-  const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log });
+  const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, inspection, filter, nodes, metrics, nodeId, dialect, config, log });
   const importService = new ImportService({ access, policy, images, stores, tasks, data, quotas, filter, nodeId, dialect, config });
   const memberService = new MemberService({ access, policy, members });
+  const storeInfo = new StoreInfoService({ stores, policy });
   const metadefs = new MetadefService(new MetadefsRepo(db), policy);
   const recovery = new Recovery({ images, stagingRepo, stores, staging, data, tasks, nodes, log });
   const health = new HealthMonitor({ db, stores, auth, config });
@@ -138,7 +142,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const drain = (reason = new ServiceUnavailable('The server is shutting down; retry the upload.')) => writers.abortAll(reason);
   return {
     config, log, nodeId, db, dialect, images, members, stagingRepo, stores, hashPool, auth, policy, writers, access,
-    imageService, data, staging, importService, tasks, memberService, metadefs, recovery, quotas, inspection, metrics, health,
+    imageService, data, staging, importService, tasks, memberService, storeInfo, metadefs, recovery, quotas, inspection, metrics, health,
     async start() {
       // Embedded SQLite: this process owns the data, so anything no record owns is an orphan to sweep.
       await recovery.recoverAtStart({ sweepOrphans: dialect === 'sqlite' });

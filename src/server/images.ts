@@ -1,17 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
-import { representImage, type Image } from '../domain/image.js';
+import { imageJson } from './represent/image.js';
 import { patchDraft } from '../domain/patch.js';
 import type { Query } from '../domain/list-query.js';
-import { displayTime } from '../db/database.js';
 import { resource } from './routes.js';
 import { baseUrl } from './versions.js';
 
 type IdParams = { Params: { id: string } };
-
-export function imageJson(image: Image): Record<string, unknown> {
-  return representImage(image, (iso) => displayTime(iso)!);
-}
 
 /** The request's query string without `marker` (every repeated value kept), form-encoded. */
 function queryWithout(query: Query, drop: string): URLSearchParams {

@@ -1,15 +1,29 @@
 import type { StoreConfig } from '../config.js';
-import { BadRequest, Conflict, ServiceUnavailable } from '../domain/errors.js';
+import { StoreUnavailable, UnknownStore } from './errors.js';
 import { FilesystemStore } from './filesystem.js';
+import { guard } from './guarded-store.js';
+import { MemoryStore } from './memory.js';
 import { S3Store } from './s3.js';
-import type { Store } from './store.js';
+import type { Store, StoreDriver } from './store.js';
 
-export function createStore(cfg: StoreConfig): Store {
+/**
+ * The driver a store's configuration names, behind the wrapper every store
+ * sits behind (guarded-store.ts). `decorate` sees the bare driver first (the
+ * metrics' timing, when enabled).
+ */
+export function createStore(cfg: StoreConfig, decorate: (d: StoreDriver) => StoreDriver = (d) => d): Store {
+  return guard(decorate(createDriver(cfg)));
+}
+
+function createDriver(cfg: StoreConfig): StoreDriver {
+  const common = { id: cfg.id, description: cfg.description, readOnly: cfg.readOnly };
   switch (cfg.type) {
     case 'filesystem':
-      return new FilesystemStore({ id: cfg.id, description: cfg.description, readOnly: cfg.readOnly, path: cfg.path! });
+      return new FilesystemStore({ ...common, path: cfg.path! });
     case 's3':
-      return new S3Store({ id: cfg.id, description: cfg.description, readOnly: cfg.readOnly }, cfg.s3!);
+      return new S3Store(common, cfg.s3!);
+    case 'memory':
+      return new MemoryStore(common);
     default:
       throw new Error(`store type ${cfg.type} is not available in this build`);
   }
@@ -31,18 +45,11 @@ export class StoreRegistry {
     return this.byId.get(this.defaultId)!;
   }
 
-  /** For X-Image-Meta-Store: an unknown id is the client's mistake (400). */
-  forUpload(id: string | undefined): Store {
+  /** The store of an id (the default one for none); UnknownStore when no store has it. */
+  named(id: string | undefined): Store {
     if (id === undefined || id === '') return this.default;
     const s = this.byId.get(id);
-    if (!s) throw new BadRequest(`Store for identifier ${id} not found`);
-    return s;
-  }
-
-  /** For import targets: Glance answers 409 for an unknown store. */
-  forImport(id: string): Store {
-    const s = this.byId.get(id);
-    if (!s) throw new Conflict(`Store for identifier ${id} not found`);
+    if (!s) throw new UnknownStore(id);
     return s;
   }
 
@@ -64,7 +71,7 @@ export class StoreRegistry {
     await Promise.all(
       [...this.stores, this.staging].map((s) =>
         s.open?.().catch((err: Error) => {
-          if (err instanceof ServiceUnavailable) warn(s.info.id, err);
+          if (err instanceof StoreUnavailable) warn(s.info.id, err);
           else throw err;
         }),
       ),

@@ -41,7 +41,7 @@ describe('import with S3 staging and S3 stores (Swift s3api)', { skip }, () => {
         staging: { id: 'os_glance_staging_store', type: 's3', s3: { ...swift.s3Config(stagingBucket), prefix: 'staging/', ...small } },
       },
     });
-    (s.rt.stores.byId.get('objects') as S3Store).client.middlewareStack.add(
+    (s.rt.stores.byId.get('objects')!.driver as S3Store).client.middlewareStack.add(
       (next, context) => (args) => {
         objectCommands.push(context.commandName ?? '');
         return next(args);
