@@ -24,7 +24,12 @@ const int = (min: number, max: number, o: Record<string, unknown> = {}) => T.Int
 const oneOf = <V extends string>(values: readonly V[], o: Record<string, unknown> = {}) => T.Unsafe<V>(T.String({ enum: [...values], ...o }));
 const port = (description: string, o: Record<string, unknown> = {}) => int(0, 65535, { description, ...o });
 
-export const StoreType = oneOf(['filesystem', 's3', 'memory'] as const, { description: '`filesystem`, `s3`, or `memory` (tests and trials only: the data lives in the process and is lost when it stops)' });
+export const StoreType = oneOf(['filesystem', 's3', 'http', 'memory'] as const, { description: '`filesystem`, `s3`, `http` (read-only: data on web servers, for the locations API) or `memory` (tests and trials only: the data lives in the process and is lost when it stops)' });
+
+export const HttpStoreSettingsSchema = T.Object({
+  allowedPrefixes: T.Array(T.String({ pattern: '^https?://[^/]+/', description: 'a URL prefix, scheme, host and at least `/`' }), { minItems: 1, description: 'the only URLs the store serves: a location must start with one of these (no other address is ever fetched)' }),
+  timeoutMs: int(1, 600_000, { default: 30_000, description: 'longest wait for an answer or silence while reading one, ms' }),
+}, closed);
 
 export const S3StoreSettingsSchema = T.Object({
   endpoint: T.Optional(T.String({ pattern: '^https?://[^/]+', description: 'S3 endpoint URL, e.g. `http://127.0.0.1:8080`; the AWS endpoint of `region` when unset' })),
@@ -52,6 +57,7 @@ export const StoreSchema = T.Object({
   readOnly: T.Boolean({ default: false, description: 'serves downloads, refuses writes with 503' }),
   path: T.Optional(T.String({ minLength: 1, description: 'filesystem: directory holding the objects (relative to dataDir)' })),
   s3: T.Optional(S3StoreSettingsSchema),
+  http: T.Optional(HttpStoreSettingsSchema),
 }, closed);
 
 export const KeystoneSchema = T.Object({
@@ -110,6 +116,10 @@ export const ConfigSchema = T.Object({
   stores: T.Array(StoreSchema, { minItems: 1, description: 'stores, see below', defaultText: 'one filesystem store `local` in `<dataDir>/images`' }),
   defaultStore: T.String({ default: 'local', description: 'id of the store uploads go to without `X-Image-Meta-Store`' }),
   staging: T.Object(StoreSchema.properties, { ...closed, docSummary: true, description: 'the store `PUT /stage` (glance-direct) writes to; the keys of a store', defaultText: 'filesystem, `<dataDir>/staging`' }),
+  locations: T.Object({
+    showMultiple: T.Boolean({ default: false, description: 'show `locations` in image representations and accept JSON-patch on `/locations` (Glance\'s `show_multiple_locations`)' }),
+    showDirectUrl: T.Boolean({ default: false, description: 'show `direct_url`, the first location\'s URL (Glance\'s `show_image_direct_url`)' }),
+  }, { ...closed, default: {}, description: 'the locations API (docs/locations.md); both off, as in Glance' }),
   imageSizeCap: int(0, Number.MAX_SAFE_INTEGER, { default: 1024 ** 4, env: 'IMAGO_IMAGE_SIZE_CAP', description: 'largest image, bytes (Glance\'s `image_size_cap`)', defaultText: '1 TiB' }),
   maxImageProperties: int(0, 100_000, { default: 128, description: 'extra properties per image (`image_property_quota`)' }),
   maxImageTags: int(0, 100_000, { default: 128, description: 'tags per image (`image_tag_quota`)' }),

@@ -154,6 +154,8 @@ function storeContradictions(s: StoreConfig, where: string): string[] {
   }
   if (s.type === 'memory' && s.path) problems.push(`${where}: memory store "${s.id}" keeps its data in the process and takes no path`);
   if (s.type !== 's3' && s.s3) problems.push(`${where}: store "${s.id}" is of type ${s.type} but has an s3 section`);
+  if (s.type === 'http' && !s.http) problems.push(`${where}: http store "${s.id}" needs an http section with allowedPrefixes`);
+  if (s.type !== 'http' && s.http) problems.push(`${where}: store "${s.id}" is of type ${s.type} but has an http section`);
   return problems;
 }
 
@@ -168,6 +170,8 @@ function contradictions(cfg: Config): string[] {
     problems.push(...storeContradictions(s, `stores[${i}]`));
   });
   if (!ids.has(cfg.defaultStore)) problems.push(`defaultStore "${cfg.defaultStore}" is not a configured store (configured: ${[...ids].join(', ')})`);
+  if (cfg.stores.find((s) => s.id === cfg.defaultStore)?.type === 'http') problems.push(`defaultStore "${cfg.defaultStore}" is an http store, which is read-only: uploads need a writable store`);
+  if (cfg.staging.type === 'http') problems.push('staging cannot be an http store: it is read-only');
   problems.push(...storeContradictions(cfg.staging, 'staging'));
   if (cfg.auth.mode === 'keystone' && !cfg.auth.keystone) problems.push('auth.mode is keystone but there is no auth.keystone section (authUrl, username, password, projectName)');
   const web = cfg.import.webDownload;

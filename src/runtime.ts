@@ -20,6 +20,7 @@ import { StoreRegistry, createStore } from './stores/registry.js';
 import { WriterRegistry } from './services/writers.js';
 import { ImageAccess } from './services/image-access.js';
 import { ImageService } from './services/images.js';
+import { LocationService } from './services/locations.js';
 import { DataService } from './services/image-data.js';
 import { DurableCommits } from './services/durable-commits.js';
 import { StagingService } from './services/staging.js';
@@ -59,6 +60,7 @@ export interface Runtime {
   writers: WriterRegistry;
   access: ImageAccess;
   imageService: ImageService;
+  locations: LocationService;
   data: DataService;
   staging: StagingService;
   importService: ImportService;
@@ -121,8 +123,9 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   // Services, each after the ones it calls: data ← staging ← images; data, staging ← tasks ← import.
   const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, nodeId, config, log });
   const staging = new StagingService({ access, policy, images, stores, data, repo: stagingRepo, config, log });
-  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config });
   const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, inspection, filter, nodes, metrics, nodeId, dialect, config, log });
+  const locations = new LocationService({ access, images, stores, policy, data, tasks, nodeId, config });
+  const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config, locations });
   const importService = new ImportService({ access, policy, images, stores, tasks, data, quotas, filter, nodeId, dialect, config });
   const memberService = new MemberService({ access, policy, members });
   const storeInfo = new StoreInfoService({ stores, policy });
@@ -142,7 +145,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const drain = (reason = new ServiceUnavailable('The server is shutting down; retry the upload.')) => writers.abortAll(reason);
   return {
     config, log, nodeId, db, dialect, images, members, stagingRepo, stores, hashPool, auth, policy, writers, access,
-    imageService, data, staging, importService, tasks, memberService, storeInfo, metadefs, recovery, quotas, inspection, metrics, health,
+    imageService, locations, data, staging, importService, tasks, memberService, storeInfo, metadefs, recovery, quotas, inspection, metrics, health,
     async start() {
       // Embedded SQLite: this process owns the data, so anything no record owns is an orphan to sweep.
       await recovery.recoverAtStart({ sweepOrphans: dialect === 'sqlite' });

@@ -24,7 +24,7 @@ export interface NewImage {
 
 /** An image as another service held it, for ImagesRepo.restore. */
 export interface RestoredImage {
-  row: Omit<ImagesTable, 'writer_id' | 'writer_node' | 'writer_heartbeat_at'>;
+  row: Omit<ImagesTable, 'writer_id' | 'writer_node' | 'writer_heartbeat_at' | 'received_bytes'>;
   properties: Record<string, string>;
   tags: string[];
   members: { member_id: string; status: string; created_at: string; updated_at: string }[];
@@ -73,8 +73,28 @@ function toImage(r: Row, props: Record<string, string>, tags: string[], location
     properties: props,
     locations,
     writerId: r.writer_id,
+    receivedBytes: r.received_bytes,
   };
 }
+
+/** A location of the locations API: `id` for one the image has already. */
+export interface NewLocation {
+  id?: string;
+  storeId: string;
+  url: string;
+  metadata: Record<string, unknown>;
+}
+
+/** What a queued image gets when its first location makes it active. */
+export interface LocationActivation {
+  size: number;
+  checksum?: string;
+  os_hash_algo?: string;
+  os_hash_value?: string;
+}
+
+/** Rolls back setLocations' transaction when the locations moved under it. */
+class LocationsChanged extends Error {}
 
 /**
  * Kysely builds and compiles a query on each call; for the image reads every
@@ -103,9 +123,9 @@ class ByIdQueries {
 /** Properties, tags and locations of the images `where` selects, as DetailRows: tags by value, locations oldest first. */
 function detailsWhere(where: (column: string) => RawBuilder<unknown>): RawBuilder<DetailRow> {
   return sql<DetailRow>`
-    select 'p' as k, image_id as i, name as a, value as b, null as c, null as d, null as s from image_properties where ${where('image_id')}
-    union all select 't', image_id, value, null, null, null, value from image_tags where ${where('image_id')}
-    union all select 'l', image_id, id, store_id, url, status, created_at from image_locations where ${where('image_id')}
+    select 'p' as k, image_id as i, name as a, value as b, null as c, null as d, null as s, null as e from image_properties where ${where('image_id')}
+    union all select 't', image_id, value, null, null, null, value, null from image_tags where ${where('image_id')}
+    union all select 'l', image_id, id, store_id, url, status, created_at, metadata from image_locations where ${where('image_id')}
     order by 1, 7`;
 }
 
@@ -116,6 +136,8 @@ interface DetailRow {
   b: string | null;
   c: string | null;
   d: string | null;
+  /** a location's metadata (JSON) */
+  e: string | null;
 }
 
 const ID_PARAM = '\u0000id';
@@ -140,7 +162,7 @@ function emptyDetails(): Details {
 function addDetail(to: Details, d: DetailRow): void {
   if (d.k === 'p') to.props[d.a] = d.b!;
   else if (d.k === 't') to.tags.push(d.a);
-  else to.locations.push({ id: d.a, storeId: d.b!, url: d.c!, status: d.d! });
+  else to.locations.push(d.e ? { id: d.a, storeId: d.b!, url: d.c!, status: d.d!, metadata: JSON.parse(d.e) } : { id: d.a, storeId: d.b!, url: d.c!, status: d.d! });
 }
 
 export class ImagesRepo {
@@ -175,6 +197,7 @@ export class ImagesRepo {
       writer_id: null,
       writer_node: null,
       writer_heartbeat_at: null,
+      received_bytes: null,
     };
     const tags = [...new Set(img.tags)].sort();
     await this.db.transaction().execute(async (trx) => {
@@ -194,7 +217,7 @@ export class ImagesRepo {
   async restore(img: RestoredImage): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       if (await trx.selectFrom('images').select('id').where('id', '=', img.row.id).executeTakeFirst()) return false;
-      await trx.insertInto('images').values({ ...img.row, writer_id: null, writer_node: null, writer_heartbeat_at: null }).execute();
+      await trx.insertInto('images').values({ ...img.row, writer_id: null, writer_node: null, writer_heartbeat_at: null, received_bytes: null }).execute();
       await this.insertProps(trx, img.row.id, img.properties);
       await this.insertTags(trx, img.row.id, img.tags);
       if (img.members.length) await trx.insertInto('image_members').values(img.members.map((m) => ({ ...m, image_id: img.row.id }))).execute();
@@ -339,6 +362,46 @@ export class ImagesRepo {
     });
   }
 
+  /**
+   * The locations API's one write: the image's active locations become
+   * `next`, in that order (kept ones by id, new ones inserted), the others are
+   * marked pending_delete (returned, for the caller to remove after the commit),
+   * and a queued image becomes active with `activate`'s fields. A
+   * compare-and-set on the status and on the set of active locations the
+   * caller saw: false when another request changed them meanwhile.
+   */
+  async setLocations(id: string, seen: { status: ImageStatus; locationIds: string[] }, next: NewLocation[], activate?: LocationActivation): Promise<Location[] | false> {
+    return this.db.transaction().execute(async (trx) => {
+      const ts = now();
+      const image = trx.updateTable('images').set(activate ? { status: 'active', updated_at: ts, writer_id: null, ...activate } : { updated_at: ts });
+      const res = await image.where('id', '=', id).where('status', '=', seen.status).where('writer_id', 'is', null).executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 0) return false;
+      const current = await trx.selectFrom('image_locations').selectAll().where('image_id', '=', id).where('status', '=', 'active').execute();
+      if (current.map((l) => l.id).sort().join() !== [...seen.locationIds].sort().join()) throw new LocationsChanged();
+      const keep = new Set(next.flatMap((l) => (l.id ? [l.id] : [])));
+      const removed = current.filter((l) => !keep.has(l.id));
+      if (removed.length) await trx.updateTable('image_locations').set({ status: 'pending_delete' }).where('id', 'in', removed.map((l) => l.id)).execute();
+      // created_at is also the locations' order (oldest first): rewritten so the list reads as the client asked.
+      const base = Date.now();
+      for (const [i, l] of next.entries()) {
+        const order = new Date(base + i).toISOString();
+        const metadata = Object.keys(l.metadata).length ? JSON.stringify(l.metadata) : null;
+        if (l.id) await trx.updateTable('image_locations').set({ created_at: order, metadata }).where('id', '=', l.id).execute();
+        else await trx.insertInto('image_locations').values({ id: randomUUID(), image_id: id, store_id: l.storeId, url: l.url, status: 'active', created_at: order, metadata }).execute();
+      }
+      return removed.map((l) => ({ id: l.id, storeId: l.store_id, url: l.url, status: 'pending_delete' }));
+    }).catch((err) => {
+      if (err instanceof LocationsChanged) return false as const;
+      throw err;
+    });
+  }
+
+  /** The images (at most two) with a location at `url`, whatever its status. */
+  async imagesAt(url: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('image_locations').select('image_id').distinct().where('url', '=', url).limit(2).execute();
+    return rows.map((r) => r.image_id);
+  }
+
   async forgetLocation(locationId: string): Promise<void> {
     await this.db.deleteFrom('image_locations').where('id', '=', locationId).execute();
   }
@@ -361,7 +424,7 @@ export class ImagesRepo {
     const ts = now();
     const res = await this.db
       .updateTable('images')
-      .set({ status: to, writer_id: writerId, writer_node: node, writer_heartbeat_at: ts, updated_at: ts })
+      .set({ status: to, writer_id: writerId, writer_node: node, writer_heartbeat_at: ts, updated_at: ts, received_bytes: 0 })
       .where('id', '=', id)
       .where('status', 'in', from)
       .where('writer_id', 'is', null)
@@ -370,6 +433,12 @@ export class ImagesRepo {
   }
 
   /** Records the data and releases the claim in one transaction; false when the claim was lost (image deleted). */
+  /** How far a writer has come (not a change of the image: updated_at stays); false once it no longer holds the image. */
+  async setReceived(id: string, writerId: string, bytes: number): Promise<boolean> {
+    const res = await this.db.updateTable('images').set({ received_bytes: bytes }).where('id', '=', id).where('writer_id', '=', writerId).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
   async commitData(id: string, writerId: string, c: DataCommit): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       const ts = now();

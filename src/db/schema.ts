@@ -29,6 +29,8 @@ export interface ImagesTable {
   /** the process instance that owns the writer claim; used by crash recovery */
   writer_node: string | null;
   writer_heartbeat_at: string | null;
+  /** bytes an upload or stage in flight has received so far (migration 0005); null when no writer */
+  received_bytes: number | null;
 }
 
 export interface ImagePropertiesTable {
@@ -49,7 +51,10 @@ export interface ImageLocationsTable {
   url: string;
   /** active, or pending_delete while the object is being removed */
   status: string;
+  /** also the locations' order: the locations API rewrites it to keep the order its client asked for */
   created_at: string;
+  /** the client's metadata object as JSON (migration 0006); null for locations Imago wrote */
+  metadata: string | null;
 }
 
 export interface ImageStagingTable {
@@ -92,6 +97,9 @@ export interface TasksTable {
   attempts: number;
   /** JSON private to the runner: stores written so far, resumable progress (migration 0003) */
   state: string | null;
+  /** bytes moved so far and bytes expected when known, while the task runs (migration 0005) */
+  bytes_done: number | null;
+  bytes_expected: number | null;
 }
 
 export interface NodesTable {

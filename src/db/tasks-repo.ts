@@ -4,7 +4,7 @@ import type { Db } from './database.js';
 import { now } from './database.js';
 import type { Database, TasksTable } from './schema.js';
 import type { ImageStatus } from '../domain/image.js';
-import { mergeStoreList, type Task, type TaskState, type TaskStatus } from '../domain/task.js';
+import { mergeStoreList, type Task, type TaskProgress, type TaskState, type TaskStatus } from '../domain/task.js';
 
 export const LOCK_PROPERTY = 'os_glance_import_task';
 export const IMPORTING_PROPERTY = 'os_glance_importing_to_stores';
@@ -51,6 +51,8 @@ export interface TaskEnd {
   ttlHours: number;
   /** the message instead, when the image turns out to be gone */
   messageIfGone?: string;
+  /** the last progress, which the runner writes to the row at most once a second */
+  progress?: TaskProgress;
 }
 
 export interface Revert {
@@ -102,6 +104,7 @@ function toTask(r: TasksTable): Task {
     heartbeatAt: r.heartbeat_at,
     attempts: r.attempts,
     state: r.state ? JSON.parse(r.state) : {},
+    progress: r.bytes_done === null || r.bytes_done === undefined ? null : { bytesDone: Number(r.bytes_done), bytesExpected: r.bytes_expected === null ? null : Number(r.bytes_expected) },
   };
 }
 
@@ -205,12 +208,17 @@ export class TasksRepo {
     return claimed;
   }
 
-  /** Keeps a running task's message and heartbeat current; false when this node no longer runs it. */
-  async touch(id: string, node: string, message?: string): Promise<boolean> {
+  /** Keeps a running task's message, progress and heartbeat current; false when this node no longer runs it. */
+  async touch(id: string, node: string, message?: string, progress?: TaskProgress): Promise<boolean> {
     const ts = now();
     const res = await this.db
       .updateTable('tasks')
-      .set({ ...(message === undefined ? {} : { message }), heartbeat_at: ts, updated_at: ts })
+      .set({
+        ...(message === undefined ? {} : { message }),
+        ...(progress === undefined ? {} : { bytes_done: progress.bytesDone, bytes_expected: progress.bytesExpected }),
+        heartbeat_at: ts,
+        updated_at: ts,
+      })
       .where('id', '=', id)
       .where('status', '=', 'processing')
       .where('runner_node', '=', node)
@@ -246,8 +254,8 @@ export class TasksRepo {
    * Ends a task and drops its import lock in one transaction, so no image
    * keeps a lock whose task is over.
    */
-  async finish(id: string, imageId: string | null, status: 'success' | 'failure', message: string, result: Record<string, unknown> | null, ttlHours: number): Promise<void> {
-    await this.db.transaction().execute((trx) => this.end(trx, id, imageId, { status, message, result, ttlHours }));
+  async finish(id: string, imageId: string | null, status: 'success' | 'failure', message: string, result: Record<string, unknown> | null, ttlHours: number, progress?: TaskProgress): Promise<void> {
+    await this.db.transaction().execute((trx) => this.end(trx, id, imageId, { status, message, result, ttlHours, progress }));
   }
 
   private async end(trx: Transaction<Database>, id: string, imageId: string | null, e: TaskEnd): Promise<void> {
@@ -255,7 +263,15 @@ export class TasksRepo {
     const expires = new Date(Date.now() + e.ttlHours * 3600_000).toISOString();
     await trx
       .updateTable('tasks')
-      .set({ status: e.status, message: e.message, result: e.result === null ? null : JSON.stringify(e.result), expires_at: expires, updated_at: ts, heartbeat_at: null })
+      .set({
+        status: e.status,
+        message: e.message,
+        result: e.result === null ? null : JSON.stringify(e.result),
+        expires_at: expires,
+        updated_at: ts,
+        heartbeat_at: null,
+        ...(e.progress ? { bytes_done: e.progress.bytesDone, bytes_expected: e.progress.bytesExpected } : {}),
+      })
       .where('id', '=', id)
       .execute();
     if (imageId) await trx.deleteFrom('image_properties').where('image_id', '=', imageId).where('name', '=', LOCK_PROPERTY).where('value', '=', id).execute();

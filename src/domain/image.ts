@@ -13,6 +13,8 @@ export interface Location {
   storeId: string;
   url: string;
   status: string;
+  /** what the locations API's client attached to it (Glance's location metadata); absent for Imago's own */
+  metadata?: Record<string, unknown>;
 }
 
 export interface Image {
@@ -38,6 +40,8 @@ export interface Image {
   properties: Record<string, string>;
   locations: Location[];
   writerId: string | null;
+  /** bytes an upload or stage in flight has received so far (updated about once a second) */
+  receivedBytes?: number | null;
 }
 
 /** Attributes a client may set on create and change with PATCH. */
@@ -46,8 +50,15 @@ export const MUTABLE_BASE = ['name', 'visibility', 'protected', 'os_hidden', 'di
 /** Attributes the server computes; a client naming them gets 403. */
 export const READ_ONLY = ['created_at', 'updated_at', 'status', 'checksum', 'os_hash_algo', 'os_hash_value', 'size', 'virtual_size', 'direct_url', 'self', 'file', 'schema', 'stores', 'locations'] as const;
 
-/** Attributes Glance reserves; a client naming them gets 403. */
-export const RESERVED = ['location', 'deleted', 'deleted_at'] as const;
+/**
+ * Imago's extension property: bytes an upload or stage in flight has received.
+ * A string, as every extra property is in the image schema (so clients that
+ * validate responses against it, like glanceclient, accept it).
+ */
+export const RECEIVED_BYTES = 'imago_received_bytes';
+
+/** Attributes Glance reserves (and Imago's own extension); a client naming them gets 403. */
+export const RESERVED = ['location', 'deleted', 'deleted_at', RECEIVED_BYTES] as const;
 
 /** Every attribute of the image schema (not an extra property). */
 export const BASE_ATTRIBUTES = new Set<string>(['id', ...MUTABLE_BASE, ...READ_ONLY]);
@@ -74,4 +85,3 @@ export function storesOf(image: Image): string | undefined {
   const ids = [...new Set(image.locations.filter((l) => l.status === 'active').map((l) => l.storeId))].sort();
   return ids.length ? ids.join(',') : undefined;
 }
-

@@ -1,6 +1,7 @@
 import { BadRequest, Conflict, Forbidden, ImagoError } from './errors.js';
 import { BASE_ATTRIBUTES, propertyMap } from './image.js';
 import { checkImageFields, checkNotReserved, checkPropertyName, checkValue } from './image-input.js';
+import { checkLocationValue, type LocationChange, type LocationValue } from './locations.js';
 
 /**
  * Glance's JSON-patch subset for images, written out exactly rather than
@@ -18,6 +19,8 @@ export interface Change {
   op: PatchOp;
   path: string;
   value?: unknown;
+  /** `/locations/<position>` of an add or remove: `-` or an index */
+  position?: string;
 }
 
 const OPS: PatchOp[] = ['add', 'remove', 'replace'];
@@ -74,7 +77,7 @@ export function parsePatch(body: unknown, draft: 4 | 10): Change[] {
     if (op !== 'remove' && !Object.hasOwn(r, 'value')) throw new BadRequest(`Operation "${op}" requires a member named "value".`);
     if (READ_ONLY.includes(root)) throw new Forbidden(`Attribute '${root}' is read-only.`);
     checkNotReserved(root);
-    if (root === 'locations') throw new Forbidden('Image locations cannot be changed: this service does not expose them.');
+    if (root === 'locations') return locationChange(op, path[1], r.value);
     const change: Change = { op, path: root };
     if (op !== 'remove') {
       if (!BASE_ATTRIBUTES.has(root)) checkPropertyName(root);
@@ -82,6 +85,27 @@ export function parsePatch(body: unknown, draft: 4 | 10): Change[] {
     }
     return change;
   });
+}
+
+/** A change of `/locations`: its value checked here, what it does to the image in services/locations.ts. */
+function locationChange(op: PatchOp, position: string | undefined, value: unknown): Change {
+  if (op === 'remove') return { op, path: 'locations', position };
+  if (op === 'add') return { op, path: 'locations', position, value: checkLocationValue(value) };
+  if (!Array.isArray(value)) throw new BadRequest('Replacing /locations needs a JSON array of locations.');
+  return { op, path: 'locations', value: value.map(checkLocationValue) };
+}
+
+/** The changes of a patch that concern `/locations`, in order, and the others. */
+export function splitLocationChanges(changes: Change[]): { locations: LocationChange[]; others: Change[] } {
+  const locations: LocationChange[] = [];
+  const others: Change[] = [];
+  for (const c of changes) {
+    if (c.path !== 'locations') others.push(c);
+    else if (c.op === 'add') locations.push({ op: 'add', position: c.position!, value: c.value as LocationValue });
+    else if (c.op === 'remove') locations.push({ op: 'remove', position: c.position! });
+    else locations.push({ op: 'replace', value: c.value as LocationValue[] });
+  }
+  return { locations, others };
 }
 
 export interface PatchState {

@@ -185,6 +185,7 @@ function taskProperties(): Record<string, PropSpec> {
     request_id: { description: 'Request that started the task', type: 'string' },
     user_id: { description: 'User that started the task', type: 'string' },
     expires_at: { description: 'When the task record may be removed', type: ['null', 'string'] },
+    progress: { readOnly: true, description: 'Imago extension: bytes moved so far and bytes expected (null while unknown) by a running import', type: ['null', 'object'] },
     created_at: { description: 'When the task was created', type: 'string' },
     updated_at: { description: 'When the task last changed', type: 'string' },
     self: { readOnly: true, type: 'string' },
@@ -198,7 +199,7 @@ export function taskSchema(): Schema {
 
 /** The task list shows tasks without their input, result and message. */
 function partialTaskSchema(): Schema {
-  const { input: _i, result: _r, message: _m, ...rest } = taskProperties();
+  const { input: _i, result: _r, message: _m, progress: _p, ...rest } = taskProperties();
   return { name: 'task', properties: rest };
 }
 

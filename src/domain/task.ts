@@ -8,7 +8,13 @@ export type TaskStatus = 'pending' | 'processing' | 'success' | 'failure';
 export const TASK_STATUSES: TaskStatus[] = ['pending', 'processing', 'success', 'failure'];
 export const TASK_TYPES = ['import', 'api_image_import', 'location_import'] as const;
 
-export type ImportMethod = 'glance-direct' | 'web-download' | 'copy-image' | 'glance-download';
+export type ImportMethod = 'glance-direct' | 'web-download' | 'copy-image' | 'glance-download' | typeof LOCATION_IMPORT;
+
+/**
+ * The internal method of a `location_import` task (POST /v2/images/{id}/locations,
+ * API 2.17): never a method clients name in an import request.
+ */
+export const LOCATION_IMPORT = 'location-import';
 
 /** The body of POST /v2/images/{id}/import, validated. */
 export interface ImportRequest {
@@ -18,6 +24,8 @@ export interface ImportRequest {
     glance_image_id?: string;
     glance_region?: string;
     glance_service_interface?: string;
+    /** location-import: the digests the caller says the object has */
+    validation_data?: { checksum?: string; os_hash_algo?: string; os_hash_value?: string };
   };
   stores?: string[];
   all_stores?: boolean;
@@ -49,6 +57,13 @@ export interface TaskState {
   resumed?: boolean;
 }
 
+/** What a running task has moved so far; shown by the API as `progress` (an Imago extension). */
+export interface TaskProgress {
+  bytesDone: number;
+  /** null while the total is unknown (a web-download without Content-Length) */
+  bytesExpected: number | null;
+}
+
 export interface Task {
   id: string;
   type: string;
@@ -67,6 +82,8 @@ export interface Task {
   heartbeatAt: string | null;
   attempts: number;
   state: TaskState;
+  /** null until the first bytes move */
+  progress: TaskProgress | null;
 }
 
 /** Merges store ids into a comma-joined, sorted list property (os_glance_importing_to_stores...). */

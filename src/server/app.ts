@@ -11,6 +11,7 @@ import { discardUnreadBody } from './upload-body.js';
 import { negotiateVersion, registerVersions } from './versions.js';
 import { installExpectContinue } from './expect-continue.js';
 import { registerImages } from './images.js';
+import { registerLocations } from './locations.js';
 import { registerImageData } from './image-data.js';
 import { registerTags } from './tags.js';
 import { registerSchemas } from './schemas.js';
@@ -36,7 +37,7 @@ const MEDIA_TYPE = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+
 export type Registrar = (app: FastifyInstance, rt: Runtime) => void;
 
 /** Extra resources registered by other modules (import, members, tasks, metadefs...). */
-export const registrars: Registrar[] = [registerVersions, registerHealth, registerSchemas, registerInfo, registerImages, registerImageData, registerTags, registerMembers, registerUsage, registerMetadefs, registerImport, registerTasks, registerStores];
+export const registrars: Registrar[] = [registerVersions, registerHealth, registerSchemas, registerInfo, registerImages, registerLocations, registerImageData, registerTags, registerMembers, registerUsage, registerMetadefs, registerImport, registerTasks, registerStores];
 
 export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance {
   const app = (Fastify as unknown as (o: object) => FastifyInstance)({

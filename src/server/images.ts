@@ -1,10 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import { imageJson } from './represent/image.js';
+import type { Image } from '../domain/image.js';
 import { patchDraft } from '../domain/patch.js';
 import type { Query } from '../domain/list-query.js';
 import { resource } from './routes.js';
 import { baseUrl } from './versions.js';
+import type { RequestContext } from '../auth/context.js';
+import { targetOf } from '../services/image-access.js';
 
 type IdParams = { Params: { id: string } };
 
@@ -32,13 +35,14 @@ export function pageLinks(query: Query, lastId: string | undefined): { first: st
 
 export function registerImages(app: FastifyInstance, rt: Runtime): void {
   const svc = rt.imageService;
+  const json = (image: Image, ctx: RequestContext) => imageJson(image, rt.locations.view(image, ctx, targetOf(image)));
 
   resource(app, '/v2/images', {
     GET: async (request) => {
       const query = request.query as Query;
       const { images, more } = await svc.list(query, request.ctx);
       const { first, next } = pageLinks(query, more ? images[images.length - 1].id : undefined);
-      const body: Record<string, unknown> = { images: images.map(imageJson), first, schema: '/v2/schemas/images' };
+      const body: Record<string, unknown> = { images: images.map((i) => json(i, request.ctx)), first, schema: '/v2/schemas/images' };
       if (next) body.next = next;
       return body;
     },
@@ -48,15 +52,15 @@ export function registerImages(app: FastifyInstance, rt: Runtime): void {
       reply.code(201).header('location', `${baseUrl(rt, request).replace(/\/+$/, '')}/v2/images/${image.id}`);
       reply.header('openstack-image-import-methods', rt.config.import.methods.join(','));
       reply.header('openstack-image-store-ids', rt.stores.ids().join(','));
-      return imageJson(image);
+      return json(image, request.ctx);
     },
   });
 
   resource(app, '/v2/images/:id', {
-    GET: async (request: FastifyRequest<IdParams>) => imageJson(await svc.show(request.params.id, request.ctx)),
+    GET: async (request: FastifyRequest<IdParams>) => json(await svc.show(request.params.id, request.ctx), request.ctx),
     PATCH: async (request: FastifyRequest<IdParams>) => {
       const draft = patchDraft(request.headers['content-type']);
-      return imageJson(await svc.update(request.params.id, request.body, draft, request.ctx));
+      return json(await svc.update(request.params.id, request.body, draft, request.ctx), request.ctx);
     },
     DELETE: async (request: FastifyRequest<IdParams>, reply) => {
       await svc.delete(request.params.id, request.ctx);

@@ -5,12 +5,14 @@ import { NotFound } from '../domain/errors.js';
 import { resource, type Handler } from './routes.js';
 
 /**
- * Versions we implement, newest first. v2.14 (image cache API), v2.16 and
- * v2.17 (cache clearing, location APIs) are left out because those features
- * do not exist here, and clients must not negotiate into them.
+ * Versions we implement, newest first. v2.14 and v2.16 (the image cache API
+ * and its clearing) are left out because that feature does not exist here,
+ * and clients must not negotiate into them; v2.17 added the location APIs
+ * (POST and GET /v2/images/{id}/locations).
  */
 const VERSIONS: [string, 'CURRENT' | 'SUPPORTED'][] = [
-  ['2.15', 'CURRENT'],
+  ['2.17', 'CURRENT'],
+  ['2.15', 'SUPPORTED'],
   ['2.13', 'SUPPORTED'], ['2.12', 'SUPPORTED'], ['2.11', 'SUPPORTED'], ['2.10', 'SUPPORTED'],
   ['2.9', 'SUPPORTED'], ['2.8', 'SUPPORTED'], ['2.7', 'SUPPORTED'], ['2.6', 'SUPPORTED'], ['2.5', 'SUPPORTED'],
   ['2.4', 'SUPPORTED'], ['2.3', 'SUPPORTED'], ['2.2', 'SUPPORTED'], ['2.1', 'SUPPORTED'], ['2.0', 'SUPPORTED'],

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { pipeline } from 'node:stream';
+import { pipeline, Writable } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { RequestContext } from '../auth/context.js';
 import type { Logger } from 'pino';
@@ -19,6 +20,7 @@ import { MeteredStream, type ChunkTap } from '../stores/metered-stream.js';
 import type { Store } from '../stores/store.js';
 import { targetOf, type ImageAccess } from './image-access.js';
 import { crashPoint } from './crash-points.js';
+import { receivedBytesTap } from './received-bytes.js';
 import type { DurableCommits } from './durable-commits.js';
 import type { QuotaLease, WriterAdmission } from '../domain/quota.js';
 import { assertTransition } from '../domain/status.js';
@@ -140,6 +142,15 @@ export class DataService {
     }
   }
 
+  /** Measures and hashes `source` without storing it (the object a location points at). */
+  async digest(source: Readable, opts: Pick<WriteOptions, 'cap' | 'tooLarge' | 'taps' | 'signal'>): Promise<Omit<Written, 'location'>> {
+    const meter = new MeteredStream(this.deps.hashPool.open(), opts.cap, opts.tooLarge, opts.taps);
+    const sink = new Writable({ write: (_chunk, _enc, done) => done() });
+    await pipelineAsync(source, meter, sink, { signal: opts.signal });
+    const digests = await meter.digests();
+    return { size: meter.size, md5: digests.md5, sha512: digests.sha512 };
+  }
+
   /** Runs `work` as the image's one writer; the registry lets DELETE and shutdown stop it. */
   async asWriter<T>(imageId: string, writerId: string, controller: AbortController, work: () => Promise<T>): Promise<T> {
     const done = work();
@@ -220,7 +231,7 @@ export class DataService {
           tooLarge: w.cap.error,
           signal,
           quota,
-          taps: inspection ? [inspection.tap] : [],
+          taps: [receivedBytesTap(this.deps.images, image.id, writerId), ...(inspection ? [inspection.tap] : [])],
           expectedSize: w.expectedSize,
         });
         if (!(await w.commit(written, inspection ? inspection.finish(written.size) : null, writerId))) throw gone(image.id, w.doing);

@@ -10,11 +10,12 @@ import { targetOf, type ImageAccess } from './image-access.js';
 import { BadRequest, Conflict, Forbidden, NotFound, imageNotFound } from '../domain/errors.js';
 import { setOwn, type Image, type Visibility } from '../domain/image.js';
 import { checkLimits, checkTag, isUuid, parseCreateBody, storable } from '../domain/image-input.js';
-import { applyPatch, parsePatch, type PatchState } from '../domain/patch.js';
+import { applyPatch, parsePatch, splitLocationChanges, type PatchState } from '../domain/patch.js';
 import { canSee, type MemberStatus } from '../domain/visibility.js';
 import type { Policy, PolicyTarget } from '../domain/policy.js';
 import { parseImageListQuery, type Query } from '../domain/list-query.js';
 import type { ImageChanges } from '../db/images-repo.js';
+import type { LocationService } from './locations.js';
 
 /** What the metadata operations use; built by the composition root (src/runtime.ts). */
 export interface ImageServiceDeps {
@@ -27,6 +28,8 @@ export interface ImageServiceDeps {
   staging: Pick<StagingService, 'discard'>;
   quotas?: Pick<QuotaChecker, 'admitCreate'>;
   config: Pick<Config, 'maxImageProperties' | 'maxImageTags'>;
+  /** JSON-patch on /locations */
+  locations: Pick<LocationService, 'apply'>;
 }
 
 /** Image metadata operations: every rule check and state change, no HTTP. */
@@ -106,11 +109,18 @@ export class ImageService {
   }
 
   async update(id: string, body: unknown, draft: 4 | 10, ctx: RequestContext): Promise<Image> {
-    const changes = parsePatch(body, draft);
-    const { image, membership } = await this.getVisible(id, ctx);
-    if (changes.length === 0) return image;
+    const all = parsePatch(body, draft);
+    let { image, membership } = await this.getVisible(id, ctx);
+    if (all.length === 0) return image;
     const target = targetOf(image, membership);
-    this.deps.policy.enforce('modify_image', ctx, target, 'You are not permitted to modify this image.');
+    // Locations have their own policies (set_image_location, delete_image_location), as in Glance.
+    const { locations, others: changes } = splitLocationChanges(all);
+    if (changes.length) this.deps.policy.enforce('modify_image', ctx, target, 'You are not permitted to modify this image.');
+    if (locations.length) {
+      await this.deps.locations.apply(image, target, locations, ctx);
+      image = (await this.deps.images.get(id)) ?? image;
+      if (!changes.length) return image;
+    }
     const before: PatchState = {
       base: {
         name: image.name, visibility: image.visibility, protected: image.protected, os_hidden: image.osHidden,

@@ -1,4 +1,5 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -23,7 +24,7 @@ import { decompressor, detectCompression, readHead } from '../import/plugins/dec
 import { qemuConvert, qemuFormat, qemuInfo, qemuSafetyProblems } from '../import/plugins/qemu-img.js';
 import { propertiesToInject } from '../import/plugins/inject.js';
 import { copiedMessage } from '../import/task.js';
-import type { ImportRequest, ImportTaskInput, Task, TaskState } from '../domain/task.js';
+import { LOCATION_IMPORT, type ImportRequest, type ImportTaskInput, type Task, type TaskState } from '../domain/task.js';
 import { defaultVirtualSize, type DataService, type Written } from './image-data.js';
 import type { Staged, StagingService } from './staging.js';
 import type { QuotaLease } from '../domain/quota.js';
@@ -34,7 +35,7 @@ export interface ImportRunDeps {
   tasksRepo: TasksRepo;
   stores: StoreRegistry;
   staging: Pick<StagingService, 'get' | 'forget' | 'discard' | 'record' | 'replace'>;
-  data: Pick<DataService, 'uploadCap' | 'write'>;
+  data: Pick<DataService, 'uploadCap' | 'write' | 'digest'>;
   quotas?: Pick<QuotaChecker, 'admitWriter'>;
   /** format inspection, the same hook as upload's and stage's (absent when the plugin is off) */
   inspection?: InspectionPlugin;
@@ -81,8 +82,8 @@ interface Source {
 export interface RunOptions {
   token?: string;
   signal: AbortSignal;
-  /** called with a byte count as data moves; the runner turns it into "Copied N MiB" */
-  progress: (bytes: number) => void;
+  /** called with a byte count (and the transfer's total when known) as data moves; the runner turns it into "Copied N MiB of M MiB" */
+  progress: (bytes: number, expected?: number) => void;
   resolve?: Resolver;
 }
 
@@ -141,6 +142,7 @@ export class ImportRun {
   async run(): Promise<string> {
     const image = await this.image();
     if (this.method === 'copy-image') return this.copyImage(image);
+    if (this.method === LOCATION_IMPORT) return this.locationImport(image);
     let staged = await this.deps.staging.get(this.imageId);
     if (staged && !(await this.deps.stores.staging.exists(staged.url))) {
       await this.deps.staging.forget(this.imageId, staged.url);
@@ -171,6 +173,53 @@ export class ImportRun {
     }
     await this.deps.staging.discard(this.imageId);
     return this.successMessage(source.size);
+  }
+
+  /**
+   * A location_import task (API 2.17): the object the URL names is read once
+   * to measure and hash it; the digests must match the caller's
+   * validation_data when given; then the location is recorded and the image
+   * turns active in one step. Nothing is copied: the data stays where it is.
+   */
+  private async locationImport(image: Image): Promise<string> {
+    const url = this.req.method.uri!;
+    const store = this.deps.stores.owning(url);
+    if (!store) throw new ImportFailure(`The location ${url} names no object of a configured store.`);
+    const cap = await this.cap(image);
+    const body = await store.get(url).catch((err) => {
+      throw new ImportFailure(`Reading ${url} failed: ${(err as Error).message}`);
+    });
+    const what = `the data at ${url}`;
+    let got;
+    try {
+      got = await this.deps.data.digest(labelled(body, what), {
+        cap: cap.bytes,
+        tooLarge: cap.error,
+        signal: this.opts.signal,
+        taps: [(chunk, offset) => this.opts.progress(offset + chunk.length)],
+      });
+    } catch (err) {
+      if (this.opts.signal.aborted) throw this.opts.signal.reason;
+      throw err instanceof ImagoError ? err : new ImportFailure(`Reading ${url} failed: ${(err as Error).message}`);
+    }
+    if (got.size === 0) throw new ImportFailure(`The object at ${url} is empty.`);
+    const vd = this.req.method.validation_data;
+    const mismatch = [
+      vd?.checksum !== undefined && vd.checksum.toLowerCase() !== got.md5 ? `checksum is ${got.md5}, validation_data says ${vd.checksum}` : '',
+      vd?.os_hash_value !== undefined && vd.os_hash_value.toLowerCase() !== got.sha512 ? `os_hash_value (sha512) is ${got.sha512}, validation_data says ${vd.os_hash_value}` : '',
+    ].filter(Boolean);
+    if (mismatch.length) throw new ImportFailure(`The data at ${url} does not match its validation_data: ${mismatch.join('; ')}.`);
+    const message = this.successMessage(got.size);
+    const recorded = await this.deps.tasksRepo.commitStore(this.imageId, this.task.id, {
+      storeId: store.info.id,
+      url,
+      data: { size: got.size, checksum: got.md5, sha512: got.sha512, virtualSize: defaultVirtualSize(image.diskFormat, got.size) },
+      activate: true,
+      end: { status: 'success', message, result: { image_id: this.imageId }, ttlHours: this.deps.config.import.taskTimeToLiveHours, progress: { bytesDone: got.size, bytesExpected: got.size } },
+    });
+    if (!recorded) throw new ImportFailure('The image changed hands during the import.');
+    this.ended = true;
+    return message;
   }
 
   private successMessage(size: number): string {
@@ -290,7 +339,7 @@ export class ImportRun {
    * which side failed.
    */
   private async write(store: Store, key: string, body: Readable, cap: { bytes: number; error: (n: number) => Error }, inspector?: { tap: ChunkTap }, expectedSize?: number, quota?: QuotaLease, what = 'the image data'): Promise<Written> {
-    const taps = [(chunk: Buffer, offset: number) => this.opts.progress(offset + chunk.length)];
+    const taps = [(chunk: Buffer, offset: number) => this.opts.progress(offset + chunk.length, expectedSize)];
     if (inspector) taps.push(inspector.tap);
     try {
       return await this.deps.data.write(store, key, labelled(body, what), { cap: cap.bytes, tooLarge: cap.error, signal: this.opts.signal, taps, expectedSize, quota });
@@ -345,14 +394,20 @@ export class ImportRun {
   }
 
   private async convert(image: Image, staged: Staged, from: string, to: string): Promise<Staged> {
-    if (!staged.url.startsWith('file:')) throw new ImportFailure('Conversion needs a filesystem staging area.');
-    const file = fileURLToPath(staged.url);
-    const info = await qemuInfo(file, from).catch(this.asFailure);
-    const problems = qemuSafetyProblems(info, from, file);
-    if (problems.length) throw new ImportFailure(`Image is not safe to convert: ${problems.join('; ')}.`);
     await mkdir(this.deps.config.import.workDir, { recursive: true });
     const out = path.join(this.deps.config.import.workDir, `${this.task.id}.${to}`);
+    // qemu-img reads a local file: a staged object elsewhere (S3 staging) is fetched to the work dir first.
+    const local = staged.url.startsWith('file:') ? undefined : path.join(this.deps.config.import.workDir, `${this.task.id}.source.${from}`);
     try {
+      if (local) {
+        await pipelineAsync(await this.deps.stores.staging.get(staged.url), createWriteStream(local), { signal: this.opts.signal }).catch((err) => {
+          throw this.opts.signal.aborted ? this.opts.signal.reason : new ImportFailure(`Fetching the staged data for conversion failed: ${(err as Error).message}`);
+        });
+      }
+      const file = local ?? fileURLToPath(staged.url);
+      const info = await qemuInfo(file, from).catch(this.asFailure);
+      const problems = qemuSafetyProblems(info, from, file);
+      if (problems.length) throw new ImportFailure(`Image is not safe to convert: ${problems.join('; ')}.`);
       await qemuConvert(file, from, out, to, this.opts.signal).catch(this.asFailure);
       const converted = await this.rewrite(image, staged, 'converted', createReadStream(out, { highWaterMark: 1024 * 1024 }), { disk_format: to });
       if (to !== 'raw') {
@@ -362,6 +417,7 @@ export class ImportRun {
       return converted;
     } finally {
       await rm(out, { force: true });
+      if (local) await rm(local, { force: true });
     }
   }
 
@@ -409,7 +465,7 @@ export class ImportRun {
         const data = this.method === 'copy-image' ? undefined : { size: written.size, checksum: written.md5, sha512: written.sha512, virtualSize };
         // The last store of an all-must-succeed import: the image turns active and the task ends in one step.
         const end = activate && this.allMustSucceed
-          ? { status: 'success' as const, message: this.successMessage(source.size), result: { image_id: this.imageId }, ttlHours: d.config.import.taskTimeToLiveHours }
+          ? { status: 'success' as const, message: this.successMessage(source.size), result: { image_id: this.imageId }, ttlHours: d.config.import.taskTimeToLiveHours, progress: { bytesDone: source.size, bytesExpected: source.size } }
           : undefined;
         const recorded = await d.tasksRepo.commitStore(this.imageId, this.task.id, { storeId, url: written.location, data, activate, end });
         if (!recorded) {
@@ -455,7 +511,7 @@ export class ImportRun {
 
   private async adopt(store: Store, source: Source): Promise<Written> {
     const put = await store.adopt(source.store, source.url, this.imageId);
-    this.opts.progress(put.size);
+    this.opts.progress(put.size, put.size);
     return { location: put.location, size: put.size, md5: source.md5!, sha512: source.sha512! };
   }
 

@@ -143,14 +143,9 @@ export class Recovery {
 
   private async removeLeftovers(imageId: string): Promise<void> {
     const owned = new Set((await this.deps.images.allLocations()).filter((l) => l.imageId === imageId).map((l) => l.url));
-    for (const store of [...this.deps.stores.stores, this.deps.stores.staging]) {
-      try {
-        await store.removeTemporary(imageId);
-        for await (const url of store.list()) if (url.includes(imageId) && !owned.has(url)) await store.delete(url);
-      } catch (err) {
-        this.deps.log.warn({ err, imageId, store: store.info.id }, 'could not remove what a dead writer left; the next start retries');
-      }
-    }
+    await this.deps.stores.removeLeftovers(imageId, owned, (store, err) =>
+      this.deps.log.warn({ err, imageId, store: store.info.id }, 'could not remove what a dead writer left; the next start retries'),
+    );
   }
 
   /** Announces this process and keeps its heartbeat fresh, so other nodes can tell it is alive. */

@@ -11,7 +11,7 @@ import { StoreError } from '../stores/errors.js';
 import { isUuid } from '../domain/image-input.js';
 import { type TasksRepo, type TaskListQuery } from '../db/tasks-repo.js';
 import { copiedMessage } from '../import/task.js';
-import { TASK_STATUSES, TASK_TYPES, type ImportTaskInput, type Task } from '../domain/task.js';
+import { LOCATION_IMPORT, TASK_STATUSES, TASK_TYPES, type ImportTaskInput, type Task } from '../domain/task.js';
 import type { Resolver } from '../import/http-source.js';
 import { ImportFailure, ImportRun, type ImportRunDeps } from './import-run.js';
 import { targetOf, type ImageAccess } from './image-access.js';
@@ -31,7 +31,7 @@ export interface TaskServiceDeps extends ImportRunDeps {
   access: ImageAccess;
   policy: Policy;
   writers: Pick<WriterRegistry, 'isClosing'>;
-  data: Pick<DataService, 'uploadCap' | 'write' | 'asWriter' | 'removeLocations'>;
+  data: Pick<DataService, 'uploadCap' | 'write' | 'digest' | 'asWriter' | 'removeLocations'>;
   nodes: NodeLiveness;
   metrics: Pick<Metrics, 'taskFinished'>;
   nodeId: string;
@@ -69,7 +69,22 @@ export class TaskService {
     const task = isUuid(id) ? await this.repo.get(id) : undefined;
     if (!task || (!ctx.isAdmin && task.owner !== ctx.projectId) || expired(task)) throw new NotFound(`Task with the given id ${id} not found`);
     this.deps.policy.enforce('get_task', ctx, { owner: task.owner, project_id: task.owner }, 'You are not authorized to see this task.');
-    return task;
+    return (await this.withRunnerState([task]))[0]!;
+  }
+
+  /**
+   * A task whose node died shows its last progress until another node takes
+   * it over; until then its message says so, instead of looking merely slow.
+   */
+  private async withRunnerState(tasks: Task[]): Promise<Task[]> {
+    const elsewhere = tasks.filter((t) => t.status === 'processing' && t.runnerNode && t.runnerNode !== this.deps.nodeId);
+    if (!elsewhere.length) return tasks;
+    const live = new Set(await this.deps.nodes.live());
+    return tasks.map((t) =>
+      elsewhere.includes(t) && !live.has(t.runnerNode!)
+        ? { ...t, message: `${t.message ? `${t.message}. ` : ''}The node running this import (${t.runnerNode}) stopped responding; another node will take the task over and go on.` }
+        : t,
+    );
   }
 
   async list(query: Record<string, string | string[] | undefined>, ctx: RequestContext): Promise<{ tasks: Task[]; limit: number }> {
@@ -111,7 +126,7 @@ export class TaskService {
   async listForImage(imageId: string, ctx: RequestContext): Promise<Task[]> {
     const { image, membership } = await this.deps.access.getVisible(imageId, ctx);
     if (!this.deps.policy.check('get_image', ctx, targetOf(image, membership))) throw imageNotFound(imageId);
-    return this.repo.listByImage(image.id);
+    return this.withRunnerState(await this.repo.listByImage(image.id));
   }
 
   // ---- runner ----
@@ -196,23 +211,26 @@ export class TaskService {
     const controller = new AbortController();
     // "Copied N MiB", written at most once a second, and always once more after the last bytes of a burst.
     let copied = 0;
+    let expected: number | null = null;
     let lastProgress = 0;
     let pending: NodeJS.Timeout | undefined;
     const flush = () => {
       pending = undefined;
       lastProgress = Date.now();
-      this.repo.touch(task.id, d.nodeId, copiedMessage(copied)).catch(() => {});
+      this.repo.touch(task.id, d.nodeId, copiedMessage(copied, expected), { bytesDone: copied, bytesExpected: expected }).catch(() => {});
     };
     const input = task.input as unknown as ImportTaskInput;
     const method = input.import_req.method.name;
     const started = Date.now();
     const taskLog = { task: task.id, image: imageId, method };
     let milestone = PROGRESS_LOG_FIRST;
-    const progress = (bytes: number) => {
+    const progress = (bytes: number, total?: number) => {
       if (bytes <= copied) return;
       copied = bytes;
+      // The total of the transfer now under way (staging, then each store); unknown without a Content-Length.
+      expected = total ?? null;
       if (copied >= milestone) {
-        d.log.info({ ...taskLog, bytes: copied }, `import task progress: ${copiedMessage(copied)}`);
+        d.log.info({ ...taskLog, bytes: copied, expected }, `import task progress: ${copiedMessage(copied, expected)}`);
         while (milestone <= copied) milestone = milestone < PROGRESS_LOG_EVERY ? milestone * 2 : milestone + PROGRESS_LOG_EVERY;
       }
       if (pending) return;
@@ -234,7 +252,7 @@ export class TaskService {
       try {
         const message = await run.run();
         // Usually the commit that activated the image ended the task too; copy-image and partial imports end here.
-        if (!run.ended) await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, d.config.import.taskTimeToLiveHours);
+        if (!run.ended) await this.repo.finish(task.id, imageId, 'success', message, { image_id: imageId }, d.config.import.taskTimeToLiveHours, { bytesDone: copied, bytesExpected: expected });
         d.metrics.taskFinished(method, 'success', (Date.now() - started) / 1000);
         d.log.info({ ...taskLog, durationMs: Date.now() - started, bytes: copied, result: message }, 'import task succeeded');
       } catch (err) {
@@ -359,14 +377,9 @@ export class TaskService {
     const staged = await this.deps.staging.get(imageId);
     const owned = new Set<string>((await this.deps.images.allLocations()).filter((l) => l.imageId === imageId).map((l) => l.url));
     if (staged) owned.add(staged.url);
-    for (const store of [...this.deps.stores.stores, this.deps.stores.staging]) {
-      try {
-        await store.removeTemporary(imageId);
-        for await (const url of store.list()) if (url.includes(imageId) && !owned.has(url)) await store.delete(url);
-      } catch (err) {
-        this.deps.log.warn({ err, imageId, store: store.info.id }, 'could not remove what an interrupted import left');
-      }
-    }
+    await this.deps.stores.removeLeftovers(imageId, owned, (store, err) =>
+      this.deps.log.warn({ err, imageId, store: store.info.id }, 'could not remove what an interrupted import left'),
+    );
   }
 
   /** Scratch files are named after their task; those of tasks no live process runs are removed. */
@@ -430,6 +443,8 @@ function retryHint(method: string, imageId: string): string {
       return `stage the data again (PUT /v2/images/${imageId}/stage) and import it.`;
     case 'web-download':
       return 'fix the problem (the URL, its data or disk_format) and import again.';
+    case LOCATION_IMPORT:
+      return `check the URL and its validation_data, then add the location again (POST /v2/images/${imageId}/locations).`;
     default:
       return 'fix the problem and import again.';
   }

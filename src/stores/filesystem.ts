@@ -106,6 +106,28 @@ export class FilesystemStore implements StoreDriver {
     }
   }
 
+  owns(location: string): boolean {
+    try {
+      this.pathOf(location);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async size(location: string): Promise<number> {
+    const file = this.pathOf(location);
+    try {
+      const st = await stat(file);
+      if (!st.isFile()) throw new ObjectNotFound(location);
+      return st.size;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new ObjectNotFound(location);
+      throw fsError(this.info.id, err);
+    }
+  }
+
   async exists(location: string): Promise<boolean> {
     let file: string;
     try {

@@ -71,6 +71,22 @@ export class GuardedStore implements Store {
     }
   }
 
+  owns(location: string): boolean {
+    return this.driver.owns?.(location) ?? false;
+  }
+
+  get size(): ((location: string) => Promise<number>) | undefined {
+    const size = this.driver.size;
+    if (!size) return undefined;
+    return async (location) => {
+      try {
+        return await size.call(this.driver, location);
+      } catch (err) {
+        throw this.typed(err);
+      }
+    };
+  }
+
   async *list(): AsyncIterable<string> {
     try {
       yield* this.driver.list();

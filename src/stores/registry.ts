@@ -4,6 +4,7 @@ import { FilesystemStore } from './filesystem.js';
 import { guard } from './guarded-store.js';
 import { MemoryStore } from './memory.js';
 import { S3Store } from './s3.js';
+import { HttpStore } from './http.js';
 import type { Store, StoreDriver } from './store.js';
 
 /**
@@ -24,6 +25,8 @@ function createDriver(cfg: StoreConfig): StoreDriver {
       return new S3Store(common, cfg.s3!);
     case 'memory':
       return new MemoryStore(common);
+    case 'http':
+      return new HttpStore({ id: cfg.id, description: cfg.description }, cfg.http!);
     default:
       throw new Error(`store type ${cfg.type} is not available in this build`);
   }
@@ -56,6 +59,30 @@ export class StoreRegistry {
   /** The store holding a location, staging included. */
   holding(storeId: string): Store | undefined {
     return storeId === this.staging.info.id ? this.staging : this.byId.get(storeId);
+  }
+
+  /** The configured store a location URL names (the locations API), staging never. */
+  owning(location: string): Store | undefined {
+    return this.stores.find((s) => s.owns?.(location));
+  }
+
+  /**
+   * Removes what a writer of `imageId` that is gone left behind: its
+   * temporaries, and complete objects naming it that `owned` does not list,
+   * in every writable store, staging included (a read-only store is never
+   * written, so nothing of Imago's is there). A store that fails is reported
+   * to `failed` and the others are still swept.
+   */
+  async removeLeftovers(imageId: string, owned: Set<string>, failed: (store: Store, err: unknown) => void): Promise<void> {
+    for (const store of [...this.stores, this.staging]) {
+      if (store.info.readOnly) continue;
+      try {
+        await store.removeTemporary(imageId);
+        for await (const url of store.list()) if (url.includes(imageId) && !owned.has(url)) await store.delete(url);
+      } catch (err) {
+        failed(store, err);
+      }
+    }
   }
 
   ids(): string[] {

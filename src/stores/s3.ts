@@ -160,6 +160,26 @@ export class S3Store implements StoreDriver {
     }
   }
 
+  owns(location: string): boolean {
+    try {
+      this.keyOf(location);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async size(location: string): Promise<number> {
+    const key = this.keyOf(location);
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return Number(head.ContentLength ?? 0);
+    } catch (err) {
+      if (isNotFound(err)) throw new ObjectNotFound(location);
+      throw this.error('HeadObject', err, location);
+    }
+  }
+
   async exists(location: string): Promise<boolean> {
     let key: string;
     try {

@@ -57,6 +57,13 @@ export interface StoreDriver {
   get(location: string, range?: ByteRange): Promise<Readable>;
   delete(location: string): Promise<void>;
   exists(location: string): Promise<boolean>;
+  /**
+   * True when `location` names an object of this store by its form alone (no
+   * I/O): the locations API uses it to find the store a client's URL belongs to.
+   */
+  owns?(location: string): boolean;
+  /** the size of the complete object at `location`; ObjectNotFound when there is none */
+  size?(location: string): Promise<number>;
   /** every complete object's location, for the consistency check */
   list(): AsyncIterable<string>;
   /** removes temporary objects left by writers that died (only those of `key` when given); returns how many */
@@ -91,6 +98,10 @@ export interface Store {
   get(location: string, range?: ByteRange): Promise<Readable>;
   delete(location: string): Promise<void>;
   exists(location: string): Promise<boolean>;
+  /** true when `location` names an object of this store by its form alone (no I/O); false when the driver cannot tell */
+  owns(location: string): boolean;
+  /** the size of the complete object at `location` (ObjectNotFound when there is none); absent when the driver cannot tell */
+  readonly size?: (location: string) => Promise<number>;
   list(): AsyncIterable<string>;
   removeTemporary(key?: string): Promise<number>;
   /** true when this store can take over an object of `other` without copying bytes */

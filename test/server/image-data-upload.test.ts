@@ -95,6 +95,36 @@ describe('PUT /v2/images/{id}/file', () => {
     assert.equal((await imageOf(s, img.id)).status, 'active');
   });
 
+  test('while saving, imago_received_bytes says how far the upload has come (about once a second); gone once active', async () => {
+    const img = await createImage(s);
+    const up = new ManualUpload(s.url, img.id, { contentLength: 3 * 65536 });
+    await up.write(pattern(65536, 1));
+    const early = await waitFor('saving', async () => { const i = await imageOf(s, img.id); return i.status === 'saving' && i; });
+    assert.equal(early.imago_received_bytes, '0');
+    // the count is recorded at most once a second, when bytes arrive
+    let sent = 65536;
+    const shown = await waitFor(() => `imago_received_bytes ≥ 64 KiB (sent ${sent})`, async () => {
+      if (sent < 2 * 65536) {
+        await new Promise((r) => setTimeout(r, 1100));
+        await up.write(pattern(65536, 2));
+        sent += 65536;
+      }
+      const i = await imageOf(s, img.id);
+      return Number(i.imago_received_bytes) >= 65536 && i;
+    }, 10_000, 100);
+    assert.equal(shown.status, 'saving');
+    assert.match(shown.imago_received_bytes, /^\d+$/);
+    assert.ok(Number(shown.imago_received_bytes) <= sent, `received ${shown.imago_received_bytes} of ${sent} sent`);
+    // read-only for clients
+    const patch = await s.req('PATCH', `/v2/images/${img.id}`, { body: JSON.stringify([{ op: 'add', path: '/imago_received_bytes', value: '5' }]), headers: { 'content-type': 'application/openstack-images-v2.1-json-patch' } });
+    assert.equal(patch.status, 403);
+    const r = await up.end(pattern(65536, 3));
+    assert.equal(r.status, 204);
+    const done = await imageOf(s, img.id);
+    assert.equal(done.status, 'active');
+    assert.equal('imago_received_bytes' in done, false);
+  });
+
   test('415 unless application/octet-stream, with the JSON error body', async () => {
     const img = await createImage(s);
     for (const ct of ['application/json', 'text/plain', 'application/octet-streamx']) {

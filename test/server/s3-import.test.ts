@@ -1,6 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { createImage, startTestServer, type TestServer } from '../support/server.js';
 import { startSwift, swiftSkipReason, type Swift } from '../support/swift.js';
@@ -39,6 +43,8 @@ describe('import with S3 staging and S3 stores (Swift s3api)', { skip }, () => {
         ],
         defaultStore: 'objects',
         staging: { id: 'os_glance_staging_store', type: 's3', s3: { ...swift.s3Config(stagingBucket), prefix: 'staging/', ...small } },
+        // raw data passes both untouched; the conversion test below sends gzip'ed qcow2
+        import: { plugins: { decompression: true, conversion: { enabled: true, outputFormat: 'raw' } } },
       },
     });
     (s.rt.stores.byId.get('objects')!.driver as S3Store).client.middlewareStack.add(
@@ -91,6 +97,30 @@ describe('import with S3 staging and S3 stores (Swift s3api)', { skip }, () => {
     assert.equal(done.os_hash_value, sha512(data));
     assert.deepEqual(await swift.bucketContents(stagingBucket), []);
     assert.ok((await download(img.id)).equals(data));
+  });
+
+  test('conversion and decompression with S3 staging: gzip\'ed qcow2 becomes raw; no scratch file is left', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'imago-s3-convert-'));
+    try {
+      const raw = pattern(3 * MiB, 8);
+      writeFileSync(path.join(dir, 'disk.raw'), raw);
+      execFileSync('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', path.join(dir, 'disk.raw'), path.join(dir, 'disk.qcow2')]);
+      const img = await createImage(s, { disk_format: 'qcow2', container_format: 'compressed' });
+      assert.equal((await stage(s, img.id, gzipSync(readFileSync(path.join(dir, 'disk.qcow2'))))).status, 204);
+      assert.equal((await importImage(s, img.id, { method: { name: 'glance-direct' }, stores: ['objects'] })).status, 202);
+      const done = await waitImage(s, img.id, (i) => (i.status === 'active' || i.status === 'queued') && !('os_glance_import_task' in i));
+      const [task] = await waitTasks(s, img.id);
+      assert.equal(done.status, 'active', task.message);
+      assert.equal(done.disk_format, 'raw');
+      assert.equal(done.container_format, 'bare');
+      assert.equal(done.size, raw.length);
+      assert.equal(done.os_hash_value, sha512(raw));
+      assert.ok((await download(img.id)).equals(raw));
+      assert.deepEqual(await swift.bucketContents(stagingBucket), []);
+      assert.deepEqual(readdirSync(s.rt.config.import.workDir), [], 'scratch files removed');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('copy-image filesystem → S3 and S3 → filesystem: each copy holds the same bytes', async () => {

@@ -131,16 +131,17 @@ describe('/v2/schemas', () => {
     });
   });
 
-  test('task and tasks: minimal schemas; the list leaves out input, result and message', () => {
+  test('task and tasks: minimal schemas; the list leaves out input, result, message and progress', () => {
     const t = schemas.task;
     assert.deepEqual(Object.keys(t), ['name', 'properties']);
-    assert.deepEqual(Object.keys(t.properties).sort(), ['created_at', 'expires_at', 'id', 'image_id', 'input', 'message', 'owner', 'request_id', 'result', 'schema', 'self', 'status', 'type', 'updated_at', 'user_id']);
+    assert.deepEqual(Object.keys(t.properties).sort(), ['created_at', 'expires_at', 'id', 'image_id', 'input', 'message', 'owner', 'progress', 'request_id', 'result', 'schema', 'self', 'status', 'type', 'updated_at', 'user_id']);
+    assert.equal(t.properties.progress.readOnly, true);
     assert.deepEqual(t.properties.type.enum, ['import', 'api_image_import', 'location_import']);
     assert.deepEqual(t.properties.status.enum, ['pending', 'processing', 'success', 'failure']);
     assert.deepEqual(t.properties.input.type, ['null', 'object']);
     const item = schemas.tasks.properties.tasks.items;
     assert.equal(item.name, 'task');
-    assert.deepEqual(Object.keys(item.properties).sort(), Object.keys(t.properties).filter((k) => !['input', 'result', 'message'].includes(k)).sort());
+    assert.deepEqual(Object.keys(item.properties).sort(), Object.keys(t.properties).filter((k) => !['input', 'result', 'message', 'progress'].includes(k)).sort());
     assert.deepEqual(Object.keys(schemas.tasks.properties), ['tasks', 'schema']);
   });
 

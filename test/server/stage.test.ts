@@ -44,6 +44,8 @@ describe('PUT /v2/images/{id}/stage', () => {
     assert.equal(shown.os_hash_value, null);
     assert.equal(shown.virtual_size, null);
     assert.equal('stores' in shown, false);
+    // staged and released: no transfer in flight, so no received count
+    assert.equal('imago_received_bytes' in shown, false);
     const row = await s.rt.db.selectFrom('image_staging').selectAll().where('image_id', '=', img.id).executeTakeFirstOrThrow();
     assert.equal(row.size, 1024 * 1024);
     assert.match(row.os_hash_value ?? '', /^[0-9a-f]{128}$/);
@@ -145,7 +147,12 @@ describe('PUT /v2/images/{id}/stage', () => {
     const req = request(url, { method: 'PUT', headers: { 'x-auth-token': TOKENS.admin, 'content-type': 'application/octet-stream', 'content-length': String(3 * 1024 * 1024) } });
     req.on('error', () => {});
     req.write(pattern(1024 * 1024));
-    await waitFor('the image to be uploading', async () => (await getImage(s, img.id)).status === 'uploading');
+    const uploading = await waitFor('the image to be uploading', async () => { const i = await getImage(s, img.id); return i.status === 'uploading' && i; });
+    assert.match(uploading.imago_received_bytes, /^\d+$/);
+    // the count is recorded about once a second while bytes arrive
+    await new Promise((r) => setTimeout(r, 1100));
+    req.write(pattern(1024 * 1024, 2));
+    await waitFor('imago_received_bytes to pass 1 MiB', async () => Number((await getImage(s, img.id)).imago_received_bytes) > 1024 * 1024);
     req.destroy();
     await waitFor('the image to be queued again', async () => (await getImage(s, img.id)).status === 'queued');
     await waitFor('the staging area to be empty', async () => stagedFiles(s, img.id).length === 0);

@@ -25,7 +25,7 @@ describe('tasks API', () => {
     const res = await s.req('GET', `/v2/tasks/${ids[0]}`);
     assert.equal(res.status, 200);
     const t = (await res.json()) as Record<string, any>;
-    assert.deepEqual(Object.keys(t).sort(), ['created_at', 'expires_at', 'id', 'image_id', 'input', 'message', 'owner', 'request_id', 'result', 'schema', 'self', 'status', 'type', 'updated_at', 'user_id']);
+    assert.deepEqual(Object.keys(t).sort(), ['created_at', 'expires_at', 'id', 'image_id', 'input', 'message', 'owner', 'progress', 'request_id', 'result', 'schema', 'self', 'status', 'type', 'updated_at', 'user_id']);
     assert.equal(t.id, ids[0]);
     assert.equal(t.type, 'api_image_import');
     assert.equal(t.status, 'success');
@@ -36,7 +36,35 @@ describe('tasks API', () => {
     const hours = (Date.parse(t.expires_at) - Date.parse(t.updated_at)) / 3600_000;
     assert.ok(Math.abs(hours - 48) < 0.01, `expires 48 h after it ended, got ${hours}`);
     assert.equal(t.message, 'Copied 0 MiB');
+    // Imago's extension: every byte of the 100-byte staged image moved
+    assert.deepEqual(t.progress, { bytes_done: 100, bytes_expected: 100 });
     assert.deepEqual(t.result, { image_id: t.image_id });
+  });
+
+  test('a task whose node stopped says so, with its last progress, until another node takes it over', async () => {
+    const img = await createImage(s);
+    const id = '21111111-2222-4333-8444-555555555555';
+    const ts = new Date(Date.now() - 60_000).toISOString();
+    // the row a node leaves behind when it dies mid-import (on SQLite only a restart recovers it)
+    await s.rt.db.insertInto('tasks').values({
+      id, type: 'api_image_import', status: 'processing', owner: 'admin', user_id: null, request_id: null, image_id: img.id,
+      input: JSON.stringify({ image_id: img.id, import_req: { method: { name: 'web-download', uri: 'http://x/' } }, backend: ['local'] }),
+      result: null, message: 'Copied 120 MiB of 2048 MiB (5 %)', expires_at: null, created_at: ts, updated_at: ts,
+      runner_node: 'node-that-died', heartbeat_at: ts, attempts: 1, state: null, bytes_done: 120 * 2 ** 20, bytes_expected: 2048 * 2 ** 20,
+    }).execute();
+    try {
+      const t = (await (await s.req('GET', `/v2/tasks/${id}`)).json()) as Record<string, any>;
+      assert.equal(t.status, 'processing');
+      assert.equal(t.message, 'Copied 120 MiB of 2048 MiB (5 %). The node running this import (node-that-died) stopped responding; another node will take the task over and go on.');
+      assert.deepEqual(t.progress, { bytes_done: 120 * 2 ** 20, bytes_expected: 2048 * 2 ** 20 });
+      const [listed] = ((await (await s.req('GET', `/v2/images/${img.id}/tasks`)).json()) as { tasks: Record<string, any>[] }).tasks;
+      assert.equal(listed.message, t.message);
+      // a task this node runs is not flagged
+      await s.rt.db.updateTable('tasks').set({ runner_node: s.rt.nodeId }).where('id', '=', id).execute();
+      assert.equal(((await (await s.req('GET', `/v2/tasks/${id}`)).json()) as Record<string, any>).message, 'Copied 120 MiB of 2048 MiB (5 %)');
+    } finally {
+      await s.rt.db.deleteFrom('tasks').where('id', '=', id).execute();
+    }
   });
 
   test('GET /v2/images/{id}/tasks: database-row shape, for whoever sees the image', async () => {
@@ -44,7 +72,7 @@ describe('tasks API', () => {
     assert.equal(res.status, 200);
     const { tasks } = (await res.json()) as { tasks: Record<string, any>[] };
     assert.equal(tasks.length, 1);
-    assert.deepEqual(Object.keys(tasks[0]).sort(), ['created_at', 'deleted', 'deleted_at', 'expires_at', 'id', 'image_id', 'input', 'message', 'owner', 'request_id', 'result', 'status', 'type', 'updated_at', 'user_id']);
+    assert.deepEqual(Object.keys(tasks[0]).sort(), ['created_at', 'deleted', 'deleted_at', 'expires_at', 'id', 'image_id', 'input', 'message', 'owner', 'progress', 'request_id', 'result', 'status', 'type', 'updated_at', 'user_id']);
     assert.match(tasks[0].created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000000$/);
     assert.equal(tasks[0].deleted, false);
     assert.equal(tasks[0].deleted_at, null);

@@ -3,6 +3,8 @@ import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_metadefs.js';
 import * as m0003 from './0003_import.js';
 import * as m0004 from './0004_quota_reservations.js';
+import * as m0005 from './0005_progress.js';
+import * as m0006 from './0006_location_metadata.js';
 
 /**
  * Migrations are listed here rather than discovered on disk, so the compiled
@@ -13,6 +15,8 @@ const migrations: Record<string, Migration> = {
   '0002_metadefs': m0002,
   '0003_import': m0003,
   '0004_quota_reservations': m0004,
+  '0005_progress': m0005,
+  '0006_location_metadata': m0006,
 };
 
 export const migrationProvider: MigrationProvider = {

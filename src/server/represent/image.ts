@@ -1,8 +1,8 @@
-import { HIDDEN_PROPERTIES, setOwn, storesOf, type Image } from '../../domain/image.js';
+import { HIDDEN_PROPERTIES, RECEIVED_BYTES, setOwn, storesOf, type Image } from '../../domain/image.js';
 import { displayTime } from '../../db/database.js';
 
 /** The JSON an API client sees, exactly as Glance shapes it. */
-export function imageJson(image: Image): Record<string, unknown> {
+export function imageJson(image: Image, view: { locations?: unknown[]; directUrl?: string } = {}): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(image.properties)) if (!HIDDEN_PROPERTIES.has(k)) setOwn(out, k, v);
   Object.assign(out, {
@@ -24,6 +24,11 @@ export function imageJson(image: Image): Record<string, unknown> {
     id: image.id,
     created_at: displayTime(image.createdAt)!,
     updated_at: displayTime(image.updatedAt)!,
+  });
+  // Glance's places for them, when the locations API shows them (services/locations.ts decides)
+  if (view.locations) out.locations = view.locations;
+  if (view.directUrl !== undefined) out.direct_url = view.directUrl;
+  Object.assign(out, {
     tags: image.tags,
     self: `/v2/images/${image.id}`,
     file: `/v2/images/${image.id}/file`,
@@ -31,5 +36,7 @@ export function imageJson(image: Image): Record<string, unknown> {
   });
   const stores = storesOf(image);
   if (stores) out.stores = stores;
+  // Imago's extension: how far an upload (saving) or a stage (uploading) has come, from any node
+  if ((image.status === 'saving' || image.status === 'uploading') && image.writerId && typeof image.receivedBytes === 'number') out[RECEIVED_BYTES] = String(image.receivedBytes);
   return out;
 }

@@ -24,7 +24,13 @@ export function representTask(t: Task): Record<string, unknown> {
   if (t.requestId) out.request_id = t.requestId;
   if (t.userId) out.user_id = t.userId;
   if (t.expiresAt) out.expires_at = isoSeconds(t.expiresAt);
+  out.progress = representProgress(t);
   return out;
+}
+
+/** Imago's machine-readable progress (docs/import.md#progress): null until bytes move. */
+function representProgress(t: Task): Record<string, unknown> | null {
+  return t.progress ? { bytes_done: t.progress.bytesDone, bytes_expected: t.progress.bytesExpected } : null;
 }
 
 /** One entry of GET /v2/tasks. */
@@ -61,5 +67,6 @@ export function representImageTask(t: Task): Record<string, unknown> {
     input: t.input,
     result: t.result,
     message: t.message,
+    progress: representProgress(t),
   };
 }
