@@ -24,7 +24,7 @@ const int = (min: number, max: number, o: Record<string, unknown> = {}) => T.Int
 const oneOf = <V extends string>(values: readonly V[], o: Record<string, unknown> = {}) => T.Unsafe<V>(T.String({ enum: [...values], ...o }));
 const port = (description: string, o: Record<string, unknown> = {}) => int(0, 65535, { description, ...o });
 
-export const StoreType = oneOf(['filesystem', 's3', 'http'] as const, { description: '`filesystem`, `s3` or `http` (read-only: data on web servers, for the locations API)' });
+export const StoreType = oneOf(['filesystem', 's3', 'http', 'memory'] as const, { description: '`filesystem`, `s3`, `http` (read-only: data on web servers, for the locations API) or `memory` (tests and trials only: the data lives in the process and is lost when it stops)' });
 
 export const HttpStoreSettingsSchema = T.Object({
   allowedPrefixes: T.Array(T.String({ pattern: '^https?://[^/]+/', description: 'a URL prefix, scheme, host and at least `/`' }), { minItems: 1, description: 'the only URLs the store serves: a location must start with one of these (no other address is ever fetched)' }),

@@ -164,6 +164,7 @@ function storeContradictions(s: StoreConfig, where: string): string[] {
       if (o.minPartSizeMiB > o.partSizeMiB) problems.push(`${where}: s3 store "${s.id}": s3.minPartSizeMiB (${o.minPartSizeMiB}) is larger than s3.partSizeMiB (${o.partSizeMiB})`);
     }
   }
+  if (s.type === 'memory' && s.path) problems.push(`${where}: memory store "${s.id}" keeps its data in the process and takes no path`);
   if (s.type !== 's3' && s.s3) problems.push(`${where}: store "${s.id}" is of type ${s.type} but has an s3 section`);
   if (s.type === 'http' && !s.http) problems.push(`${where}: http store "${s.id}" needs an http section with allowedPrefixes`);
   if (s.type !== 'http' && s.http) problems.push(`${where}: store "${s.id}" is of type ${s.type} but has an http section`);

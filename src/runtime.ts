@@ -28,9 +28,10 @@ import { StagingService } from './services/staging.js';
 import { ImportService } from './services/import.js';
 import { TaskService } from './services/tasks.js';
 import { MemberService } from './services/members.js';
+import { StoreInfoService } from './services/store-info.js';
 import { NodeLiveness } from './services/nodes.js';
 import { Recovery } from './services/recovery.js';
-import { UploadInspection, type InspectionPlugin } from './import/inspection.js';
+import { FormatInspection, type InspectionPlugin } from './import/inspection.js';
 import { UriFilter } from './import/uri-filter.js';
 import { MetadefsRepo } from './metadefs/repo.js';
 import { MetadefService } from './metadefs/service.js';
@@ -72,6 +73,8 @@ export interface Runtime {
   importService: ImportService;
   tasks: TaskService;
   memberService: MemberService;
+  /** the stores as GET /v2/info/stores shows them */
+  storeInfo: StoreInfoService;
   metadefs: MetadefService;
   recovery: Recovery;
   quotas?: QuotaChecker;
@@ -109,7 +112,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   // wrapping every store call would cost every request for nobody (docs/benchmarks.md).
   const observe = config.metrics.enabled;
   const { db, dialect, close: closeDb, poolStats } = await openDatabase(config.database.url, observe ? { onQuery: (ms, failed) => metrics.observeDbQuery(ms, failed) } : {});
-  const measured = (c: StoreConfig) => (observe ? instrumentStore(createStore(c), metrics) : createStore(c));
+  const measured = (c: StoreConfig) => (observe ? createStore(c, (driver) => instrumentStore(driver, metrics)) : createStore(c));
   const stores = new StoreRegistry(config.stores.map(measured), config.defaultStore, measured(config.staging));
   await stores.open((storeId, err) => log.warn({ store: storeId, details: (err as { details?: string }).details }, `store ${storeId} is unreachable at start: ${err.message}`)).catch(async (err) => {
     await closeDb();
@@ -138,18 +141,19 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const writers = new WriterRegistry();
   const access = new ImageAccess(images, members);
   const quotas = config.quotas.enabled ? new QuotaService(new QuotasRepo(db, dialect), config) : undefined;
-  const inspection = config.import.plugins.formatInspection ? new UploadInspection() : undefined;
+  const inspection = config.import.plugins.formatInspection ? new FormatInspection() : undefined;
   const filter = new UriFilter(config.import.webDownload);
   const commits = new DurableCommits({ dialect, url: config.database.url });
 
   // Services, each after the ones it calls: data ← staging ← images; data, staging ← tasks ← import.
   const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, cache, nodeId, config, log, events });
-  const staging = new StagingService({ access, policy, writers, images, stores, data, quotas, repo: stagingRepo, nodeId, config, log });
-  const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, filter, nodes, metrics, nodeId, dialect, config, log, events, protections });
+  const staging = new StagingService({ access, policy, images, stores, data, repo: stagingRepo, config, log });
+  const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, inspection, filter, nodes, metrics, nodeId, dialect, config, log, events, protections });
   const locations = new LocationService({ access, images, stores, policy, data, tasks, nodeId, config });
   const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config, locations, events, protections, cache });
   const importService = new ImportService({ access, policy, images, stores, tasks, data, quotas, filter, nodeId, dialect, config });
   const memberService = new MemberService({ access, policy, members, events });
+  const storeInfo = new StoreInfoService({ stores, policy });
   const metadefs = new MetadefService(new MetadefsRepo(db), policy, events);
   const recovery = new Recovery({ images, stagingRepo, stores, staging, data, tasks, nodes, log });
   const health = new HealthMonitor({ db, stores, auth, config });
@@ -178,7 +182,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const drain = (reason = new ServiceUnavailable('The server is shutting down; retry the upload.')) => writers.abortAll(reason);
   return {
     config, log, nodeId, db, dialect, images, members, stagingRepo, stores, hashPool, auth, policy, writers, access,
-    imageService, locations, data, staging, importService, tasks, memberService, metadefs, recovery, quotas, inspection, metrics, health, events,
+    imageService, locations, data, staging, importService, tasks, memberService, storeInfo, metadefs, recovery, quotas, inspection, metrics, health, events,
     cache, prefetcher, cacheService,
     async start() {
       // Embedded SQLite: this process owns the data, so anything no record owns is an orphan to sweep.

@@ -78,3 +78,15 @@ export class InternalError extends ImagoError {
     super(500, message, details);
   }
 }
+
+// Errors that several operations raise, worded once.
+
+/** The image does not exist, or the caller may not see it (the same answer, so as not to reveal it). */
+export function imageNotFound(id: string): NotFound {
+  return new NotFound(`No image found with ID ${id}`);
+}
+
+/** A status change the image's state machine (domain/status.ts) does not allow, or a claim lost to another writer. */
+export function statusTransition(from: string, to: string): Conflict {
+  return new Conflict(`Image status transition from ${from} to ${to} is not allowed`);
+}

@@ -1,5 +1,5 @@
 import type { RequestContext } from '../auth/context.js';
-import { Forbidden, NotFound } from './errors.js';
+import { Forbidden, imageNotFound } from './errors.js';
 import { parseRule, referencedRules, PolicySyntaxError, type Check } from './policy-file.js';
 
 /**
@@ -243,7 +243,7 @@ export class Policy {
   enforce(rule: string, ctx: RequestContext, target: PolicyTarget = {}, message?: string): void {
     if (this.check(rule, ctx, target)) return;
     if (typeof target.id === 'string' && (rule === 'get_image' || !this.check('get_image', ctx, target))) {
-      throw new NotFound(`No image found with ID ${target.id}`);
+      throw imageNotFound(target.id);
     }
     throw new Forbidden(message ?? `You are not authorized to complete ${rule} action.`);
   }

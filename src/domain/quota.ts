@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import type { QuotaLimits } from '../config.js';
 import { PayloadTooLarge } from './errors.js';
 
@@ -74,8 +73,13 @@ export function nextReservation(need: number, available: number): number | undef
 
 /** A writer admitted against its owner's quotas. */
 export interface QuotaLease {
-  /** Passes `source` through, charging each byte to the lease first; fails with 413 past the limit. */
-  meter(source: Readable): Readable;
+  /**
+   * Charges the writer's bytes so far (`total`, a running count) to the lease:
+   * undefined when they fit what is held (no work per chunk but a compare),
+   * otherwise a promise that settles once the lease grew, or rejects with the
+   * 413 past the limit. Called by the one metering stage (stores/metered-stream.ts).
+   */
+  charge(total: number): Promise<void> | undefined;
   /** Forgets the reservation (it stops counting anyway once the writer is gone). */
   release(): Promise<void>;
 }

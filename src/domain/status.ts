@@ -1,4 +1,4 @@
-import { Conflict } from './errors.js';
+import { statusTransition } from './errors.js';
 import type { ImageStatus } from './image.js';
 
 /** Glance's image status machine: from -> allowed next states. */
@@ -18,6 +18,7 @@ export function canTransition(from: ImageStatus, to: ImageStatus): boolean {
   return TRANSITIONS[from]?.includes(to) ?? false;
 }
 
+/** The one check of a status change: throws the 409 every operation answers (statusTransition) unless allowed. */
 export function assertTransition(from: ImageStatus, to: ImageStatus): void {
-  if (!canTransition(from, to)) throw new Conflict(`Image status transition from ${from} to ${to} is not allowed`);
+  if (!canTransition(from, to)) throw statusTransition(from, to);
 }

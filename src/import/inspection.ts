@@ -3,9 +3,16 @@ import type { Image } from '../domain/image.js';
 import type { ChunkTap } from '../stores/metered-stream.js';
 import { FormatInspector, checkDeclaredFormat, type InspectionResult } from './inspect/inspector.js';
 
-/** Format inspection hooked into every write of image data. */
+/**
+ * Format inspection hooked into every write of image data (upload, stage,
+ * the imports' downloads and rewrites): a fresh inspector per write, whose
+ * `tap` sees every chunk as it streams (a MeteredStream tap, bounded memory)
+ * and whose `finish(size)` says what the bytes are. What a result means is
+ * the operation's: an upload is refused on it (acceptUploaded), staging
+ * records it for the import to judge.
+ */
 export interface InspectionPlugin {
-  start(image: Image): { tap: ChunkTap; finish(size: number): number | null };
+  start(): { tap: ChunkTap; finish(size: number): InspectionResult };
 }
 
 export interface Verdict {
@@ -43,23 +50,20 @@ export function inspectedVirtualSize(image: Pick<Image, 'diskFormat' | 'containe
 }
 
 /**
- * Format inspection on direct uploads: the inspector sees every chunk while
- * it streams (a MeteredStream tap, bounded memory), and at the end the
- * upload is refused when the bytes are unsafe (400) or are not the declared
- * disk_format (415); otherwise the inspector's virtual size is recorded.
+ * An upload's rule on inspected bytes: refused when they are unsafe (400) or
+ * not the declared disk_format (415); otherwise the virtual size to record.
  */
-export class UploadInspection implements InspectionPlugin {
-  start(image: Image): { tap: (chunk: Buffer, offset: number) => void; finish(size: number): number | null } {
+export function acceptUploaded(image: Pick<Image, 'diskFormat' | 'containerFormat'>, result: InspectionResult): number | null {
+  const verdict = inspectionVerdict(image, result);
+  if (verdict?.kind === 'unsafe') throw new BadRequest(verdict.message);
+  if (verdict?.kind === 'mismatch') throw new UnsupportedMediaType(verdict.message);
+  return inspectedVirtualSize(image, result);
+}
+
+/** The format inspection plugin (import.plugins.formatInspection). */
+export class FormatInspection implements InspectionPlugin {
+  start(): { tap: ChunkTap; finish(size: number): InspectionResult } {
     const inspector = new FormatInspector();
-    return {
-      tap: (chunk, offset) => inspector.push(chunk, offset),
-      finish: (size) => {
-        const result = inspector.finish(size);
-        const verdict = inspectionVerdict(image, result);
-        if (verdict?.kind === 'unsafe') throw new BadRequest(verdict.message);
-        if (verdict?.kind === 'mismatch') throw new UnsupportedMediaType(verdict.message);
-        return inspectedVirtualSize(image, result);
-      },
-    };
+    return { tap: (chunk, offset) => inspector.push(chunk, offset), finish: (size) => inspector.finish(size) };
   }
 }

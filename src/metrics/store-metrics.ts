@@ -1,14 +1,15 @@
 import type { Readable } from 'node:stream';
-import type { Store } from '../stores/store.js';
+import type { StoreDriver } from '../stores/store.js';
 import type { Metrics } from './metrics.js';
 
 /**
- * Times a store's operations and counts its bytes and errors. The methods are
- * replaced on the store itself rather than on a wrapper object, so a driver
- * that recognises its own kind (FilesystemStore.canAdopt: `instanceof`) still
- * does. Returns the same store.
+ * Times a store driver's operations and counts its bytes and errors, below
+ * the wrapper (stores/guarded-store.ts), so refusals the wrapper answers
+ * itself (read-only, bad keys) are not counted as backend operations. The
+ * methods are replaced on the driver itself, so a driver's adopt() still
+ * receives the other store's own driver. Returns the same driver.
  */
-export function instrumentStore<S extends Store>(store: S, metrics: Metrics): S {
+export function instrumentStore<S extends StoreDriver>(store: S, metrics: Metrics): S {
   const labels = { store: store.info.id };
   const timed = <A extends unknown[], R>(operation: string, fn: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {

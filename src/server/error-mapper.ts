@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { ImagoError, InternalError, Unauthorized } from '../domain/errors.js';
+import { BadRequest, ImagoError, InternalError, NotFound, PayloadTooLarge, ServiceUnavailable, Unauthorized } from '../domain/errors.js';
+import { StoreError } from '../stores/errors.js';
 import { databaseUnavailable } from './database-errors.js';
 
 /** The JSON error body of our spec. */
@@ -28,12 +29,37 @@ export function clientErrorResponse(code: string | undefined): string {
  */
 export function toImagoError(err: unknown): ImagoError {
   if (err instanceof ImagoError) return err;
+  if (err instanceof StoreError) return fromStoreError(err);
   const fe = err as FastifyError;
   const status = fe?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     return new ImagoError(status, clientMessage(fe), fe.code ?? '');
   }
   return databaseUnavailable(err) ?? new InternalError();
+}
+
+/**
+ * Store errors carry no HTTP status (src/stores/errors.ts); this is where
+ * they get one. The message and details are the store error's own.
+ *
+ * | kind          | status | when                                                        |
+ * | ------------- | ------ | ----------------------------------------------------------- |
+ * | full          | 413    | the backend has no room for the image                       |
+ * | unavailable   | 503    | the backend is unreachable or refuses (any untyped failure) |
+ * | read-only     | 503    | a write to a store configured read-only                     |
+ * | not-found     | 404    | a location whose object is not there                        |
+ * | unknown-store | 400    | a store id no store has (the import route makes it 409)     |
+ * | invalid-key   | 500    | a key that is not a plain name: a bug, never the client's   |
+ */
+export function fromStoreError(err: StoreError): ImagoError {
+  switch (err.kind) {
+    case 'full': return new PayloadTooLarge(err.message, err.details);
+    case 'unavailable':
+    case 'read-only': return new ServiceUnavailable(err.message, err.details);
+    case 'not-found': return new NotFound(err.message, err.details);
+    case 'unknown-store': return new BadRequest(err.message, err.details);
+    case 'invalid-key': return new InternalError(err.message, err.details);
+  }
 }
 
 function clientMessage(fe: FastifyError): string {

@@ -67,7 +67,16 @@ export function registerImageData(app: FastifyInstance, rt: Runtime): void {
   const download = async (request: FastifyRequest<IdParams>, reply: FastifyReply) => {
     const head = request.method === 'HEAD';
     const d = await rt.data.download(request.params.id, request.ctx, one(request.headers.range), one(request.headers['content-range']), { open: !head });
-    reply.code(d.status).headers(d.headers);
+    if (!d.data) return reply.code(204).send();
+    reply.header('content-type', 'application/octet-stream');
+    if (d.md5) reply.header('content-md5', d.md5);
+    if (d.size === 0) {
+      reply.code(200).header('content-length', '0');
+    } else if (d.range) {
+      reply.code(206).header('content-range', `bytes ${d.range.start}-${d.range.end}/${d.size}`).header('content-length', String(d.range.end - d.range.start + 1));
+    } else {
+      reply.code(200).header('content-length', String(d.size));
+    }
     // Streamed by hand when the store recycles its buffers or someone wants to know how much was sent (image.send).
     if (d.body && (isRecycling(d.body) || d.sent)) return sendRecycling(request, reply, d.body, d.sent);
     return reply.send(d.body);

@@ -1,20 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
-import { representImage, type Image } from '../domain/image.js';
+import { imageJson } from './represent/image.js';
+import type { Image } from '../domain/image.js';
 import { patchDraft } from '../domain/patch.js';
 import type { Query } from '../domain/list-query.js';
-import { displayTime } from '../db/database.js';
 import { resource } from './routes.js';
 import { baseUrl } from './versions.js';
-import type { LocationView } from '../services/locations.js';
 import type { RequestContext } from '../auth/context.js';
 import { targetOf } from '../services/image-access.js';
 
 type IdParams = { Params: { id: string } };
-
-export function imageJson(image: Image, view?: LocationView): Record<string, unknown> {
-  return representImage(image, (iso) => displayTime(iso)!, view);
-}
 
 /** The request's query string without `marker` (every repeated value kept), form-encoded. */
 function queryWithout(query: Query, drop: string): URLSearchParams {

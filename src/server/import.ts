@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
-import { BadRequest, NotFound } from '../domain/errors.js';
+import { BadRequest, Conflict } from '../domain/errors.js';
+import { UnknownStore } from '../stores/errors.js';
 import { requireOctetStream } from './image-data.js';
 import { resource } from './routes.js';
 import { uploadBody } from './upload-body.js';
@@ -19,7 +20,7 @@ export function registerImport(app: FastifyInstance, rt: Runtime): void {
     '/v2/images/:id/stage',
     {
       PUT: async (request: FastifyRequest<IdParams>, reply) => {
-        if (!rt.config.import.methods.includes('glance-direct')) throw new NotFound("'glance-direct' method is not available at this site.");
+        rt.staging.assertEnabled(); // before the request's headers are judged
         requireOctetStream(request);
         const raw = one(request.headers['content-length']);
         if (raw !== undefined && !/^\d+$/.test(raw.trim())) throw new BadRequest(`Invalid content-length header "${raw}".`);
@@ -38,7 +39,10 @@ export function registerImport(app: FastifyInstance, rt: Runtime): void {
 
   resource(app, '/v2/images/:id/import', {
     POST: async (request: FastifyRequest<IdParams>, reply) => {
-      await rt.importService.request(request.params.id, request.body, one(request.headers['x-image-meta-store']), request.ctx);
+      await rt.importService.request(request.params.id, request.body, one(request.headers['x-image-meta-store']), request.ctx).catch((err) => {
+        // An unknown target store is a 409 for an import (Glance's answer), not the 400 of an upload's header.
+        throw err instanceof UnknownStore ? new Conflict(err.message) : err;
+      });
       return reply.code(202).send();
     },
   });

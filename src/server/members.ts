@@ -1,22 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
-import type { Member } from '../db/members-repo.js';
-import { displayTime } from '../db/database.js';
+import { memberJson } from './represent/member.js';
 import { resource } from './routes.js';
 
 type ImageParams = { Params: { id: string } };
 type MemberParams = { Params: { id: string; member: string } };
 
-export function memberJson(m: Member): Record<string, unknown> {
-  return {
-    member_id: m.memberId,
-    image_id: m.imageId,
-    status: m.status,
-    created_at: displayTime(m.createdAt),
-    updated_at: displayTime(m.updatedAt),
-    schema: '/v2/schemas/member',
-  };
-}
 
 export function registerMembers(app: FastifyInstance, rt: Runtime): void {
   const svc = rt.memberService;

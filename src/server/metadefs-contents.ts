@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import { parseObjectBody, parsePropertyBody, parseTagBody, parseTagName, parseTagsBody, truthy } from '../metadefs/input.js';
 import { checkObjectListQuery, parseTagListQuery } from '../metadefs/list-query.js';
-import { objectJson, propertyJson, tagJson } from '../metadefs/represent.js';
+import { objectJson, propertyJson, tagJson } from './represent/metadefs.js';
 import { resource } from './routes.js';
 
 type Query = Record<string, string | string[]>;

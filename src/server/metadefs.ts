@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import { parseAssociationBody, parseNamespaceBody } from '../metadefs/input.js';
 import { parseNamespaceListQuery } from '../metadefs/list-query.js';
-import { associationJson, namespaceHref, namespaceJson, objectInputJson, objectJson, resourceTypeJson } from '../metadefs/represent.js';
+import { associationJson, namespaceHref, namespaceJson, objectInputJson, objectJson, resourceTypeJson } from './represent/metadefs.js';
 import { METADEF_SCHEMAS } from '../metadefs/schemas.js';
 import type { NamespaceDetail } from '../metadefs/service.js';
 import { registerMetadefContents } from './metadefs-contents.js';

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Runtime } from '../runtime.js';
-import { representImageTask, representTask, representTaskStub } from '../import/task.js';
+import { representImageTask, representTask, representTaskStub } from './represent/task.js';
 import { resource } from './routes.js';
 
 type IdParams = { Params: { id: string } };

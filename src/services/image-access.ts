@@ -1,5 +1,5 @@
 import type { RequestContext } from '../auth/context.js';
-import { NotFound } from '../domain/errors.js';
+import { imageNotFound } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
 import { isUuid } from '../domain/image-input.js';
 import type { PolicyTarget } from '../domain/policy.js';
@@ -32,9 +32,9 @@ export class ImageAccess {
   /** The image if the caller may see it; 404 otherwise, also for ids that are not UUIDs (clients look names up this way). */
   async getVisible(id: string, ctx: RequestContext): Promise<{ image: Image; membership?: MemberStatus }> {
     const image = isUuid(id) ? await this.images.get(id) : undefined;
-    if (!image) throw new NotFound(`No image found with ID ${id}`);
+    if (!image) throw imageNotFound(id);
     const membership = await this.membership(image, ctx);
-    if (!canSee(image, ctx, membership)) throw new NotFound(`No image found with ID ${id}`);
+    if (!canSee(image, ctx, membership)) throw imageNotFound(id);
     return { image, membership };
   }
 }

@@ -12,21 +12,24 @@ import type { HashPool } from '../stores/hash-pool.js';
 import type { InspectionPlugin } from '../import/inspection.js';
 import type { WriterRegistry } from './writers.js';
 import type { QuotaChecker } from './quotas.js';
-import { BadRequest, Conflict, Forbidden, Gone, ImagoError, NotFound, PayloadTooLarge } from '../domain/errors.js';
-import type { Image, Location } from '../domain/image.js';
+import { BadRequest, Forbidden, Gone, ImagoError, PayloadTooLarge, imageNotFound, statusTransition } from '../domain/errors.js';
+import type { Image, ImageStatus, Location } from '../domain/image.js';
 import { resolveRange, type ResolvedRange } from '../domain/range.js';
+import { StoreReadOnly } from '../stores/errors.js';
 import { MeteredStream, type ChunkTap } from '../stores/metered-stream.js';
 import type { Store } from '../stores/store.js';
-import { StoreReadOnly } from '../stores/errors.js';
 import { targetOf, type ImageAccess } from './image-access.js';
 import { crashPoint } from './crash-points.js';
 import { receivedBytesTap } from './received-bytes.js';
 import { DigestCheck } from './digest-check.js';
 import { expectedFromProperties, type ExpectedDigest } from '../domain/expected-digests.js';
 import type { DurableCommits } from './durable-commits.js';
-import type { QuotaLease } from '../domain/quota.js';
+import type { QuotaLease, WriterAdmission } from '../domain/quota.js';
 import type { ImageCache } from '../cache/image-cache.js';
 import type { Notifier } from '../notifications/notifier.js';
+import { assertTransition } from '../domain/status.js';
+import { acceptUploaded } from '../import/inspection.js';
+import type { InspectionResult } from '../import/inspect/inspector.js';
 
 export interface WriteOptions {
   /** most bytes accepted; passing it fails the write with `tooLarge` */
@@ -58,13 +61,49 @@ export interface UploadRequest {
   expected?: ExpectedDigest[];
 }
 
-export interface Download {
-  status: 200 | 204 | 206;
-  headers: Record<string, string>;
-  body?: Readable;
-  /** to call once the body has been streamed, with the bytes the client took (image.send) */
-  sent?: (bytes: number) => void;
+/** One claimed write (DataService.claimedWrite): what differs between an upload and a stage. */
+export interface ClaimedWrite {
+  /** the image, already checked visible, permitted and queued */
+  image: Image;
+  /** the status the claim moves the image to from queued */
+  to: ImageStatus;
+  /** for the 410 and the logs: "uploaded", "staged" */
+  doing: string;
+  store: Store;
+  body: Readable;
+  cap: { bytes: number; error: (n: number) => Error };
+  expectedSize?: number;
+  /** the quota the bytes are charged to, and what is known of them in advance */
+  quota: Pick<WriterAdmission, 'resource' | 'bytes' | 'what'>;
+  /** before any byte is read, once the claim is held (staging drops what was staged before) */
+  prepare?(): Promise<void>;
+  /** records the written data; false when the image is gone (410); throwing rolls back */
+  commit(written: Written, inspection: InspectionResult | null, writerId: string): Promise<boolean>;
+  /** undoes what commit recorded before it failed, ahead of the object's removal */
+  undo?(written: Written): Promise<void>;
+  /** image fields reset with the claim's release */
+  resetOnRollback?: Record<string, null>;
+  /** digests the request declared (X-Image-Meta-Expected-*); the image's owner_specified properties add theirs (docs/api.md#verified-uploads) */
+  expected?: ExpectedDigest[];
+  /** once the claim is held (notifications: image.prepare) */
+  claimed?(): void;
+  /** after a rollback, with the reason (notifications: a failed image.upload) */
+  failed?(reason: unknown): void;
 }
+
+function gone(imageId: string, doing: string): Gone {
+  return new Gone(`Image ${imageId} was deleted while its data was being ${doing}.`);
+}
+
+/**
+ * What a download serves, for the route to put into HTTP: nothing (the image
+ * has no data to serve: not active, no location, no size), or the data's
+ * size and md5, the byte range asked for (resolved and checked) and the
+ * stream of exactly those bytes (absent for HEAD and for empty images).
+ */
+export type Download =
+  | { data: false }
+  | { data: true; size: number; md5: string | null; range?: ResolvedRange; body?: Readable; sent?: (bytes: number) => void };
 
 /** What the data path uses; built by the composition root (src/runtime.ts). */
 export interface DataServiceDeps {
@@ -100,9 +139,9 @@ export class DataService {
 
   /** Streams `source` into `store` as `key`, measuring and hashing it. Leaves nothing behind on failure. */
   async write(store: Store, key: string, source: Readable, opts: WriteOptions): Promise<Written> {
-    if (store.info.readOnly) throw new StoreReadOnly(store.info.id);
-    const meter = new MeteredStream(this.deps.hashPool.open(), opts.cap, opts.tooLarge, opts.taps);
-    const metered = pipeline(opts.quota ? opts.quota.meter(source) : source, meter, () => {});
+    store.assertWritable();
+    const meter = new MeteredStream(this.deps.hashPool.open(), opts.cap, opts.tooLarge, opts.taps, opts.quota);
+    const metered = pipeline(source, meter, () => {});
     let put;
     try {
       put = await store.put(key, metered, { signal: opts.signal, expectedSize: opts.expectedSize });
@@ -137,74 +176,107 @@ export class DataService {
 
   async upload(req: UploadRequest): Promise<void> {
     const { imageId, ctx } = req;
-    // As Glance: an unknown store is the client's mistake whatever the image (400 before 404).
-    const store = this.deps.stores.forUpload(req.storeId);
+    // As Glance: an unknown store is the client's mistake whatever the image (UnknownStore, 400, before 404).
+    const store = this.deps.stores.named(req.storeId);
     const { image, membership } = await this.deps.access.getVisible(imageId, ctx);
     this.deps.policy.enforce('upload_image', ctx, targetOf(image, membership), 'You are not permitted to upload data to this image.');
-    if (image.status !== 'queued') throw new Conflict(`Image status transition from ${image.status} to saving is not allowed`);
+    assertTransition(image.status, 'saving');
     const missing = (['disk_format', 'container_format'] as const).filter((k) => !(k === 'disk_format' ? image.diskFormat : image.containerFormat));
     if (missing.length) throw new BadRequest(`${missing.length > 1 ? 'Properties' : 'Property'} ${missing.join(', ')} must be set prior to saving data.`);
-    if (store.info.readOnly) throw new StoreReadOnly(store.info.id);
+    store.assertWritable();
     const cap = await this.uploadCap(image, ctx);
     const known = req.declaredSize ?? req.contentLength;
     if (known !== undefined && known > cap.bytes) throw cap.error(cap.bytes);
     const limit = req.declaredSize !== undefined && req.declaredSize < cap.bytes ? { bytes: req.declaredSize, error: () => sizeMismatch(req.declaredSize!, 'more') } : cap;
 
-    this.deps.writers.assertOpen();
-    const writerId = randomUUID();
-    if (!(await this.deps.images.claimWriter(imageId, ['queued'], 'saving', writerId, this.deps.nodeId))) {
-      const now = await this.deps.images.get(imageId);
-      if (!now) throw new NotFound(`No image found with ID ${imageId}`);
-      throw new Conflict(`Image status transition from ${now.status} to saving is not allowed`);
-    }
-    const controller = new AbortController();
-    this.deps.events.imagePrepared({ ...image, status: 'saving' }, store.info.id);
-    await this.asWriter(imageId, writerId, controller, () => this.uploadClaimed(image, store, req, writerId, controller.signal, limit));
+    await this.claimedWrite({
+      image,
+      to: 'saving',
+      doing: 'uploaded',
+      store,
+      body: req.body,
+      cap: limit,
+      expectedSize: known,
+      quota: { resource: 'image_size_total', bytes: known },
+      expected: req.expected,
+      claimed: () => this.deps.events.imagePrepared({ ...image, status: 'saving' }, store.info.id),
+      failed: (reason) => this.deps.events.imageUploadFailed(image.id, (reason as Error)?.message ?? String(reason)),
+      commit: async (written, inspection, writerId) => {
+        if (req.declaredSize !== undefined && req.declaredSize !== written.size) throw sizeMismatch(req.declaredSize, written.size);
+        const virtualSize = inspection ? acceptUploaded(image, inspection) : defaultVirtualSize(image.diskFormat, written.size);
+        crashPoint('upload:before-commit');
+        const committed = await this.deps.images.commitData(image.id, writerId, {
+          size: written.size,
+          checksum: written.md5,
+          osHashValue: written.sha512,
+          virtualSize,
+          location: { storeId: store.info.id, url: written.location },
+        });
+        if (committed) {
+          crashPoint('upload:after-commit');
+          this.deps.events.imageDataCommitted({ ...image, status: 'active', size: written.size, checksum: written.md5, osHashAlgo: 'sha512', osHashValue: written.sha512, virtualSize, updatedAt: new Date().toISOString() }, store.info.id, true);
+        }
+        return committed;
+      },
+    });
   }
 
-  private async uploadClaimed(image: Image, store: Store, req: UploadRequest, writerId: string, signal: AbortSignal, cap: { bytes: number; error: (n: number) => Error }): Promise<void> {
-    let written: Written | undefined;
-    let quota: QuotaLease | undefined;
-    try {
-      quota = await this.deps.quotas?.admitWriter({ owner: image.owner, imageId: image.id, writerId, resource: 'image_size_total', bytes: req.declaredSize ?? req.contentLength });
-      const inspection = this.deps.inspection?.start(image);
-      const check = DigestCheck.of([...expectedFromProperties(image.properties), ...(req.expected ?? [])]);
-      written = await this.write(store, image.id, req.body, {
-        cap: cap.bytes,
-        tooLarge: cap.error,
-        signal,
-        quota,
-        taps: [receivedBytesTap(this.deps.images, image.id, writerId), ...(inspection ? [inspection.tap] : []), ...(check?.taps ?? [])],
-        expectedSize: req.declaredSize ?? req.contentLength,
-      });
-      if (req.declaredSize !== undefined && req.declaredSize !== written.size) throw sizeMismatch(req.declaredSize, written.size);
-      // before the commit: a mismatch leaves the image queued with nothing stored
-      check?.verify(written);
-      const virtualSize = inspection ? inspection.finish(written.size) : defaultVirtualSize(image.diskFormat, written.size);
-      crashPoint('upload:before-commit');
-      const committed = await this.deps.images.commitData(image.id, writerId, {
-        size: written.size,
-        checksum: written.md5,
-        osHashValue: written.sha512,
-        virtualSize,
-        location: { storeId: store.info.id, url: written.location },
-      });
-      if (!committed) throw new Gone(`Image ${image.id} was deleted while its data was being uploaded.`);
-      crashPoint('upload:after-commit');
-      this.deps.events.imageDataCommitted({ ...image, status: 'active', size: written.size, checksum: written.md5, osHashAlgo: 'sha512', osHashValue: written.sha512, virtualSize, updatedAt: new Date().toISOString() }, store.info.id, true);
-    } catch (err) {
-      if (written) await store.delete(written.location).catch((e) => this.deps.log.warn({ err: e, location: written!.location }, 'could not remove the data of a failed upload'));
-      const released = await this.deps.images.releaseWriter(image.id, writerId, 'queued');
-      if (!released && !(await this.deps.images.exists(image.id))) {
-        throw new Gone(`Image ${image.id} was deleted while its data was being uploaded.`);
-      }
-      // An abort (delete, shutdown) explains the failure better than the stream error it caused.
-      const reason = signal.aborted ? signal.reason : err;
-      this.deps.events.imageUploadFailed(image.id, (reason as Error)?.message ?? String(reason));
-      throw reason instanceof ImagoError ? reason : err;
-    } finally {
-      await quota?.release().catch(() => {});
+  /**
+   * The one path bytes take into an image the request claims (upload, stage):
+   * claim (one compare-and-set, queued → `to`; invariant 2) → quota admission
+   * → write (the one metering stage: cap and quota budget; taps: inspection;
+   * hashing; store put) → commit, or roll back (invariant 3): the object
+   * removed, the claim released, the image queued again, 410 when the image
+   * was deleted meanwhile (invariant 4). The imports, whose task holds the
+   * claim, use the same admission and write (services/import-run.ts).
+   */
+  async claimedWrite(w: ClaimedWrite): Promise<void> {
+    const { image } = w;
+    this.deps.writers.assertOpen();
+    const writerId = randomUUID();
+    if (!(await this.deps.images.claimWriter(image.id, ['queued'], w.to, writerId, this.deps.nodeId))) {
+      const now = await this.deps.images.get(image.id);
+      if (!now) throw imageNotFound(image.id);
+      throw statusTransition(now.status, w.to);
     }
+    w.claimed?.();
+    const controller = new AbortController();
+    const signal = controller.signal;
+    await this.asWriter(image.id, writerId, controller, async () => {
+      let written: Written | undefined;
+      let quota: QuotaLease | undefined;
+      try {
+        await w.prepare?.();
+        quota = await this.deps.quotas?.admitWriter({ owner: image.owner, imageId: image.id, writerId, ...w.quota });
+        const inspection = this.deps.inspection?.start();
+        const check = DigestCheck.of([...expectedFromProperties(image.properties), ...(w.expected ?? [])]);
+        written = await this.write(w.store, image.id, w.body, {
+          cap: w.cap.bytes,
+          tooLarge: w.cap.error,
+          signal,
+          quota,
+          taps: [receivedBytesTap(this.deps.images, image.id, writerId), ...(inspection ? [inspection.tap] : []), ...(check?.taps ?? [])],
+          expectedSize: w.expectedSize,
+        });
+        // before the commit: a mismatch leaves the image queued with nothing stored
+        check?.verify(written);
+        if (!(await w.commit(written, inspection ? inspection.finish(written.size) : null, writerId))) throw gone(image.id, w.doing);
+      } catch (err) {
+        if (written) {
+          const location = written.location;
+          await w.undo?.(written).catch(() => {});
+          await w.store.delete(location).catch((e) => this.deps.log.warn({ err: e, location }, `could not remove the data of a failed write (${w.doing})`));
+        }
+        const released = await this.deps.images.releaseWriter(image.id, writerId, 'queued', w.resetOnRollback);
+        if (!released && !(await this.deps.images.exists(image.id))) throw gone(image.id, w.doing);
+        // An abort (delete, shutdown) explains the failure better than the stream error it caused.
+        const reason = signal.aborted ? signal.reason : err;
+        w.failed?.(reason);
+        throw reason instanceof ImagoError ? reason : err;
+      } finally {
+        await quota?.release().catch(() => {});
+      }
+    });
   }
 
   /** The most bytes this upload may carry: the image size cap or the owner's remaining quota, whichever is smaller. */
@@ -218,7 +290,7 @@ export class DataService {
     };
   }
 
-  /** The response to GET (or, with `open: false`, HEAD: the same headers, and the store is not touched). */
+  /** What GET serves (or, with `open: false`, HEAD: the same, and the store is not touched). */
   async download(id: string, ctx: RequestContext, range: string | undefined, contentRange: string | undefined, opts: { open?: boolean } = {}): Promise<Download> {
     const { image, membership } = await this.deps.access.getVisible(id, ctx);
     this.deps.policy.enforce('download_image', ctx, targetOf(image, membership), 'You are not permitted to download this image.');
@@ -226,31 +298,20 @@ export class DataService {
       throw new Forbidden('The requested image has been deactivated. Image data download is forbidden.');
     }
     const location = image.locations.find((l) => l.status === 'active' && this.deps.stores.holding(l.storeId));
-    if (!(image.status === 'active' || image.status === 'deactivated') || !location || image.size === null) {
-      return { status: 204, headers: {} };
-    }
+    if (!(image.status === 'active' || image.status === 'deactivated') || !location || image.size === null) return { data: false };
     const size = image.size;
     const r: ResolvedRange | undefined = resolveRange(size, range, contentRange);
-    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
-    if (image.checksum) headers['content-md5'] = image.checksum;
     const store = this.deps.stores.holding(location.storeId)!;
     if (size === 0) {
       if (opts.open !== false) this.deps.events.imageSent(image, 0, true, ctx);
-      headers['content-length'] = '0';
-      return { status: 200, headers };
+      return { data: true, size, md5: image.checksum };
     }
     // The cache sits exactly where the store is read: only after the image row has authorized this request.
     const cache = this.deps.cache;
     const body = opts.open === false ? undefined : cache ? await cache.read(image, r, (range) => store.get(location.url, range)) : await store.get(location.url, r);
     const expected = r ? r.end - r.start + 1 : size;
     const sent = body && this.deps.events.wants('image.send') ? (bytes: number) => this.deps.events.imageSent(image, bytes, bytes === expected, ctx) : undefined;
-    if (r) {
-      headers['content-range'] = `bytes ${r.start}-${r.end}/${size}`;
-      headers['content-length'] = String(r.end - r.start + 1);
-      return { status: 206, headers, body, sent };
-    }
-    headers['content-length'] = String(size);
-    return { status: 200, headers, body, sent };
+    return { data: true, size, md5: image.checksum, range: r, body, sent };
   }
 
   /** Makes every commit so far survive a power loss (see DurableCommits). */
@@ -276,10 +337,16 @@ export class DataService {
     for (const loc of locations) {
       const store = this.deps.stores.holding(loc.storeId);
       try {
-        // A read-only store's data is not Imago's to remove (an http server's, a migrated Glance directory): forget it only.
-        if (store && !store.info.readOnly) await store.delete(loc.url);
+        await store?.delete(loc.url);
         await this.deps.images.forgetLocation(loc.id);
       } catch (err) {
+        if (err instanceof StoreReadOnly) {
+          // Nothing is written to a read-only store, removals included: its data may be another
+          // service's (docs/migrating-from-glance.md). The image lets go of it; the object stays.
+          await this.deps.images.forgetLocation(loc.id).catch(() => {});
+          this.deps.log.info({ location: loc.url, store: loc.storeId }, 'image data in a read-only store is left in place');
+          continue;
+        }
         // The pending_delete record stays; start-up recovery retries it.
         this.deps.log.warn({ err, location: loc.url }, 'could not remove image data; will retry at next start');
       }

@@ -7,7 +7,7 @@ import type { QuotaChecker } from './quotas.js';
 import type { DataService } from './image-data.js';
 import type { StagingService } from './staging.js';
 import { targetOf, type ImageAccess } from './image-access.js';
-import { BadRequest, Conflict, Forbidden, NotFound } from '../domain/errors.js';
+import { BadRequest, Conflict, Forbidden, NotFound, imageNotFound } from '../domain/errors.js';
 import { setOwn, type Image, type Visibility } from '../domain/image.js';
 import { checkLimits, checkTag, isUuid, parseCreateBody, storable } from '../domain/image-input.js';
 import { applyPatch, parsePatch, splitLocationChanges, type PatchState } from '../domain/patch.js';
@@ -171,7 +171,7 @@ export class ImageService {
     const remove = Object.keys(before.properties).filter((k) => !Object.hasOwn(after.properties, k));
     const tagsChanged = [...after.tags].sort().join('\0') !== [...before.tags].sort().join('\0');
     const ok = await this.deps.images.update(id, delta, { set, remove }, tagsChanged ? after.tags : undefined);
-    if (!ok) throw new NotFound(`No image found with ID ${id}`);
+    if (!ok) throw imageNotFound(id);
     const updated = (await this.deps.images.get(id))!;
     this.deps.events.imageUpdated(updated);
     return this.asSeenBy(updated, ctx);
@@ -182,7 +182,7 @@ export class ImageService {
     this.deps.policy.enforce('delete_image', ctx, targetOf(image, membership), 'You are not permitted to delete this image.');
     if (image.protected) throw new Forbidden(`Image ${id} is protected and cannot be deleted.`);
     const locations = await this.deps.images.delete(id);
-    if (!locations) throw new NotFound(`No image found with ID ${id}`);
+    if (!locations) throw imageNotFound(id);
     this.deps.events.imageDeleted({ ...image, status: 'deleted' as Image['status'] });
     // A writer still streaming into this image learns now, not at commit (invariant 4).
     this.deps.writers.abort(id);

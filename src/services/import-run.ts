@@ -15,9 +15,9 @@ import type { QuotaChecker } from './quotas.js';
 import { Gone, ImagoError, PayloadTooLarge } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
 import type { Store } from '../stores/store.js';
-import { StoreFull } from '../stores/errors.js';
-import { FormatInspector, type InspectionResult } from '../import/inspect/inspector.js';
-import { inspectedVirtualSize, inspectionVerdict } from '../import/inspection.js';
+import type { InspectionResult } from '../import/inspect/inspector.js';
+import { FormatInspection, inspectedVirtualSize, inspectionVerdict, type InspectionPlugin } from '../import/inspection.js';
+import type { ChunkTap } from '../stores/metered-stream.js';
 import { discard, openHttpSource, type Resolver } from '../import/http-source.js';
 import { glanceEndpoint, propertiesToCopy, remoteImage } from '../import/glance-download.js';
 import { decompressor, detectCompression, readHead } from '../import/plugins/decompress.js';
@@ -30,7 +30,6 @@ import type { Staged, StagingService } from './staging.js';
 import type { QuotaLease } from '../domain/quota.js';
 import { DigestCheck } from './digest-check.js';
 import { expectedDigest, expectedFromProperties, type ExpectedDigest } from '../domain/expected-digests.js';
-import type { ChunkTap } from '../stores/metered-stream.js';
 
 import type { Notifier } from '../notifications/notifier.js';
 import type { PropertyProtections } from '../domain/property-protection.js';
@@ -43,6 +42,8 @@ export interface ImportRunDeps {
   staging: Pick<StagingService, 'get' | 'forget' | 'discard' | 'record' | 'replace'>;
   data: Pick<DataService, 'uploadCap' | 'write' | 'digest'>;
   quotas?: Pick<QuotaChecker, 'admitWriter'>;
+  /** format inspection, the same hook as upload's and stage's (absent when the plugin is off) */
+  inspection?: InspectionPlugin;
   /** web-download's and glance-download's URL rules */
   filter: UriFilter;
   config: Pick<Config, 'import' | 'auth'>;
@@ -319,7 +320,7 @@ export class ImportRun {
       throw cap.error(cap.bytes);
     }
     await this.deps.staging.discard(this.imageId);
-    const inspector = this.deps.config.import.plugins.formatInspection ? new FormatInspector() : undefined;
+    const inspector = this.deps.inspection?.start();
     const quota = await this.admit(image, 'image_stage_total', length, body);
     let written: Written;
     try {
@@ -356,14 +357,14 @@ export class ImportRun {
    * corrupt archive) are told apart from the store's own, so the task says
    * which side failed.
    */
-  private async write(store: Store, key: string, body: Readable, cap: { bytes: number; error: (n: number) => Error }, inspector?: FormatInspector, expectedSize?: number, quota?: QuotaLease, what = 'the image data', extraTaps: ChunkTap[] = []): Promise<Written> {
+  private async write(store: Store, key: string, body: Readable, cap: { bytes: number; error: (n: number) => Error }, inspector?: { tap: ChunkTap }, expectedSize?: number, quota?: QuotaLease, what = 'the image data', extraTaps: ChunkTap[] = []): Promise<Written> {
     const taps: ChunkTap[] = [(chunk: Buffer, offset: number) => this.opts.progress(offset + chunk.length, expectedSize), ...extraTaps];
-    if (inspector) taps.push((chunk, offset) => inspector.push(chunk, offset));
+    if (inspector) taps.push(inspector.tap);
     try {
       return await this.deps.data.write(store, key, labelled(body, what), { cap: cap.bytes, tooLarge: cap.error, signal: this.opts.signal, taps, expectedSize, quota });
     } catch (err) {
       if (this.opts.signal.aborted) throw this.opts.signal.reason;
-      if (err instanceof ImportFailure || err instanceof SourceError || (err instanceof PayloadTooLarge && !(err instanceof StoreFull))) throw err;
+      if (err instanceof ImportFailure || err instanceof SourceError || err instanceof PayloadTooLarge) throw err;
       throw new ImportFailure(`Writing the image data to store ${store.info.id} failed: ${(err as Error).message}`);
     }
   }
@@ -403,10 +404,10 @@ export class ImportRun {
   }
 
   private async inspect(staged: Staged): Promise<InspectionResult> {
-    const inspector = new FormatInspector();
+    const inspector = (this.deps.inspection ?? new FormatInspection()).start();
     let offset = 0;
     for await (const chunk of await this.deps.stores.staging.get(staged.url)) {
-      inspector.push(chunk as Buffer, offset);
+      inspector.tap(chunk as Buffer, offset);
       offset += (chunk as Buffer).length;
     }
     return inspector.finish(staged.size);
@@ -442,7 +443,7 @@ export class ImportRun {
 
   /** Replaces the staged object by `source` (decompressed or converted data), with fresh digests and inspection. */
   private async rewrite(image: Image, staged: Staged, tag: string, source: Readable, attrs: Record<string, string>): Promise<Staged> {
-    const inspector = this.deps.config.import.plugins.formatInspection ? new FormatInspector() : undefined;
+    const inspector = this.deps.inspection?.start();
     const written = await this.write(this.deps.stores.staging, `${this.imageId}-${tag}`, source, await this.cap(image), inspector, undefined, undefined, `the ${tag} data`);
     const inspection = inspector?.finish(written.size) ?? null;
     await this.deps.staging.replace(this.imageId, written, inspection, attrs);
@@ -460,7 +461,7 @@ export class ImportRun {
    */
   private async toStores(image: Image, source: Source, remaining: string[]): Promise<void> {
     const d = this.deps;
-    const adoptTarget = source.staged && source.md5 && source.sha512 ? remaining.find((id) => d.stores.byId.get(id)?.canAdopt?.(source.store)) : undefined;
+    const adoptTarget = source.staged && source.md5 && source.sha512 ? remaining.find((id) => d.stores.byId.get(id)?.canAdopt(source.store)) : undefined;
     const copies = remaining.filter((id) => id !== adoptTarget);
     const virtualSize = this.virtualSize(image, source);
     let left = remaining.length;
@@ -530,7 +531,7 @@ export class ImportRun {
   }
 
   private async adopt(store: Store, source: Source): Promise<Written> {
-    const put = await store.adopt!(source.store, source.url, this.imageId);
+    const put = await store.adopt(source.store, source.url, this.imageId);
     this.opts.progress(put.size, put.size);
     return { location: put.location, size: put.size, md5: source.md5!, sha512: source.sha512! };
   }

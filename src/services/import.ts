@@ -8,7 +8,7 @@ import type { StoreRegistry } from '../stores/registry.js';
 import type { QuotaChecker } from './quotas.js';
 import type { DataService } from './image-data.js';
 import type { TaskService } from './tasks.js';
-import { BadRequest, Conflict, Forbidden, NotFound } from '../domain/errors.js';
+import { BadRequest, Conflict, Forbidden, NotFound, imageNotFound, statusTransition } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
 import { LOCK_PROPERTY } from '../db/tasks-repo.js';
 import { checkGlanceDownload, parseImportBody } from '../import/request.js';
@@ -111,11 +111,11 @@ export class ImportService {
       },
       { claim, stores, bust: stale?.id },
     );
-    if (outcome === 'missing') throw new NotFound(`No image found with ID ${image.id}`);
+    if (outcome === 'missing') throw imageNotFound(image.id);
     if (outcome === 'locked') throw new Conflict(`New operation on image '${image.id}' is not permitted as prior operation is still in progress`);
     if (outcome === 'status') {
       const now = await d.images.get(image.id);
-      throw new Conflict(`Image status transition from ${now?.status ?? 'deleted'} to importing is not allowed`);
+      throw statusTransition(now?.status ?? 'deleted', 'importing');
     }
     await d.tasks.taskEvent('create', taskId);
     if (stale) await d.tasks.failStale(stale, image.id);
@@ -160,7 +160,7 @@ export class ImportService {
     if (req.stores !== undefined && headerStore !== undefined) throw new BadRequest("Stores parameter and x-image-meta-store header can't be both specified");
     const ids = [...new Set(req.stores ?? [headerStore ?? stores.defaultId])];
     for (const id of ids) {
-      const store = stores.forImport(id);
+      const store = stores.named(id); // UnknownStore: the import route answers 409, as Glance
       if (store.info.readOnly) throw new Conflict(`Store ${id} is read-only and cannot take imported data.`);
     }
     return ids;

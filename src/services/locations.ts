@@ -7,7 +7,7 @@ import { BadRequest, Conflict, Forbidden, ImagoError } from '../domain/errors.js
 import type { Image } from '../domain/image.js';
 import type { Policy, PolicyTarget } from '../domain/policy.js';
 import { checkLocationChange, checkLocationValue, digestsToSet, locationIndex, sameLocation, type LocationChange, type LocationValue, type ValidationData } from '../domain/locations.js';
-import { ObjectNotFound } from '../stores/errors.js';
+import { ObjectNotFound, StoreError } from '../stores/errors.js';
 import { randomUUID } from 'node:crypto';
 import { NotFound } from '../domain/errors.js';
 import { LOCATION_IMPORT, type ImportTaskInput } from '../domain/task.js';
@@ -192,7 +192,7 @@ export class LocationService {
       size = await store.size(v.url);
     } catch (err) {
       if (err instanceof ObjectNotFound) throw new BadRequest(`Invalid location ${v.url}: store ${store.info.id} has no such object.`);
-      throw err instanceof ImagoError ? err : new BadRequest(`Invalid location ${v.url}: ${(err as Error).message}`);
+      throw err instanceof ImagoError || err instanceof StoreError ? err : new BadRequest(`Invalid location ${v.url}: ${(err as Error).message}`);
     }
     if (size <= 0) throw new BadRequest(`Invalid location ${v.url}: its object is empty.`);
     return { storeId: store.info.id, url: v.url, metadata: v.metadata, size };

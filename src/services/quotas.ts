@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { RequestContext } from '../auth/context.js';
 import type { Config, QuotaLimits } from '../config.js';
 import {
@@ -34,7 +33,7 @@ export interface QuotaChecker {
   usage(project: string): Promise<Record<string, { limit: number; usage: number }>>;
 }
 
-const NO_LEASE: QuotaLease = { meter: (source) => source, release: async () => {} };
+const NO_LEASE: QuotaLease = { charge: () => undefined, release: async () => {} };
 
 /**
  * Per-project limits in the manner of Glance's unified limits
@@ -127,7 +126,7 @@ export class QuotaService implements QuotaChecker {
       await q.reserve({ id, project, resource: a.resource, imageId: a.imageId, writerId: a.writerId, bytes, createdAt });
       return bytes;
     });
-    if (byteLimit === Infinity) return { meter: (s) => s, release: () => this.repo.forget(id) };
+    if (byteLimit === Infinity) return { charge: () => undefined, release: () => this.repo.forget(id) };
     return new Lease(this.repo, { id, createdAt }, project, a.resource, limits[a.resource], byteLimit, held, what);
   }
 }
@@ -142,8 +141,6 @@ const WAIT_FOR_YOUNGER_MS = 10_000;
  * them finishes rather than both failing half-way.
  */
 class Lease implements QuotaLease {
-  private seen = 0;
-
   constructor(
     private readonly repo: QuotasRepo,
     private readonly self: { id: string; createdAt: string },
@@ -155,24 +152,8 @@ class Lease implements QuotaLease {
     private readonly what: string,
   ) {}
 
-  meter(source: Readable): Readable {
-    const meter = new Transform({
-      readableHighWaterMark: 1024 * 1024,
-      writableHighWaterMark: 1024 * 1024,
-      transform: (chunk: Buffer, _enc, cb: TransformCallback) => {
-        const need = this.seen + chunk.length;
-        if (need <= this.held) {
-          this.seen = need;
-          cb(null, chunk);
-          return;
-        }
-        this.grow(need).then(() => {
-          this.seen = need;
-          cb(null, chunk);
-        }, cb);
-      },
-    });
-    return pipeline(source, meter, () => {});
+  charge(total: number): Promise<void> | undefined {
+    return total <= this.held ? undefined : this.grow(total);
   }
 
   private async grow(need: number): Promise<void> {

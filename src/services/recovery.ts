@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { StagingRepo } from '../db/staging-repo.js';
 import type { ImagesRepo } from '../db/images-repo.js';
-import { ServiceUnavailable } from '../domain/errors.js';
+import { StoreUnavailable } from '../stores/errors.js';
 import type { StoreRegistry } from '../stores/registry.js';
 import type { DataService } from './image-data.js';
 import type { NodeLiveness } from './nodes.js';
@@ -71,7 +71,7 @@ export class Recovery {
     // A store that is unreachable now (object storage down) must not keep the
     // server from starting: its sweep is skipped, and the next start retries.
     const skipped = (what: string) => (err: unknown) => {
-      if (!(err instanceof ServiceUnavailable)) throw err;
+      if (!(err instanceof StoreUnavailable)) throw err;
       this.deps.log.warn({ err }, `${what} skipped at start: a store is unavailable; the next start retries`);
     };
     let temporary = 0;
@@ -143,14 +143,9 @@ export class Recovery {
 
   private async removeLeftovers(imageId: string): Promise<void> {
     const owned = new Set((await this.deps.images.allLocations()).filter((l) => l.imageId === imageId).map((l) => l.url));
-    for (const store of [...this.deps.stores.stores, this.deps.stores.staging]) {
-      try {
-        await store.removeTemporary(imageId);
-        for await (const url of store.list()) if (url.includes(imageId) && !owned.has(url)) await store.delete(url);
-      } catch (err) {
-        this.deps.log.warn({ err, imageId, store: store.info.id }, 'could not remove what a dead writer left; the next start retries');
-      }
-    }
+    await this.deps.stores.removeLeftovers(imageId, owned, (store, err) =>
+      this.deps.log.warn({ err, imageId, store: store.info.id }, 'could not remove what a dead writer left; the next start retries'),
+    );
   }
 
   /** Announces this process and keeps its heartbeat fresh, so other nodes can tell it is alive. */

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { RequestContext } from '../auth/context.js';
 import type { Logger } from 'pino';
@@ -7,17 +6,13 @@ import type { Policy } from '../domain/policy.js';
 import type { StagingRepo } from '../db/staging-repo.js';
 import type { ImagesRepo } from '../db/images-repo.js';
 import type { StoreRegistry } from '../stores/registry.js';
-import type { WriterRegistry } from './writers.js';
-import type { QuotaChecker } from './quotas.js';
-import { Conflict, Gone, ImagoError, NotFound, PayloadTooLarge } from '../domain/errors.js';
-import { FormatInspector, type InspectionResult } from '../import/inspect/inspector.js';
-import type { QuotaLease } from '../domain/quota.js';
+import { NotFound, PayloadTooLarge } from '../domain/errors.js';
+import { assertTransition } from '../domain/status.js';
+import type { InspectionResult } from '../import/inspect/inspector.js';
 import type { DataService, Written } from './image-data.js';
 import { targetOf, type ImageAccess } from './image-access.js';
 import { crashPoint } from './crash-points.js';
-import { receivedBytesTap } from './received-bytes.js';
-import { DigestCheck } from './digest-check.js';
-import { expectedFromProperties, type ExpectedDigest } from '../domain/expected-digests.js';
+import type { ExpectedDigest } from '../domain/expected-digests.js';
 
 /** An image's staged data, as image_staging records it. */
 export interface Staged {
@@ -42,14 +37,11 @@ export interface StageRequest {
 export interface StagingServiceDeps {
   access: ImageAccess;
   policy: Policy;
-  writers: WriterRegistry;
   images: ImagesRepo;
   stores: StoreRegistry;
-  data: Pick<DataService, 'asWriter' | 'write' | 'makeCommitsDurable'>;
-  quotas?: QuotaChecker;
+  data: Pick<DataService, 'claimedWrite' | 'makeCommitsDurable'>;
   /** the image_staging records */
   repo: StagingRepo;
-  nodeId: string;
   config: Pick<Config, 'imageSizeCap' | 'import'>;
   log: Logger;
 }
@@ -63,63 +55,41 @@ export interface StagingServiceDeps {
 export class StagingService {
   constructor(private readonly deps: StagingServiceDeps) {}
 
+  /** Staging serves glance-direct only: refused (404, as Glance) where that method is not enabled. */
+  assertEnabled(): void {
+    if (!this.deps.config.import.methods.includes('glance-direct')) throw new NotFound("'glance-direct' method is not available at this site.");
+  }
+
   /** PUT /v2/images/{id}/stage: queued → uploading with the data staged, or queued again on any failure. */
   async stage(req: StageRequest): Promise<void> {
     const d = this.deps;
+    this.assertEnabled();
     const { image, membership } = await d.access.getVisible(req.imageId, req.ctx);
     d.policy.enforce('modify_image', req.ctx, targetOf(image, membership), 'You are not permitted to stage data for this image.');
-    if (image.status !== 'queued') throw new Conflict(`Image status transition from ${image.status} to uploading is not allowed`);
+    assertTransition(image.status, 'uploading');
     // The staging quota (image_stage_total) is charged while streaming; the size cap bounds every image.
     const cap = { bytes: d.config.imageSizeCap, error: (n: number) => new PayloadTooLarge(`The incoming image is too large: the limit is ${n} bytes (image_size_cap).`) };
     if (req.contentLength !== undefined && req.contentLength > cap.bytes) throw cap.error(cap.bytes);
 
-    d.writers.assertOpen();
-    const writerId = randomUUID();
-    if (!(await d.images.claimWriter(image.id, ['queued'], 'uploading', writerId, d.nodeId))) {
-      const current = await d.images.get(image.id);
-      if (!current) throw new NotFound(`No image found with ID ${image.id}`);
-      throw new Conflict(`Image status transition from ${current.status} to uploading is not allowed`);
-    }
-    const controller = new AbortController();
-    await d.data.asWriter(image.id, writerId, controller, () => this.stageClaimed(image.id, writerId, { ...req, owner: image.owner, properties: image.properties }, controller.signal, cap));
-  }
-
-  private async stageClaimed(imageId: string, writerId: string, req: StageRequest & { owner: string | null; properties: Record<string, string> }, signal: AbortSignal, cap: { bytes: number; error: (n: number) => Error }): Promise<void> {
-    const d = this.deps;
-    let written: Written | undefined;
-    let quota: QuotaLease | undefined;
-    try {
-      await this.discard(imageId);
-      quota = await d.quotas?.admitWriter({ owner: req.owner, imageId, writerId, resource: 'image_stage_total', bytes: req.contentLength, what: 'this stage' });
-      const inspector = d.config.import.plugins.formatInspection ? new FormatInspector() : undefined;
-      const check = DigestCheck.of([...expectedFromProperties(req.properties), ...(req.expected ?? [])]);
-      written = await d.data.write(d.stores.staging, imageId, req.body, {
-        cap: cap.bytes,
-        tooLarge: cap.error,
-        signal,
-        quota,
-        taps: [receivedBytesTap(d.images, imageId, writerId), ...(inspector ? [(chunk: Buffer, offset: number) => inspector.push(chunk, offset)] : []), ...(check?.taps ?? [])],
-        expectedSize: req.contentLength,
-      });
-      check?.verify(written);
-      const inspection = inspector?.finish(written.size) ?? null;
-      await this.record(imageId, written, inspection);
-      // Glance shows the staged size at once; checksums wait for the import.
-      if (!(await d.images.setWriterFields(imageId, writerId, { size: written.size, writer_id: null, writer_node: null, writer_heartbeat_at: null }))) {
-        throw new Gone(`Image ${imageId} was deleted while its data was being staged.`);
-      }
-    } catch (err) {
-      if (written) {
-        await d.repo.forget(imageId, written.location).catch(() => {});
-        await d.stores.staging.delete(written.location).catch(() => {});
-      }
-      const released = await d.images.releaseWriter(imageId, writerId, 'queued', { size: null });
-      const reason = signal.aborted ? signal.reason : err;
-      if (!released && !(await d.images.exists(imageId))) throw new Gone(`Image ${imageId} was deleted while its data was being staged.`);
-      throw reason instanceof ImagoError ? reason : err;
-    } finally {
-      await quota?.release().catch(() => {});
-    }
+    await d.data.claimedWrite({
+      image,
+      to: 'uploading',
+      doing: 'staged',
+      store: d.stores.staging,
+      body: req.body,
+      cap,
+      expectedSize: req.contentLength,
+      quota: { resource: 'image_stage_total', bytes: req.contentLength, what: 'this stage' },
+      expected: req.expected,
+      prepare: () => this.discard(image.id),
+      commit: async (written, inspection, writerId) => {
+        await this.record(image.id, written, inspection);
+        // Glance shows the staged size at once; checksums wait for the import.
+        return d.images.setWriterFields(image.id, writerId, { size: written.size, writer_id: null, writer_node: null, writer_heartbeat_at: null });
+      },
+      undo: (written) => d.repo.forget(image.id, written.location),
+      resetOnRollback: { size: null },
+    });
   }
 
   /** Records (or replaces) what is staged for the image. */

@@ -6,7 +6,8 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { WriterRegistry } from './writers.js';
 import type { DataService } from './image-data.js';
 import type { NodeLiveness } from './nodes.js';
-import { BadRequest, Gone, ImagoError, NotFound, ServiceUnavailable } from '../domain/errors.js';
+import { BadRequest, Gone, ImagoError, NotFound, ServiceUnavailable, imageNotFound } from '../domain/errors.js';
+import { StoreError } from '../stores/errors.js';
 import { isUuid } from '../domain/image-input.js';
 import { type TasksRepo, type TaskListQuery } from '../db/tasks-repo.js';
 import { copiedMessage } from '../import/task.js';
@@ -125,7 +126,7 @@ export class TaskService {
   /** GET /v2/images/{id}/tasks: whoever may see the image sees its import tasks (Glance answers 404 otherwise). */
   async listForImage(imageId: string, ctx: RequestContext): Promise<Task[]> {
     const { image, membership } = await this.deps.access.getVisible(imageId, ctx);
-    if (!this.deps.policy.check('get_image', ctx, targetOf(image, membership))) throw new NotFound(`No image found with ID ${imageId}`);
+    if (!this.deps.policy.check('get_image', ctx, targetOf(image, membership))) throw imageNotFound(imageId);
     return this.withRunnerState(await this.repo.listByImage(image.id));
   }
 
@@ -325,7 +326,7 @@ export class TaskService {
     const goneMessage = 'The image was deleted while it was being imported; nothing was kept.';
     const messageFor = (outcome: string): string => {
       if (err instanceof Gone || !image) return goneMessage;
-      if (err instanceof ImportFailure || err instanceof ImagoError) return `${sentence(err.message)}${outcome}`;
+      if (err instanceof ImportFailure || err instanceof ImagoError || err instanceof StoreError) return `${sentence(err.message)}${outcome}`;
       d.log.error({ err, task: task.id }, 'import failed unexpectedly');
       return `${sentence(`Import failed: ${(err as Error)?.message ?? String(err)}`)}${outcome}`;
     };
@@ -400,14 +401,9 @@ export class TaskService {
     const staged = await this.deps.staging.get(imageId);
     const owned = new Set<string>((await this.deps.images.allLocations()).filter((l) => l.imageId === imageId).map((l) => l.url));
     if (staged) owned.add(staged.url);
-    for (const store of [...this.deps.stores.stores, this.deps.stores.staging]) {
-      try {
-        await store.removeTemporary(imageId);
-        for await (const url of store.list()) if (url.includes(imageId) && !owned.has(url)) await store.delete(url);
-      } catch (err) {
-        this.deps.log.warn({ err, imageId, store: store.info.id }, 'could not remove what an interrupted import left');
-      }
-    }
+    await this.deps.stores.removeLeftovers(imageId, owned, (store, err) =>
+      this.deps.log.warn({ err, imageId, store: store.info.id }, 'could not remove what an interrupted import left'),
+    );
   }
 
   /** Scratch files are named after their task; those of tasks no live process runs are removed. */

@@ -7,9 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { ByteRange, PutOptions, PutResult, Store, StoreInfo } from './store.js';
-import { InvalidObjectKey, ObjectNotFound, StoreReadOnly, StoreUnavailable, fsError } from './errors.js';
-import { ImagoError } from '../domain/errors.js';
+import type { ByteRange, PutOptions, PutResult, StoreDriver, StoreInfo } from './store.js';
+import { ObjectNotFound, StoreUnavailable, fsError, passesThrough } from './errors.js';
 
 const TMP_DIR = '.tmp';
 const READ_CHUNK = 1024 * 1024;
@@ -20,10 +19,11 @@ const READ_CHUNK = 1024 * 1024;
  * file is never visible as image data, and an acknowledged one survives a
  * power loss.
  */
-export class FilesystemStore implements Store {
+export class FilesystemStore implements StoreDriver {
   readonly info: StoreInfo;
   private readonly dir: string;
   private ready: Promise<void> | undefined;
+  private device: number | undefined;
 
   constructor(opts: { id: string; description: string; readOnly: boolean; path: string }) {
     this.dir = path.resolve(opts.path);
@@ -46,8 +46,6 @@ export class FilesystemStore implements Store {
 
   async put(key: string, source: Readable, opts: PutOptions = {}): Promise<PutResult> {
     try {
-      if (this.info.readOnly) throw new StoreReadOnly(this.info.id);
-      assertKey(key);
       await this.ensureDirs();
     } catch (err) {
       source.destroy();
@@ -71,13 +69,13 @@ export class FilesystemStore implements Store {
       if (!source.destroyed) source.destroy();
       await handle?.close().catch(() => {});
       await unlink(renamed ? final : tmp).catch(() => {});
-      if (opts.signal?.aborted && opts.signal.reason instanceof ImagoError) throw opts.signal.reason;
+      if (opts.signal?.aborted && passesThrough(opts.signal.reason)) throw opts.signal.reason;
       throw this.writeError(err);
     }
   }
 
   /** A write that finds no directory means the store went away (unmounted, removed): unavailable, not "not found". */
-  private writeError(err: unknown): ImagoError {
+  private writeError(err: unknown): Error {
     const code = (err as NodeJS.ErrnoException)?.code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       this.ready = undefined;
@@ -183,15 +181,15 @@ export class FilesystemStore implements Store {
     await access(path.join(this.dir, TMP_DIR), constants.R_OK | constants.W_OK);
   }
 
-  canAdopt(other: Store): boolean {
-    return other instanceof FilesystemStore && !this.info.readOnly && sameDevice(this.dir, other.dir);
+  /** The device the store's directory is on: a rename moves an object between two stores on one device. */
+  medium(): string | undefined {
+    this.device ??= deviceOf(this.dir);
+    return this.device === undefined ? undefined : `filesystem:${this.device}`;
   }
 
   /** A rename within one filesystem: staging to store without copying a byte. */
-  async adopt(other: Store, location: string, key: string): Promise<PutResult> {
-    if (!(other instanceof FilesystemStore)) throw new InvalidObjectKey(`${location} (adopt needs a filesystem store)`);
-    if (this.info.readOnly) throw new StoreReadOnly(this.info.id);
-    assertKey(key);
+  async adopt(driver: StoreDriver, location: string, key: string): Promise<PutResult> {
+    const other = driver as FilesystemStore;
     await this.ensureDirs();
     const from = other.pathOf(location);
     const final = path.join(this.dir, key);
@@ -218,19 +216,7 @@ export class FilesystemStore implements Store {
   }
 }
 
-const deviceCache = new Map<string, boolean>();
-
-function sameDevice(a: string, b: string): boolean {
-  const cacheKey = `${a}\0${b}`;
-  let same = deviceCache.get(cacheKey);
-  if (same === undefined) {
-    // Both stores create their directory on first use, so compare the parents that exist.
-    same = deviceOf(a) === deviceOf(b);
-    deviceCache.set(cacheKey, same);
-  }
-  return same;
-}
-
+// Both stores create their directory on first use, so compare the parents that exist.
 function deviceOf(dir: string): number | undefined {
   for (let d = dir; ; d = path.dirname(d)) {
     try {
@@ -248,8 +234,4 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await h.close();
   }
-}
-
-function assertKey(key: string): void {
-  if (!/^[A-Za-z0-9_.-]+$/.test(key) || key.startsWith('.')) throw new InvalidObjectKey(key);
 }

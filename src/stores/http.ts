@@ -1,7 +1,7 @@
 import { Transform, type Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { ObjectNotFound, StoreReadOnly, StoreUnavailable } from './errors.js';
-import type { ByteRange, PutResult, Store, StoreInfo } from './store.js';
+import type { ByteRange, PutResult, StoreDriver, StoreInfo } from './store.js';
 
 export interface HttpStoreSettings {
   /** the only URLs this store serves: each location must start with one of these */
@@ -20,7 +20,7 @@ export interface HttpStoreSettings {
  * A URL's fragment names a distinct location (tempest records `URL` and
  * `URL#new`) and is not sent.
  */
-export class HttpStore implements Store {
+export class HttpStore implements StoreDriver {
   readonly info: StoreInfo;
   private readonly agent: Agent;
 

@@ -4,11 +4,23 @@ import type { Digests, HashSession } from './hash-pool.js';
 export type ChunkTap = (chunk: Buffer, offset: number) => void;
 
 /**
- * Sits between the client's bytes and a store: counts them, stops the stream
- * with `tooLarge()` the moment the cap is passed, lets taps (format
- * inspection) look at each chunk, and feeds the hash workers. The chunk goes
+ * What the bytes are charged to as they pass, besides the cap: the owner's
+ * quota (domain/quota.ts QuotaLease). `charge(total)` returns undefined when
+ * the running total fits (the usual case: a compare), or a promise that
+ * settles once it does, or rejects with the refusal.
+ */
+export interface ByteBudget {
+  charge(total: number): Promise<void> | undefined;
+}
+
+/**
+ * The one metering stage between the incoming bytes and a store: counts
+ * them, charges them to the budget (quota), stops the stream with
+ * `tooLarge()` the moment the cap is passed, lets taps (format inspection,
+ * progress) look at each chunk, and feeds the hash workers. The chunk goes
  * on to the store only once the hash ring has taken its copy, so a slow
- * hasher slows the socket instead of growing memory.
+ * hasher slows the socket instead of growing memory. One Transform for all
+ * of it: every stage more would cost every chunk of every upload.
  */
 export class MeteredStream extends Transform {
   size = 0;
@@ -19,6 +31,7 @@ export class MeteredStream extends Transform {
     private readonly cap: number,
     private readonly tooLarge: (cap: number) => Error,
     private readonly taps: ChunkTap[] = [],
+    private readonly budget?: ByteBudget,
   ) {
     // Small buffers on purpose: the hash ring and the store's writer already pipeline, and
     // every byte buffered here is multiplied by the number of concurrent uploads.
@@ -26,6 +39,19 @@ export class MeteredStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    // The quota first (as when it had its own stage upstream), then the cap.
+    let charging;
+    try {
+      charging = this.budget?.charge(this.size + chunk.length);
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    if (charging) charging.then(() => this.pass(chunk, cb), cb);
+    else this.pass(chunk, cb);
+  }
+
+  private pass(chunk: Buffer, cb: TransformCallback): void {
     const offset = this.size;
     this.size += chunk.length;
     if (this.size > this.cap) {

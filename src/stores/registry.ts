@@ -1,16 +1,30 @@
 import type { StoreConfig } from '../config.js';
-import { BadRequest, Conflict, ServiceUnavailable } from '../domain/errors.js';
+import { StoreUnavailable, UnknownStore } from './errors.js';
 import { FilesystemStore } from './filesystem.js';
+import { guard } from './guarded-store.js';
+import { MemoryStore } from './memory.js';
 import { S3Store } from './s3.js';
 import { HttpStore } from './http.js';
-import type { Store } from './store.js';
+import type { Store, StoreDriver } from './store.js';
 
-export function createStore(cfg: StoreConfig): Store {
+/**
+ * The driver a store's configuration names, behind the wrapper every store
+ * sits behind (guarded-store.ts). `decorate` sees the bare driver first (the
+ * metrics' timing, when enabled).
+ */
+export function createStore(cfg: StoreConfig, decorate: (d: StoreDriver) => StoreDriver = (d) => d): Store {
+  return guard(decorate(createDriver(cfg)));
+}
+
+function createDriver(cfg: StoreConfig): StoreDriver {
+  const common = { id: cfg.id, description: cfg.description, readOnly: cfg.readOnly };
   switch (cfg.type) {
     case 'filesystem':
-      return new FilesystemStore({ id: cfg.id, description: cfg.description, readOnly: cfg.readOnly, path: cfg.path! });
+      return new FilesystemStore({ ...common, path: cfg.path! });
     case 's3':
-      return new S3Store({ id: cfg.id, description: cfg.description, readOnly: cfg.readOnly }, cfg.s3!);
+      return new S3Store(common, cfg.s3!);
+    case 'memory':
+      return new MemoryStore(common);
     case 'http':
       return new HttpStore({ id: cfg.id, description: cfg.description }, cfg.http!);
     default:
@@ -34,18 +48,11 @@ export class StoreRegistry {
     return this.byId.get(this.defaultId)!;
   }
 
-  /** For X-Image-Meta-Store: an unknown id is the client's mistake (400). */
-  forUpload(id: string | undefined): Store {
+  /** The store of an id (the default one for none); UnknownStore when no store has it. */
+  named(id: string | undefined): Store {
     if (id === undefined || id === '') return this.default;
     const s = this.byId.get(id);
-    if (!s) throw new BadRequest(`Store for identifier ${id} not found`);
-    return s;
-  }
-
-  /** For import targets: Glance answers 409 for an unknown store. */
-  forImport(id: string): Store {
-    const s = this.byId.get(id);
-    if (!s) throw new Conflict(`Store for identifier ${id} not found`);
+    if (!s) throw new UnknownStore(id);
     return s;
   }
 
@@ -57,6 +64,25 @@ export class StoreRegistry {
   /** The configured store a location URL names (the locations API), staging never. */
   owning(location: string): Store | undefined {
     return this.stores.find((s) => s.owns?.(location));
+  }
+
+  /**
+   * Removes what a writer of `imageId` that is gone left behind: its
+   * temporaries, and complete objects naming it that `owned` does not list,
+   * in every writable store, staging included (a read-only store is never
+   * written, so nothing of Imago's is there). A store that fails is reported
+   * to `failed` and the others are still swept.
+   */
+  async removeLeftovers(imageId: string, owned: Set<string>, failed: (store: Store, err: unknown) => void): Promise<void> {
+    for (const store of [...this.stores, this.staging]) {
+      if (store.info.readOnly) continue;
+      try {
+        await store.removeTemporary(imageId);
+        for await (const url of store.list()) if (url.includes(imageId) && !owned.has(url)) await store.delete(url);
+      } catch (err) {
+        failed(store, err);
+      }
+    }
   }
 
   ids(): string[] {
@@ -72,7 +98,7 @@ export class StoreRegistry {
     await Promise.all(
       [...this.stores, this.staging].map((s) =>
         s.open?.().catch((err: Error) => {
-          if (err instanceof ServiceUnavailable) warn(s.info.id, err);
+          if (err instanceof StoreUnavailable) warn(s.info.id, err);
           else throw err;
         }),
       ),

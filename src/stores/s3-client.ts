@@ -2,8 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { S3StoreSettings } from '../config.js';
-import { ImagoError } from '../domain/errors.js';
-import { ObjectNotFound, StoreFull, StoreUnavailable } from './errors.js';
+import { ObjectNotFound, StoreFull, StoreUnavailable, passesThrough } from './errors.js';
 
 /** Commands whose body is image data: signed without hashing it. */
 const DATA_COMMANDS = new Set(['PutObjectCommand', 'UploadPartCommand']);
@@ -78,13 +77,13 @@ export function describeS3Error(err: unknown): string {
  * Maps a failure of an S3 call to the typed store errors: a missing object is
  * ObjectNotFound, a full or over-quota service is StoreFull, and everything
  * else the client cannot fix (unreachable, refused credentials, a missing
- * bucket, server errors) is StoreUnavailable, a 503 naming the store.
+ * bucket, server errors) is StoreUnavailable naming the store.
  */
-export function s3Error(storeId: string, bucket: string, op: string, err: unknown, location?: string): ImagoError {
-  if (err instanceof ImagoError) return err;
+export function s3Error(storeId: string, bucket: string, op: string, err: unknown, location?: string): Error {
+  if (passesThrough(err)) return err;
   const e = err as SdkError;
   const status = statusOf(err);
-  if (location !== undefined && isNotFound(err)) return new ObjectNotFound(location);
+  if (location !== undefined && isNotFound(err)) return new ObjectNotFound(location, storeId);
   if (e?.name === 'EntityTooLarge' || e?.name === 'QuotaExceeded' || status === 413 || status === 507) {
     return new StoreFull(storeId, `${op}: ${describeS3Error(err)}`);
   }

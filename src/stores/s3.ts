@@ -11,13 +11,12 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { ConfigError, type S3StoreSettings } from '../config.js';
-import { ImagoError } from '../domain/errors.js';
-import { InvalidObjectKey, ObjectNotFound, StoreReadOnly } from './errors.js';
+import { ObjectNotFound, isPlainKey } from './errors.js';
 import { createS3Client, describeS3Error, isNotFound, s3Error, statusOf } from './s3-client.js';
 import { planParts, type PartSizing } from './s3-parts.js';
 import { uploadStream } from './s3-upload.js';
 import { copyObject } from './s3-copy.js';
-import type { ByteRange, PutOptions, PutResult, Store, StoreInfo } from './store.js';
+import type { ByteRange, PutOptions, PutResult, StoreDriver, StoreInfo } from './store.js';
 
 const MiB = 1024 * 1024;
 
@@ -35,7 +34,7 @@ export class StoreStartError extends ConfigError {}
  * object exists under its key only once complete. Unfinished writes are
  * multipart uploads, which is what removeTemporary() sweeps.
  */
-export class S3Store implements Store {
+export class S3Store implements StoreDriver {
   readonly info: StoreInfo;
   readonly client: S3Client;
   private readonly bucket: string;
@@ -119,8 +118,6 @@ export class S3Store implements Store {
 
   async put(key: string, source: Readable, opts: PutOptions = {}): Promise<PutResult> {
     try {
-      if (this.info.readOnly) throw new StoreReadOnly(this.info.id);
-      assertKey(key);
       opts.signal?.throwIfAborted();
     } catch (err) {
       source.destroy();
@@ -271,15 +268,9 @@ export class S3Store implements Store {
     this.pendingAborts.set(uploadId, timer);
   }
 
-  /** Same service, same credentials: S3 can copy between the two stores' buckets itself. */
-  canAdopt(other: Store): boolean {
-    return (
-      other instanceof S3Store &&
-      !this.info.readOnly &&
-      other.settings.endpoint === this.settings.endpoint &&
-      other.settings.region === this.settings.region &&
-      other.settings.accessKeyId === this.settings.accessKeyId
-    );
+  /** Same service, same credentials: S3 can copy between two stores' buckets itself. */
+  medium(): string {
+    return `s3:${JSON.stringify([this.settings.endpoint ?? null, this.settings.region ?? null, this.settings.accessKeyId ?? null])}`;
   }
 
   /**
@@ -287,10 +278,8 @@ export class S3Store implements Store {
    * without the bytes passing through Imago: a server-side copy, then the
    * source is deleted. The digests computed when the object was written stand.
    */
-  async adopt(other: Store, location: string, key: string): Promise<PutResult> {
-    if (!(other instanceof S3Store)) throw new InvalidObjectKey(`${location} (adopt needs an s3 store)`);
-    if (this.info.readOnly) throw new StoreReadOnly(this.info.id);
-    assertKey(key);
+  async adopt(driver: StoreDriver, location: string, key: string): Promise<PutResult> {
+    const other = driver as S3Store;
     const source = { bucket: other.bucket, key: other.keyOf(location) };
     let size: number;
     try {
@@ -322,15 +311,7 @@ export class S3Store implements Store {
     return this.prefix + key;
   }
 
-  private error(op: string, err: unknown, location?: string): ImagoError {
+  private error(op: string, err: unknown, location?: string): Error {
     return s3Error(this.info.id, this.bucket, op, err, location);
   }
-}
-
-function isPlainKey(key: string): boolean {
-  return /^[A-Za-z0-9_.-]+$/.test(key) && !key.startsWith('.');
-}
-
-function assertKey(key: string): void {
-  if (!isPlainKey(key)) throw new InvalidObjectKey(key);
 }

@@ -47,7 +47,7 @@ describe('import with S3 staging and S3 stores (Swift s3api)', { skip }, () => {
         import: { plugins: { decompression: true, conversion: { enabled: true, outputFormat: 'raw' } } },
       },
     });
-    (s.rt.stores.byId.get('objects') as S3Store).client.middlewareStack.add(
+    (s.rt.stores.byId.get('objects')!.driver as S3Store).client.middlewareStack.add(
       (next, context) => (args) => {
         objectCommands.push(context.commandName ?? '');
         return next(args);

@@ -183,3 +183,51 @@ describe('the start-up sweep and read-only stores', () => {
     }
   });
 });
+
+describe('a memory store (type: memory, for tests and trials)', () => {
+  test('upload, ranged download, glance-direct through a memory staging area, delete; a read-only one answers 503', async () => {
+    const s = await startTestServer({
+      config: {
+        stores: [
+          { id: 'mem', type: 'memory', description: 'in memory' },
+          { id: 'mem-ro', type: 'memory', readOnly: true },
+        ],
+        defaultStore: 'mem',
+        staging: { id: 'os_glance_staging_store', type: 'memory' },
+        import: { methods: ['glance-direct'] },
+      },
+    });
+    try {
+      const data = pattern(3 * 1024 * 1024 + 7, 4);
+      const a = await createImage(s);
+      assert.equal((await uploadBytes(s, a.id, data)).status, 204);
+      const img = await getImage(s, a.id);
+      assert.equal(img.stores, 'mem');
+      assert.equal(img.checksum, createHash('md5').update(data).digest('hex'));
+      const whole = await s.req('GET', `/v2/images/${a.id}/file`);
+      assert.equal(whole.status, 200);
+      assert.ok(Buffer.from(await whole.arrayBuffer()).equals(data));
+      const part = await s.req('GET', `/v2/images/${a.id}/file`, { headers: { range: 'bytes=1000-1999' } });
+      assert.equal(part.status, 206);
+      assert.ok(Buffer.from(await part.arrayBuffer()).equals(data.subarray(1000, 2000)));
+
+      const b = await createImage(s);
+      assert.equal((await stage(s, b.id, data)).status, 204);
+      assert.equal((await importImage(s, b.id, { method: { name: 'glance-direct' } })).status, 202);
+      assert.equal((await waitImage(s, b.id, (i) => i.status === 'active')).stores, 'mem');
+      const imported = await s.req('GET', `/v2/images/${b.id}/file`);
+      assert.ok(Buffer.from(await imported.arrayBuffer()).equals(data));
+
+      const c = await createImage(s);
+      const ro = await s.req('PUT', `/v2/images/${c.id}/file`, { headers: { 'content-type': 'application/octet-stream', 'x-image-meta-store': 'mem-ro' }, body: pattern(100) });
+      assert.equal(ro.status, 503);
+      assert.match((await errorOf(ro)).message, /read-only/);
+      assert.equal((await getImage(s, c.id)).status, 'queued');
+
+      assert.equal((await s.req('DELETE', `/v2/images/${a.id}`)).status, 204);
+      assert.deepEqual(await checkConsistency(s.rt), { missingObjects: [], orphanObjects: [] });
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -2,13 +2,14 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { ImagoError } from '../../src/domain/errors.js';
-import { ObjectNotFound, StoreFull, StoreReadOnly, StoreUnavailable } from '../../src/stores/errors.js';
-import type { Store } from '../../src/stores/store.js';
+import { InvalidObjectKey, ObjectNotFound, StoreError, StoreFull, StoreReadOnly, StoreUnavailable } from '../../src/stores/errors.js';
+import { guard } from '../../src/stores/guarded-store.js';
+import type { Store, StoreDriver } from '../../src/stores/store.js';
 import { pattern } from '../support/bytes.js';
 
 /**
- * What a driver gives the conformance suite: a fresh empty store, and ways to
+ * What a driver gives the conformance suite: a fresh empty store (the driver
+ * behind the wrapper, as the registry builds every store), and ways to
  * look behind it and to hurt it. Optional parts switch their tests on.
  */
 export interface StoreHarness {
@@ -55,8 +56,9 @@ function gatedSource(first: Buffer, rest: Buffer) {
   return { source, release, pulled };
 }
 
-function assertTyped(err: unknown, cls: abstract new (...a: never[]) => ImagoError): true {
+function assertTyped(err: unknown, cls: abstract new (...a: never[]) => StoreError): true {
   assert.ok(err instanceof cls, `expected ${cls.name}, got ${(err as Error)?.constructor?.name}: ${(err as Error)?.message}`);
+  assert.equal('status' in (err as object), false, 'a store error carries no HTTP status');
   return true;
 }
 
@@ -254,7 +256,9 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
     withStore('invalid keys are refused without writing', async (h) => {
       for (const key of ['../escape', 'a/b', '.tmp', '', '.hidden']) {
         const source = Readable.from([pattern(10)]);
-        await assert.rejects(h.store.put(key, source), (e) => e instanceof ImagoError);
+        await assert.rejects(h.store.put(key, source), (e) => assertTyped(e, InvalidObjectKey));
+        assert.equal(source.destroyed, true);
+        await assert.rejects(h.store.removeTemporary(key === '' ? '/' : key), (e) => assertTyped(e, InvalidObjectKey));
       }
       assert.deepEqual(await h.allObjects(), []);
     });
@@ -275,7 +279,7 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
       const heal = await h.breakBackend();
       try {
         await assert.rejects(h.store.put('during', Readable.from([pattern(100)])), (e) => assertTyped(e, StoreUnavailable));
-        await assert.rejects(h.store.get(location), (e) => e instanceof ImagoError);
+        await assert.rejects(h.store.get(location), (e) => e instanceof StoreError);
       } finally {
         await heal();
       }
@@ -284,7 +288,7 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
     });
 
     withStore('adopt moves an object from a sibling store without a copy the caller sees', async (h, t) => {
-      if (!h.sibling || !h.store.adopt || !h.store.canAdopt) return t.skip('the driver does not adopt');
+      if (!h.sibling || !h.store.driver.adopt) return t.skip('the driver does not adopt');
       assert.equal(h.store.canAdopt(h.sibling), true);
       const data = pattern(MiB + 3, 9);
       const staged = await h.sibling.put('staged', Readable.from([data]));
@@ -294,7 +298,62 @@ export function storeConformance(name: string, makeHarness: () => Promise<StoreH
       assert.equal(await h.sibling.exists(staged.location), false);
       assert.deepEqual(await collect(h.sibling.list()), []);
       assert.deepEqual(await collect(h.store.list()), [adopted.location]);
-      assert.equal(h.readOnly.canAdopt?.(h.sibling) ?? false, false, 'a read-only store adopts nothing');
+      assert.equal(h.readOnly.canAdopt(h.sibling), false, 'a read-only store adopts nothing');
+    });
+
+    // The wrapper's rules (src/stores/guarded-store.ts), the same whatever the driver.
+
+    withStore('wrapper: a read-only store refuses put, delete, adopt and removeTemporary before the driver sees them', async (h) => {
+      const { location } = await h.store.put('kept', Readable.from([pattern(100)]));
+      await h.plantTemporary('left');
+      const before = await h.allObjects();
+      assert.throws(() => h.readOnly.assertWritable(), (e) => assertTyped(e, StoreReadOnly));
+      await assert.rejects(h.readOnly.delete(location), (e) => assertTyped(e, StoreReadOnly));
+      await assert.rejects(h.readOnly.removeTemporary(), (e) => assertTyped(e, StoreReadOnly));
+      await assert.rejects(h.readOnly.removeTemporary('left'), (e) => assertTyped(e, StoreReadOnly));
+      await assert.rejects(h.readOnly.adopt(h.store, location, 'taken'), (e) => assertTyped(e, StoreReadOnly));
+      assert.deepEqual(await h.allObjects(), before, 'nothing changed behind the read-only store');
+      assert.equal(await h.readOnly.exists(location), true);
+      h.store.assertWritable();
+    });
+
+    withStore('wrapper: whatever untyped error the driver throws becomes StoreUnavailable naming the store, the driver\'s words in details', async (h) => {
+      const { location } = await h.store.put('there', Readable.from([pattern(100)]));
+      const failing = guard(failingDriver(h.store.driver, 'the backend caught fire'));
+      const expectUnavailable = (e: unknown) => {
+        assertTyped(e, StoreUnavailable);
+        assert.equal((e as StoreUnavailable).storeId, h.store.info.id);
+        assert.match((e as StoreUnavailable).details, /the backend caught fire/);
+        return true;
+      };
+      const source = Readable.from([pattern(100)]);
+      await assert.rejects(failing.put('new', source), expectUnavailable);
+      await assert.rejects(failing.get(location), expectUnavailable);
+      await assert.rejects(failing.delete(location), expectUnavailable);
+      await assert.rejects(failing.exists(location), expectUnavailable);
+      await assert.rejects(collect(failing.list()), expectUnavailable);
+      await assert.rejects(failing.removeTemporary(), expectUnavailable);
+      // typed errors pass unchanged: the driver's own, and the caller's (an abort reason)
+      const typed = new StoreFull(h.store.info.id, 'typed by the driver');
+      await assert.rejects(guard(failingDriver(h.store.driver, typed)).get(location), (e) => e === typed);
+      assert.ok((await readAll(await h.store.get(location))).equals(pattern(100)), 'the real store is untouched');
     });
   });
+}
+
+/** A driver whose every operation fails with `err` (a plain Error of that message, unless an error is given). */
+function failingDriver(driver: StoreDriver, err: string | Error): StoreDriver {
+  const fail = () => Promise.reject(typeof err === 'string' ? new Error(err) : err);
+  return {
+    info: driver.info,
+    put: (_key, source) => (source.destroy(), fail()),
+    get: fail,
+    delete: fail,
+    exists: fail,
+    // eslint-disable-next-line require-yield
+    list: async function* () {
+      await fail();
+    },
+    removeTemporary: fail,
+  };
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { FilesystemStore } from '../../src/stores/filesystem.js';
+import { guard } from '../../src/stores/guarded-store.js';
 import { storeConformance, type StoreHarness } from './conformance.js';
 import { filesUnder } from '../support/files.js';
 
@@ -35,7 +36,7 @@ let n = 0;
 storeConformance('FilesystemStore', async (): Promise<StoreHarness> => {
   const base = path.join(root, `h${n++}`);
   const dir = path.join(base, 'store');
-  const make = (id: string, p: string, readOnly = false) => new FilesystemStore({ id, description: id, readOnly, path: p });
+  const make = (id: string, p: string, readOnly = false) => guard(new FilesystemStore({ id, description: id, readOnly, path: p }));
   return {
     store: make('fs', dir),
     readOnly: make('fs', dir, true),
@@ -92,13 +93,13 @@ describe('FilesystemStore specifics', () => {
   });
 
   test('canAdopt: same device yes, another device (tmpfs) no, read-only no', async (t) => {
-    const a = new FilesystemStore({ id: 'a', description: '', readOnly: false, path: path.join(dir, 'c1') });
-    const b = new FilesystemStore({ id: 'b', description: '', readOnly: false, path: path.join(dir, 'c2') });
-    const ro = new FilesystemStore({ id: 'ro', description: '', readOnly: true, path: path.join(dir, 'c3') });
+    const a = guard(new FilesystemStore({ id: 'a', description: '', readOnly: false, path: path.join(dir, 'c1') }));
+    const b = guard(new FilesystemStore({ id: 'b', description: '', readOnly: false, path: path.join(dir, 'c2') }));
+    const ro = guard(new FilesystemStore({ id: 'ro', description: '', readOnly: true, path: path.join(dir, 'c3') }));
     assert.equal(a.canAdopt(b), true);
     assert.equal(ro.canAdopt(b), false);
     if (!smallMounted) return t.skip('no tmpfs to compare devices with');
-    const other = new FilesystemStore({ id: 't', description: '', readOnly: false, path: path.join(smallDir, 'adopt-test') });
+    const other = guard(new FilesystemStore({ id: 't', description: '', readOnly: false, path: path.join(smallDir, 'adopt-test') }));
     assert.equal(a.canAdopt(other), false);
     assert.equal(other.canAdopt(a), false);
   });

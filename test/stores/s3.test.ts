@@ -4,10 +4,12 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { S3StoreSettings } from '../../src/config.js';
 import { ObjectNotFound, StoreFull, StoreUnavailable } from '../../src/stores/errors.js';
 import { S3Store, StoreStartError } from '../../src/stores/s3.js';
+import { guard } from '../../src/stores/guarded-store.js';
+import type { Store } from '../../src/stores/store.js';
 import { S3_MAX_OBJECT_SIZE, planParts } from '../../src/stores/s3-parts.js';
 import { startSwift, swiftSkipReason, type Swift } from '../support/swift.js';
 import { pattern } from '../support/bytes.js';
@@ -27,9 +29,11 @@ after(async () => {
   await swift?.stop();
 });
 
-function makeStore(bucket: string, extra: Partial<S3StoreSettings> = {}, opts: { id?: string; readOnly?: boolean } = {}): S3Store {
+/** An S3 driver behind the wrapper every store sits behind, as the registry builds it. */
+function makeStore(bucket: string, extra: Partial<S3StoreSettings> = {}, opts: { id?: string; readOnly?: boolean } = {}): Store & { client: S3Client } {
   const settings = { ...swift!.s3Config(bucket), ...SMALL_PARTS, ...extra } as S3StoreSettings;
-  return new S3Store({ id: opts.id ?? 's3', description: 'test', readOnly: opts.readOnly ?? false }, settings);
+  const driver = new S3Store({ id: opts.id ?? 's3', description: 'test', readOnly: opts.readOnly ?? false }, settings);
+  return Object.assign(guard(driver), { client: driver.client });
 }
 
 async function readAll(r: Readable): Promise<Buffer> {
@@ -217,7 +221,7 @@ if (skip) {
       inParts.client.middlewareStack.add((next, context) => (args) => (commands.push(context.commandName ?? ''), next(args)), { step: 'initialize', name: 'testCommands' });
       try {
         assert.equal(whole.canAdopt(staging), true);
-        const other = new S3Store({ id: 'elsewhere', description: '', readOnly: false }, { ...swift!.s3Config(stagingBucket), endpoint: 'http://127.0.0.2:1' } as S3StoreSettings);
+        const other = guard(new S3Store({ id: 'elsewhere', description: '', readOnly: false }, { ...swift!.s3Config(stagingBucket), endpoint: 'http://127.0.0.2:1' } as S3StoreSettings));
         assert.equal(whole.canAdopt(other), false, 'another endpoint is another service');
         await other.close();
 

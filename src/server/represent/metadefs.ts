@@ -1,5 +1,5 @@
-import { displayTime } from '../db/database.js';
-import type { Association, MetadefObject, MetadefProperty, MetadefTag, Namespace, ObjectInput, PropertyDef, ResourceType } from './model.js';
+import { displayTime } from '../../db/database.js';
+import type { Association, MetadefObject, MetadefProperty, MetadefTag, Namespace, ObjectInput, PropertyDef, ResourceType } from '../../metadefs/model.js';
 
 /**
  * Response bodies, shaped as Glance's: unset attributes are left out rather
