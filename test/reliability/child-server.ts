@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TOKENS, type TestServerOptions } from '../support/server.js';
@@ -31,10 +31,18 @@ function fdTargets(pid: number): string[] {
   return out;
 }
 
-/** Starts server-child.js (compiled next to this file) with --expose-gc. */
+/** The V8 flags `npm start` runs Imago with (package.json), so memory is measured as operators run the server. */
+function startFlags(): string[] {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  const start: string = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')).scripts?.start ?? '';
+  return start.split(/\s+/).filter((w) => w.startsWith('--'));
+}
+
+/** Starts server-child.js (compiled next to this file) with npm start's flags and --expose-gc. */
 export async function startChildServer(opts: TestServerOptions = {}): Promise<ChildServer> {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const proc = fork(path.join(here, 'server-child.js'), [JSON.stringify(opts)], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = fork(path.join(here, 'server-child.js'), [JSON.stringify(opts)], { execArgv: [...startFlags(), '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const waiting = new Map<number, (body: any) => void>();
   let next = 1;
   const ready = new Promise<{ url: string; dataDir: string }>((resolve, reject) => {

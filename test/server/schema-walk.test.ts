@@ -6,6 +6,7 @@ import { createImage, startTestServer, type TestServer } from '../support/server
 import { SCHEMAS } from '../../src/domain/schemas.js';
 import { METADEF_SCHEMAS } from '../../src/metadefs/schemas.js';
 import { validate } from '../../src/metadefs/json-schema.js';
+import { ConfigSchema } from '../../src/config-schema.js';
 
 /**
  * Walks every document /v2/schemas/* serves and, for each constraint in it
@@ -198,6 +199,13 @@ describe('every served schema, every constraint', () => {
       assert.deepEqual(Object.keys(doc.error).sort(), ['code', 'details', 'message']);
       assert.equal(typeof doc.error.code, 'number');
     };
+    const configFragment = (doc: Json, schema: Json = ConfigSchema as unknown as Json, where = '') => {
+      for (const [k, v] of Object.entries(doc)) {
+        const prop = schema.properties?.[k];
+        assert.ok(prop, `${where}${k} is a configuration key`);
+        if (v && typeof v === 'object' && !Array.isArray(v) && prop.properties) configFragment(v as Json, prop, `${where}${k}.`);
+      }
+    };
     /** What each example is, and how it is checked; an example not listed here fails the test until it is. */
     const checks: Record<string, (text: string) => Promise<void> | void> = {
       'api.md#1': (t) => assert.equal(validate(JSON.parse(t), served.image), undefined),
@@ -225,6 +233,17 @@ describe('every served schema, every constraint', () => {
         const line = JSON.parse(t);
         for (const k of ['time', 'requestId', 'method', 'route', 'path', 'status', 'bytesIn', 'bytesOut', 'durationMs', 'user', 'project', 'remoteAddress']) assert.ok(k in line, k);
         assert.match(line.time, /^\d{4}-\d\d-\d\dT/);
+      },
+      // configuration fragments: every key is one the configuration schema defines
+      'notifications.md#1': (t) => configFragment(JSON.parse(t)),
+      'notifications.md#3': (t) => configFragment(JSON.parse(t)),
+      'property-protections.md#1': (t) => configFragment(JSON.parse(t)),
+      // the oslo.messaging v2 envelope; its message is shortened with "..." in the page
+      'notifications.md#2': (t) => {
+        const env = JSON.parse(t);
+        assert.deepEqual(Object.keys(env), ['oslo.version', 'oslo.message']);
+        assert.equal(env['oslo.version'], '2.0');
+        for (const k of ['message_id', 'publisher_id', 'event_type', 'priority', 'payload', 'timestamp']) assert.ok(env['oslo.message'].includes(`"${k}"`), k);
       },
       'quotas.md#1': (t) => errorBody(JSON.parse(t)),
       'quotas.md#2': (t) => {
