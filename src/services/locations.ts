@@ -2,6 +2,7 @@ import type { RequestContext } from '../auth/context.js';
 import type { Config } from '../config.js';
 import type { ImagesRepo, LocationActivation, NewLocation } from '../db/images-repo.js';
 import type { StoreRegistry } from '../stores/registry.js';
+import type { Store } from '../stores/store.js';
 import type { DataService } from './image-data.js';
 import { BadRequest, Conflict, Forbidden, ImagoError } from '../domain/errors.js';
 import type { Image } from '../domain/image.js';
@@ -86,14 +87,11 @@ export class LocationService {
     const target = targetOf(image, membership);
     d.policy.enforce('add_image_location', ctx, target, 'You are not permitted to add locations to this image.');
     if (image.status !== 'queued') throw new Conflict(`A location can be added this way only to a queued image (this one is ${image.status}).`);
-    const store = d.stores.owning(url);
-    if (!store) throw new BadRequest(`Invalid location ${url}: it names no object of a configured store (see docs/locations.md for the URLs each store accepts).`);
+    const store = this.storeNaming(url);
     if (store.info.type !== 'http' && !d.policy.check('service_api', ctx, target)) {
       throw new Forbidden(`Only services may add locations in store ${store.info.id}; other callers may add URLs of http stores.`);
     }
-    if (store.info.type !== 'http' && (await d.images.imagesAt(url)).some((id) => id !== image.id)) {
-      throw new Conflict(`The location ${url} holds the data of another image; an image may not point at it.`);
-    }
+    await this.assertNotAnotherImages(store, url, image.id);
     if (validationData) digestsToSet(image, [{ url, metadata: {}, validation_data: validationData }]);
     const taskId = randomUUID();
     const input: ImportTaskInput = { image_id: image.id, import_req: { method: { name: LOCATION_IMPORT, uri: url, ...(validationData ? { validation_data: validationData } : {}) } }, backend: [store.info.id] };
@@ -174,6 +172,20 @@ export class LocationService {
     });
   }
 
+  /** The configured store whose object `url` names; 400 when none does (no request leaves Imago for it). */
+  private storeNaming(url: string): Store & { size(location: string): Promise<number> } {
+    const store = this.deps.stores.owning(url);
+    if (!store?.size) throw new BadRequest(`Invalid location ${url}: it names no object of a configured store (see docs/locations.md for the URLs each store accepts).`);
+    return store as Store & { size(location: string): Promise<number> };
+  }
+
+  /** 409 when `url` is an object of a filesystem or s3 store that another image's location names (see resolve). */
+  private async assertNotAnotherImages(store: Store, url: string, imageId: string): Promise<void> {
+    if (store.info.type !== 'http' && (await this.deps.images.imagesAt(url)).some((id) => id !== imageId)) {
+      throw new Conflict(`The location ${url} holds the data of another image; an image may not point at it.`);
+    }
+  }
+
   /**
    * The store a URL names and the size of its object; 400 when it names none
    * or nothing is there. An object of a filesystem or s3 store that another
@@ -182,11 +194,8 @@ export class LocationService {
    * other's data.
    */
   private async resolve(v: LocationValue, imageId: string): Promise<Entry> {
-    const store = this.deps.stores.owning(v.url);
-    if (!store?.size) throw new BadRequest(`Invalid location ${v.url}: it names no object of a configured store (see docs/locations.md for the URLs each store accepts).`);
-    if (store.info.type !== 'http' && (await this.deps.images.imagesAt(v.url)).some((id) => id !== imageId)) {
-      throw new Conflict(`The location ${v.url} holds the data of another image; an image may not point at it.`);
-    }
+    const store = this.storeNaming(v.url);
+    await this.assertNotAnotherImages(store, v.url, imageId);
     let size: number;
     try {
       size = await store.size(v.url);
