@@ -36,20 +36,26 @@ export function scenarioTable(results: ScenarioResult[]): string {
 
 /**
  * Server CPU by kind of thread for every scenario that measured it, and for
- * uploads the ratio of CPU per GiB to the hash floor (md5 + sha512 of the same
- * bytes on one core, from the references of the same run).
+ * uploads the ratio of CPU per GiB to the floor: the hash floor (md5 +
+ * sha512 of the same bytes on one core, from the references of the same run)
+ * plus the kernel's cost of writing the same bytes into the same store
+ * directory, measured just before the scenario (bench/write-floor.ts).
  */
 export function threadTable(results: ScenarioResult[], refs?: References): string {
-  const floor = refs?.md5 && refs.sha512 ? 1024 / refs.md5 + 1024 / refs.sha512 : undefined;
+  const hashFloor = refs?.md5 && refs.sha512 ? 1024 / refs.md5 + 1024 / refs.sha512 : undefined;
+  const isUpload = (r: ScenarioResult) => r.id.startsWith('upload') || r.id === 'concurrent-upload' || r.id === 'import';
   const rows = results.filter((r) => r.serverCpuByKind).map((r) => {
     const k = r.serverCpuByKind!;
     const perGiB = r.metrics.serverCpuSecondsPerGiB;
-    const ratio = floor && typeof perGiB === 'number' && (r.id.startsWith('upload') || r.id === 'concurrent-upload' || r.id === 'import') ? `${(perGiB / floor).toFixed(2)}×` : '';
-    return [r.title, k.eventLoop, k.hashWorkers, k.v8Platform, k.libuvAndOther, typeof perGiB === 'number' ? perGiB : '', ratio];
+    const write = r.metrics.writeFloorCpuSecondsPerGiB;
+    const upload = hashFloor && typeof perGiB === 'number' && isUpload(r);
+    const toHash = upload ? `${(perGiB / hashFloor).toFixed(2)}×` : '';
+    const toFloor = upload && typeof write === 'number' ? `${(perGiB / (hashFloor + write)).toFixed(2)}×` : '';
+    return [r.title, k.eventLoop, k.hashWorkers, k.v8Platform, k.libuvAndOther, typeof perGiB === 'number' ? perGiB : '', toHash, typeof write === 'number' ? write : '', toFloor];
   });
-  const head = ['scenario', 'event loop s', 'hash workers s', 'V8 platform (GC helpers) s', 'libuv pool + other s', 'CPU-s per GiB', 'to the hash floor'];
-  return table(head, rows) + (floor ? `
-hash floor: ${floor.toFixed(2)} CPU-s per GiB (md5 + sha512 on one core, this run's references)` : '');
+  const head = ['scenario', 'event loop s', 'hash workers s', 'V8 platform (GC helpers) s', 'libuv pool + other s', 'CPU-s per GiB', 'to the hash floor', 'write floor CPU-s/GiB', 'to hash + write floor'];
+  return table(head, rows) + (hashFloor ? `
+hash floor: ${hashFloor.toFixed(2)} CPU-s per GiB (md5 + sha512 on one core, this run's references); write floor: dd bs=1M conv=fsync of the same bytes into the store directory, just before the scenario (bench/write-floor.ts)` : '');
 }
 
 export function referenceTable(refs: References): string {

@@ -14,6 +14,7 @@ import { Api, BenchFailure, type Target } from './api.js';
 import { makeDataFile, removeDataFile, type DataFile } from './files.js';
 import { startFlags, startImago, type LocalImago } from './imago-process.js';
 import { keystoneToken } from './keystone.js';
+import { measureWriteFloor } from './write-floor.js';
 import { describeMachine } from './machine.js';
 import { parseOptions, USAGE, UsageError, type Options } from './options.js';
 import { measureReferences, startRefServer, type References } from './references.js';
@@ -117,6 +118,7 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
       const label = formatBytes(size);
       let id: string | undefined;
       results.push(await runScenario(ctx, `upload-${label.replace(' ', '')}`, `upload ${label}`, async (r) => {
+        if (ctx.storeDir) await measureWriteFloor(r, file, sizes.repeats, ctx.storeDir);
         id = await timedUpload(r, api, file, name(`upload-${size}`), sizes.repeats);
       }));
       if (id) {
@@ -148,7 +150,10 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
 
   if (only.has('import')) {
     const file = files.get(small);
-    results.push(withCpuPerGiB(await runScenario(ctx, 'import', `stage + glance-direct import ${formatBytes(small)}`, (r) => stageAndImport(r, api, file, name('import'))), small));
+    results.push(withCpuPerGiB(await runScenario(ctx, 'import', `stage + glance-direct import ${formatBytes(small)}`, async (r) => {
+      if (ctx.storeDir) await measureWriteFloor(r, file, 1, ctx.storeDir);
+      await stageAndImport(r, api, file, name('import'));
+    }), small));
   }
   if (only.has('cache')) {
     const file = files.get(small);
@@ -169,6 +174,7 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
     const file = files.get(size);
     let ids: string[] = [];
     results.push(withCpuPerGiB(await runScenario(ctx, 'concurrent-upload', `${count} concurrent uploads of ${formatBytes(size)}`, async (r) => {
+      if (ctx.storeDir) await measureWriteFloor(r, file, count, ctx.storeDir);
       ids = await concurrentUploads(r, api, file, count, name('concurrent'));
     }), count * size));
     if (ids.length) results.push(await runScenario(ctx, 'concurrent-download', `${count} concurrent downloads of ${formatBytes(size)}`, (r) => concurrentDownloads(r, api, ids, file)));
@@ -240,7 +246,8 @@ async function main(): Promise<number> {
     const filesDir = path.join(workDir, 'files');
     const files = new Files(filesDir);
     const ref = opened.target.sameMachine ? await startRefServer(filesDir) : undefined;
-    const ctx: BenchContext = { api, target: opened.target, opts, workDir, runId: stamp.slice(0, 19), ref, s3 };
+    const storeDir = local && opts.store === 'filesystem' ? path.join(local.dataDir, 'images') : undefined;
+    const ctx: BenchContext = { api, target: opened.target, opts, workDir, runId: stamp.slice(0, 19), ref, s3, storeDir };
     try {
       ({ results, refs } = await scenarios(ctx, files));
     } finally {

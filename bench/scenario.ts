@@ -49,6 +49,8 @@ export interface BenchContext {
   ref?: RefServer;
   /** `--store s3`: the Swift the local server stores into, for the SDK references */
   s3?: import('./s3.js').BenchS3;
+  /** the local server's filesystem store directory: where the upload scenarios measure the kernel's write floor */
+  storeDir?: string;
 }
 
 /** What a scenario body uses to report: a figure, metrics, and checks (a failed check fails the scenario). */

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --optimize-for-size
+#!/usr/bin/env -S node --max-semi-space-size=4
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfig } from './config.js';

@@ -113,7 +113,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const observe = config.metrics.enabled;
   const { db, dialect, close: closeDb, poolStats } = await openDatabase(config.database.url, observe ? { onQuery: (ms, failed) => metrics.observeDbQuery(ms, failed) } : {});
   const measured = (c: StoreConfig) => (observe ? createStore(c, (driver) => instrumentStore(driver, metrics)) : createStore(c));
-  const stores = new StoreRegistry(config.stores.map(measured), config.defaultStore, measured(config.staging));
+  const stores = new StoreRegistry(await Promise.all(config.stores.map(measured)), config.defaultStore, await measured(config.staging));
   await stores.open((storeId, err) => log.warn({ store: storeId, details: (err as { details?: string }).details }, `store ${storeId} is unreachable at start: ${err.message}`)).catch(async (err) => {
     await closeDb();
     await stores.close();

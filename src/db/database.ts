@@ -1,7 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import pg from 'pg';
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type LogEvent } from 'kysely';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations/index.js';
@@ -67,6 +66,8 @@ export async function openDatabase(url: string, opts: OpenOptions = {}): Promise
       },
     };
   } else {
+    // Loaded only for PostgreSQL: the embedded default (SQLite) need not carry the driver in memory.
+    const { default: pg } = await import('pg');
     pg.types.setTypeParser(20, (v) => Number(v));
     const pool = new pg.Pool({ connectionString: url, max: 10 });
     // An idle connection the server drops (restart, failover) must not crash the process;

@@ -3,7 +3,6 @@ import { StoreUnavailable, UnknownStore } from './errors.js';
 import { FilesystemStore } from './filesystem.js';
 import { guard } from './guarded-store.js';
 import { MemoryStore } from './memory.js';
-import { S3Store } from './s3.js';
 import { HttpStore } from './http.js';
 import type { Store, StoreDriver } from './store.js';
 
@@ -12,17 +11,21 @@ import type { Store, StoreDriver } from './store.js';
  * sits behind (guarded-store.ts). `decorate` sees the bare driver first (the
  * metrics' timing, when enabled).
  */
-export function createStore(cfg: StoreConfig, decorate: (d: StoreDriver) => StoreDriver = (d) => d): Store {
-  return guard(decorate(createDriver(cfg)));
+export async function createStore(cfg: StoreConfig, decorate: (d: StoreDriver) => StoreDriver = (d) => d): Promise<Store> {
+  return guard(decorate(await createDriver(cfg)));
 }
 
-function createDriver(cfg: StoreConfig): StoreDriver {
+async function createDriver(cfg: StoreConfig): Promise<StoreDriver> {
   const common = { id: cfg.id, description: cfg.description, readOnly: cfg.readOnly };
   switch (cfg.type) {
     case 'filesystem':
       return new FilesystemStore({ ...common, path: cfg.path! });
-    case 's3':
+    case 's3': {
+      // The AWS SDK is loaded only when a store uses it: a filesystem-only node keeps ~4 MB of heap
+      // and its code out of memory (docs/benchmarks.md#upload-cpu, the RSS targets).
+      const { S3Store } = await import('./s3.js');
       return new S3Store(common, cfg.s3!);
+    }
     case 'memory':
       return new MemoryStore(common);
     case 'http':

@@ -80,7 +80,7 @@ export async function importGlance(src: GlanceSource, images: ImagesRepo, config
             copiedBytes = img.size ?? 0;
             unverified = !img.checksum && !img.osHashValue;
           } else {
-            target ??= createStore(targetCfg);
+            target ??= await createStore(targetCfg);
             const copy = await copyVerified(img, plan.file, target);
             location = { storeId: targetId, url: copy.location };
             copiedBytes = copy.size;
