@@ -101,7 +101,7 @@ class LocationsChanged extends Error {}
  * request makes, that was most of their cost. These are compiled once; only
  * the id (or the page's ids) changes.
  */
-class ByIdQueries {
+class CompiledQueries {
   readonly image;
   /** properties, tags (by value) and locations (oldest first) in one round: `k` says which row is which */
   readonly details;
@@ -117,7 +117,34 @@ class ByIdQueries {
       detailsWhere((column) => (postgres ? sql`${sql.ref(column)} = any(${ID_PARAM})` : sql`${sql.ref(column)} in (select value from json_each(${ID_PARAM}))`)).compile(db),
     );
     this.detailsOfMany = (ids: string[]) => many(postgres ? ids : JSON.stringify(ids));
+    this.insertImage = compileRowInsert<Row>(db, 'images', IMAGE_COLUMNS);
   }
+
+  /** the INSERT of a new image row (create parsed and compiled it per call: ~7 % of a create's CPU) */
+  readonly insertImage;
+}
+
+/** Every column of an image row, in the order the compiled INSERT takes them. */
+const IMAGE_COLUMNS = [
+  'id', 'name', 'status', 'visibility', 'protected', 'os_hidden', 'disk_format', 'container_format', 'size', 'virtual_size',
+  'checksum', 'os_hash_algo', 'os_hash_value', 'min_disk', 'min_ram', 'owner', 'created_at', 'updated_at', 'writer_id',
+  'writer_node', 'writer_heartbeat_at', 'received_bytes',
+] as const satisfies readonly (keyof Row)[];
+// A column added to ImagesTable and not to the list above fails the build here.
+const everyImageColumn: Exclude<keyof Row, (typeof IMAGE_COLUMNS)[number]> extends never ? true : never = true;
+void everyImageColumn;
+
+/** A one-row INSERT compiled once: each call only lays the row's values out as parameters. */
+function compileRowInsert<R>(db: Db, table: 'images', columns: readonly (keyof R & string)[]): (row: R) => CompiledQuery<unknown> {
+  const marker = (c: string) => `\u0000column:${c}`;
+  const template = Object.fromEntries(columns.map((c) => [c, marker(c)]));
+  const compiled = db.insertInto(table).values(template as never).compile();
+  const order = compiled.parameters.map((p) => {
+    const column = columns.find((c) => marker(c) === p);
+    if (!column) throw new Error(`unexpected parameter in ${compiled.sql}`);
+    return column;
+  });
+  return (row) => ({ ...compiled, parameters: order.map((c) => row[c]) });
 }
 
 /** Properties, tags and locations of the images `where` selects, as DetailRows: tags by value, locations oldest first. */
@@ -166,10 +193,10 @@ function addDetail(to: Details, d: DetailRow): void {
 }
 
 export class ImagesRepo {
-  private readonly byId: ByIdQueries;
+  private readonly byId: CompiledQueries;
 
   constructor(private readonly db: Db) {
-    this.byId = new ByIdQueries(db);
+    this.byId = new CompiledQueries(db);
   }
 
   /** Inserts the image and returns it as a later read would (no second round of queries). */
@@ -201,7 +228,7 @@ export class ImagesRepo {
     };
     const tags = [...new Set(img.tags)].sort();
     await this.db.transaction().execute(async (trx) => {
-      await trx.insertInto('images').values(row).execute();
+      await trx.executeQuery(this.byId.insertImage(row));
       await this.insertProps(trx, img.id, img.properties);
       await this.insertTags(trx, img.id, tags);
     });

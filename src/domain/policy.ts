@@ -290,10 +290,13 @@ export class Policy {
  * an image shared with the caller's project, `member_id` is that project.
  */
 function normalize(target: PolicyTarget, ctx: RequestContext): PolicyTarget {
-  const t: PolicyTarget = { ...target };
-  if (t.project_id === undefined && 'owner' in t) t.project_id = t.owner;
-  if (t.member_id === undefined && typeof t.id === 'string' && t.visibility === 'shared' && ctx.projectId !== null && t.owner !== ctx.projectId) {
-    t.member_id = ctx.projectId;
-  }
+  const project = target.project_id === undefined && 'owner' in target;
+  const member = target.member_id === undefined && typeof target.id === 'string' && target.visibility === 'shared' && ctx.projectId !== null && target.owner !== ctx.projectId;
+  if (!project && !member) return target;
+  // A small object over the target (rules only read fields by name) instead of a copy: an image
+  // target carries every property, and one request checks several rules.
+  const t: PolicyTarget = Object.create(target);
+  if (project) t.project_id = target.owner;
+  if (member) t.member_id = ctx.projectId;
   return t;
 }
