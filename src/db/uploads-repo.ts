@@ -17,9 +17,11 @@ export interface UploadRecord {
   metadata: string | null;
   createdAt: string;
   expiresAt: string;
+  /** a request holds the upload's lock (its lease has not run out) */
+  locked?: boolean;
 }
 
-export type NewUpload = Omit<UploadRecord, 'offset' | 'states' | 'createdAt'>;
+export type NewUpload = Omit<UploadRecord, 'offset' | 'states' | 'createdAt' | 'locked'>;
 
 function toRecord(r: UploadsTable): UploadRecord {
   return {
@@ -36,6 +38,7 @@ function toRecord(r: UploadsTable): UploadRecord {
     metadata: r.metadata,
     createdAt: r.created_at,
     expiresAt: r.expires_at,
+    locked: r.locked_by !== null && r.locked_until !== null && r.locked_until > new Date().toISOString(),
   };
 }
 

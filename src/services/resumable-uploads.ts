@@ -149,15 +149,36 @@ export class ResumableUploads {
 
   /** HEAD: where the upload stands (404 to anyone who may not write its image, 410 once expired). */
   async status(id: string, ctx: RequestContext): Promise<UploadState> {
-    const { row } = await this.authorized(id, ctx);
+    let { row } = await this.authorized(id, ctx);
+    // A client asks right after its connection dropped, while the server may still be recording what
+    // arrived: wait a moment for that request to finish, so the offset answered is the one to resume from.
+    for (const until = Date.now() + SETTLE_MS; row.locked && Date.now() < until; ) {
+      await sleep(POLL_MS);
+      row = (await this.deps.repo.get(row.id)) ?? row;
+    }
     return this.state(row);
+  }
+
+  /**
+   * The upload's lock, waited for: a request that was cut is still recording
+   * what arrived (milliseconds), and a dead node's lease runs out within
+   * uploads.lockSeconds. Refusing at once would make the client send its body
+   * for nothing, and some clients (tus-js-client in Node) hang when a server
+   * answers before reading the body and then closes the connection.
+   */
+  private async acquire(id: string, holder: string): Promise<boolean> {
+    const until = Date.now() + this.lockMs + SETTLE_MS;
+    for (;;) {
+      if (await this.deps.repo.lock(id, holder, this.lockMs)) return true;
+      if (Date.now() >= until) return false;
+      await sleep(POLL_MS);
+    }
   }
 
   /** DELETE: the partial data removed, the claim released, the image queued again. */
   async terminate(id: string, ctx: RequestContext): Promise<void> {
     const { row } = await this.authorized(id, ctx);
-    const holder = randomUUID();
-    if (!(await this.deps.repo.lock(row.id, holder, this.lockMs))) throw new UploadLocked(row.id);
+    if (!(await this.acquire(row.id, randomUUID()))) throw new UploadLocked(row.id);
     await this.discard(row);
   }
 
@@ -174,9 +195,9 @@ export class ResumableUploads {
   async append(req: AppendRequest): Promise<UploadState> {
     const d = this.deps;
     const { row: seen, image } = await this.authorized(req.id, req.ctx);
-    if (req.offset !== seen.offset) throw offsetMismatch(seen.offset, req.offset);
+    if (req.offset !== seen.offset && !seen.locked) throw offsetMismatch(seen.offset, req.offset);
     const holder = randomUUID();
-    if (!(await d.repo.lock(seen.id, holder, this.lockMs))) {
+    if (!(await this.acquire(seen.id, holder))) {
       req.body.destroy();
       throw new UploadLocked(seen.id);
     }
@@ -357,6 +378,11 @@ export class ResumableUploads {
     };
   }
 }
+
+/** how long HEAD and DELETE wait for a request that is finishing, and PATCH beyond a lease */
+const SETTLE_MS = 3_000;
+const POLL_MS = 100;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function offsetMismatch(current: number, sent: number): ImagoError {
   return new ImagoError(409, `Upload-Offset ${sent} does not match the upload's offset ${current}; resume from byte ${current}.`, '', { 'Upload-Offset': String(current) });

@@ -11,8 +11,8 @@ import { createImage, startTestServer, TOKENS, type TestServer } from '../suppor
 import { pattern } from '../support/bytes.js';
 import type { PartialObjects } from '../../src/stores/store.js';
 
-/** Bytes uploaded; IMAGO_TUS_BYTES raises it (the issue's 1 GiB: 1073741824). */
-const SIZE = Number(process.env.IMAGO_TUS_BYTES ?? 256 * 1024 * 1024);
+/** Bytes uploaded (the issue's 1 GiB); IMAGO_TUS_BYTES changes it. */
+const SIZE = Number(process.env.IMAGO_TUS_BYTES ?? 1024 * 1024 * 1024);
 const CUTS = 10;
 
 /**
@@ -79,6 +79,15 @@ function upload(file: string, endpoint: string, imageId: string): Promise<void> 
       retryDelays: Array(40).fill(50),
       onError: reject,
       onSuccess: () => resolve(),
+      ...(process.env.IMAGO_TUS_DEBUG
+        ? {
+            onShouldRetry: (err: Error, attempt: number) => {
+              console.error('retry', attempt, err.message.slice(0, 300));
+              return true;
+            },
+            onChunkComplete: (_c: number, sent: number) => console.error('chunk', sent),
+          }
+        : {}),
     });
     u.start();
   });
