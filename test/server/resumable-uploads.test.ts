@@ -242,3 +242,41 @@ describe('resumable uploads (tus): protocol, claim, access, termination, expiry'
     assert.equal((await show(img.id)).status, 'queued');
   });
 });
+
+describe('resumable uploads (tus): quota and deleted images', () => {
+  let s: TestServer;
+  before(async () => {
+    s = await startTestServer({ config: { quotas: { enabled: true, defaults: { image_size_total: 2, image_stage_total: 2, image_count_total: 10, image_count_uploading: 5 } } } });
+  });
+  after(() => s.close());
+  const MiB = 1024 * 1024;
+  const create = (imageId: string, length: number) =>
+    s.req('POST', '/v2/uploads', { token: 'member', headers: { ...TUS, 'upload-length': String(length), 'upload-metadata': `image_id ${b64(imageId)}` } });
+  const patch = (url: string, offset: number, body: Buffer) =>
+    s.req('PATCH', url, { token: 'member', headers: { ...TUS, 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream' }, body });
+  const put = (id: string, body: Buffer) => s.req('PUT', `/v2/images/${id}/file`, { token: 'member', headers: { 'content-type': 'application/octet-stream' }, body });
+
+  test('an open upload counts its whole Upload-Length against image_size_total until it ends', async () => {
+    const img = await createImage(s, {}, 'member');
+    const created = await create(img.id, 1.5 * MiB);
+    assert.equal(created.status, 201, await created.clone().text());
+    const url = created.headers.get('location')!;
+    assert.equal((await patch(url, 0, pattern(100_000, 1))).status, 204);
+    const other = await createImage(s, {}, 'member');
+    assert.equal((await put(other.id, pattern(MiB, 2))).status, 413, '1.5 MiB reserved + 1 MiB > 2 MiB');
+    assert.equal((await create(other.id, MiB)).status, 413, 'a second upload does not fit either');
+    assert.equal((await s.req('DELETE', url, { token: 'member', headers: TUS })).status, 204);
+    assert.equal((await put(other.id, pattern(MiB, 2))).status, 204, 'terminated: the reservation is gone');
+  });
+
+  test('deleting the image ends its upload: 410 for its owner, the partial data removed by the sweep', async () => {
+    const img = await createImage(s, {}, 'member');
+    const url = (await create(img.id, 1000)).headers.get('location')!;
+    assert.equal((await patch(url, 0, pattern(500, 3))).status, 204);
+    assert.equal((await s.req('DELETE', `/v2/images/${img.id}`, { token: 'member' })).status, 204);
+    assert.ok((await s.rt.uploads!.sweep()) >= 1);
+    const dir = path.join(s.dataDir, 'images', '.partial');
+    assert.deepEqual(existsSync(dir) ? readdirSync(dir) : [], []);
+    assert.equal((await s.req('HEAD', url, { token: 'member', headers: TUS })).status, 404);
+  });
+});
