@@ -11,7 +11,7 @@ import type { Image } from '../domain/image.js';
 import type { Policy } from '../domain/policy.js';
 import type { InspectionPlugin } from '../import/inspection.js';
 import type { InspectionResult } from '../import/inspect/inspector.js';
-import type { HashPool } from '../stores/hash-pool.js';
+import type { HashPool, HashStates } from '../stores/hash-pool.js';
 import { MeteredStream, type ChunkTap } from '../stores/metered-stream.js';
 import type { StoreRegistry } from '../stores/registry.js';
 import type { Store } from '../stores/store.js';
@@ -151,8 +151,9 @@ export class ResumableUploads {
   async status(id: string, ctx: RequestContext): Promise<UploadState> {
     let { row } = await this.authorized(id, ctx);
     // A client asks right after its connection dropped, while the server may still be recording what
-    // arrived: wait a moment for that request to finish, so the offset answered is the one to resume from.
-    for (const until = Date.now() + SETTLE_MS; row.locked && Date.now() < until; ) {
+    // arrived (hashing it again, when it was the first request): wait for that request to finish, so the
+    // offset answered is the one to resume from. A dead node's lock makes this wait out its lease.
+    for (const until = Date.now() + this.lockMs + SETTLE_MS; row.locked && Date.now() < until; ) {
       await sleep(POLL_MS);
       row = (await this.deps.repo.get(row.id)) ?? row;
     }
@@ -226,7 +227,11 @@ export class ResumableUploads {
     const check = row.offset === 0 ? d.data.digestCheck(this.plan(row.target, image, store)) : undefined;
     const taps: ChunkTap[] = [...(inspection ? [inspection.tap] : []), ...(check?.taps ?? [])];
     const tooLarge = () => new PayloadTooLarge(`The request carries more bytes than the ${left} left of the upload's Upload-Length (${row.length}).`);
-    const meter = new MeteredStream(d.hashPool.open({ states: row.states }), left, tooLarge, taps);
+    // From offset 0 node's crypto hashes (2-3 × faster than hash-wasm, whose states can be saved): the
+    // common upload, sent whole in one request, costs what PUT /file costs. Only when that request ends
+    // short are its bytes hashed again, with hash-wasm, for the states a resume needs.
+    const fast = row.offset === 0;
+    const meter = new MeteredStream(d.hashPool.open(fast ? undefined : { states: row.states }), left, tooLarge, taps);
     const metered = pipeline(body, meter, () => {});
     let size: number;
     try {
@@ -235,12 +240,24 @@ export class ResumableUploads {
       if (!meter.writableFinished) meter.destroy();
     }
     const digests = await meter.digests();
-    if (size !== row.offset + meter.size || !digests.states) throw new Error(`upload ${row.id}: the partial object has ${size} bytes, the hashes saw ${row.offset + meter.size}`);
-    if (!(await d.repo.advance(row.id, holder, row.offset, size, digests.states, this.expiry()))) throw new Conflict(`Upload ${row.id} changed while this request wrote to it; ask for its offset (HEAD) and resume.`);
+    if (size !== row.offset + meter.size) throw new Error(`upload ${row.id}: the partial object has ${size} bytes, the hashes saw ${row.offset + meter.size}`);
+    if (size === row.length) {
+      // Complete: the states are not needed any more (the row goes with the commit).
+      return this.complete({ ...row, offset: size }, image, digests, fast ? { inspection: inspection ? inspection.finish(size) : null, check } : undefined);
+    }
+    const states = digests.states ?? (await this.statesOf(store, row.partialKey, size, signal));
+    if (!(await d.repo.advance(row.id, holder, row.offset, size, states, this.expiry()))) throw new Conflict(`Upload ${row.id} changed while this request wrote to it; ask for its offset (HEAD) and resume.`);
     await d.images.setReceived(image.id, row.writerId, size).catch(() => {});
-    const now: UploadRecord = { ...row, offset: size, states: digests.states };
-    if (size < row.length) return this.state(now);
-    return this.complete(now, image, digests, row.offset === 0 ? { inspection: inspection ? inspection.finish(size) : null, check } : undefined);
+    return this.state({ ...row, offset: size, states });
+  }
+
+  /** The hash-wasm states after the first `size` bytes of a partial object, read back (on the hash workers, as always). */
+  private async statesOf(store: Store, key: string, size: number, signal: AbortSignal): Promise<HashStates> {
+    const meter = new MeteredStream(this.deps.hashPool.open({}), size, () => new Conflict(`upload data ${key} grew while it was read`));
+    await pipelineAsync(size === 0 ? Readable.from([]) : await store.partial!.readPartial(key, size), meter, new Writable({ write: (_c, _e, cb) => cb() }), { signal });
+    const { states } = await meter.digests();
+    if (!states || meter.size !== size) throw new Error(`upload data ${key}: ${meter.size} of ${size} bytes could be read back`);
+    return states;
   }
 
   /**

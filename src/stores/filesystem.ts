@@ -78,6 +78,7 @@ export class FilesystemStore implements StoreDriver {
 
   readonly partial: PartialObjects = {
     appendPartial: (key, offset, source, opts) => this.appendPartial(key, offset, source, opts),
+    readPartial: (key, end) => this.readPartial(key, end),
     completePartial: (key, finalKey) => this.completePartial(key, finalKey),
     removePartial: (key) => this.removePartial(key),
   };
@@ -117,6 +118,16 @@ export class FilesystemStore implements StoreDriver {
       throw this.writeError(err);
     } finally {
       await handle.close().catch(() => {});
+    }
+  }
+
+  private async readPartial(key: string, end: number): Promise<Readable> {
+    try {
+      const handle = await open(this.partialPath(key), 'r');
+      return new FileRangeReader(handle, 0, end - 1, READ_CHUNK);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ObjectNotFound(key);
+      throw fsError(this.info.id, err);
     }
   }
 

@@ -126,6 +126,7 @@ export class GuardedStore implements Store {
     };
     return {
       appendPartial: (key, offset, source, opts = {}) => guarded([key], () => p.appendPartial(key, offset, source, opts), source, opts.signal),
+      readPartial: (key, end) => guarded([key], () => p.readPartial(key, end)),
       completePartial: (key, finalKey) => guarded([key, finalKey], () => p.completePartial(key, finalKey)),
       removePartial: (key) => guarded([key], () => p.removePartial(key)),
     };

@@ -44,6 +44,8 @@ export interface PartialObjects {
    * all), and ObjectNotFound when there is no partial object to append to.
    */
   appendPartial(key: string, offset: number, source: Readable, opts?: PutOptions): Promise<number>;
+  /** the first `end` bytes of the partial object `key` (a resume's hash states are computed from them) */
+  readPartial(key: string, end: number): Promise<Readable>;
   /** makes the partial object `key` the complete object `finalKey` (durable, as put) */
   completePartial(key: string, finalKey: string): Promise<PutResult>;
   /** removes the partial object `key` (idempotent) */
