@@ -15,6 +15,7 @@ import type { HashPool, HashStates } from '../stores/hash-pool.js';
 import { MeteredStream, type ChunkTap } from '../stores/metered-stream.js';
 import type { StoreRegistry } from '../stores/registry.js';
 import type { Store } from '../stores/store.js';
+import { ObjectNotFound } from '../stores/errors.js';
 import type { DigestCheck } from './digest-check.js';
 import type { ClaimedCommit, DataService, Written } from './image-data.js';
 import { targetOf, type ImageAccess } from './image-access.js';
@@ -236,6 +237,11 @@ export class ResumableUploads {
     let size: number;
     try {
       size = await store.partial.appendPartial(row.partialKey, row.offset, metered, { signal });
+    } catch (err) {
+      if (!(err instanceof ObjectNotFound)) throw err;
+      // The partial data is gone (removed by hand, or a crash between completing it and the commit): nothing to resume.
+      await this.discard(row).catch(() => {});
+      throw new Gone(`The data of upload ${row.id} is no longer in its store; create a new upload.`);
     } finally {
       if (!meter.writableFinished) meter.destroy();
     }

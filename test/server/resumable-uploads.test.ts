@@ -204,6 +204,19 @@ describe('resumable uploads (tus): protocol, claim, access, termination, expiry'
     assert.equal(shown.os_hash_value, hash('sha512', data));
   });
 
+  test('partial data that vanished from the store: 410, the claim released, the upload gone', async () => {
+    const img = await createImage(s);
+    const url = (await create(img.id, 1000)).headers.get('location')!;
+    assert.equal((await patch(url, 0, pattern(300, 4))).status, 204);
+    const { rmSync } = await import('node:fs');
+    rmSync(path.join(s.dataDir, 'images', '.partial', partials()[0]));
+    const res = await patch(url, 300, pattern(700, 4));
+    assert.equal(res.status, 410);
+    assert.match((await errorOf(res)).message, /create a new upload/);
+    assert.equal((await show(img.id)).status, 'queued');
+    assert.equal((await head(url)).status, 404);
+  });
+
   test('target stage, then glance-direct: the image becomes active with the staged bytes', async () => {
     const img = await createImage(s);
     const data = pattern(2 * 1024 * 1024 + 3, 12);
