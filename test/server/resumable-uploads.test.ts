@@ -293,3 +293,29 @@ describe('resumable uploads (tus): quota and deleted images', () => {
     assert.equal((await s.req('HEAD', url, { token: 'member', headers: TUS })).status, 404);
   });
 });
+
+describe('resumable uploads (tus): a store without partial objects', () => {
+  test('creating an upload for it answers 501 in the JSON body and claims nothing; the filesystem store next to it works', async () => {
+    const dir = (await import('../support/server.js')).makeDataDir();
+    const s = await startTestServer({
+      dataDir: dir,
+      config: { stores: [{ id: 'local', type: 'filesystem', path: path.join(dir, 'images'), description: 'disk' }, { id: 'mem', type: 'memory', description: 'in memory' }] },
+    });
+    try {
+      const img = await createImage(s);
+      const create = (store: string) =>
+        s.req('POST', '/v2/uploads', { headers: { ...TUS, 'upload-length': '10', 'upload-metadata': `image_id ${b64(img.id)},store ${b64(store)}` } });
+      const res = await create('mem');
+      assert.equal(res.status, 501);
+      const { error } = (await res.json()) as Json;
+      assert.equal(error.code, 501);
+      assert.match(error.message, /PUT \/file/);
+      assert.equal(((await (await s.req('GET', `/v2/images/${img.id}`)).json()) as Json).status, 'queued');
+      assert.equal((await create('nowhere')).status, 400, 'an unknown store is the client\'s mistake, as X-Image-Meta-Store');
+      assert.equal((await create('local')).status, 201);
+    } finally {
+      await s.close();
+      (await import('node:fs')).rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
