@@ -156,7 +156,10 @@ export class ResumableUploads {
     // offset answered is the one to resume from. A dead node's lock makes this wait out its lease.
     for (const until = Date.now() + this.lockMs + SETTLE_MS; row.locked && Date.now() < until; ) {
       await sleep(POLL_MS);
-      row = (await this.deps.repo.get(row.id)) ?? row;
+      const now = await this.deps.repo.get(row.id);
+      // the request it waited for completed the upload (or ended it): there is nothing left to resume
+      if (!now) throw uploadNotFound(id);
+      row = now;
     }
     return this.state(row);
   }

@@ -247,6 +247,18 @@ describe('resumable uploads (tus): protocol, claim, access, termination, expiry'
     assert.deepEqual(partials(), []);
   });
 
+  test('Upload-Length 0: the creation completes the upload, the image is active and empty', async () => {
+    const img = await createImage(s);
+    const res = await create(img.id, 0);
+    assert.equal(res.status, 201);
+    assert.equal(res.headers.get('upload-offset'), '0');
+    const shown = await show(img.id);
+    assert.equal(shown.status, 'active');
+    assert.equal(shown.size, 0);
+    assert.equal(shown.checksum, hash('md5', Buffer.alloc(0)));
+    assert.equal(shown.os_hash_value, hash('sha512', Buffer.alloc(0)));
+  });
+
   test('Upload-Length beyond the size cap: 413 at creation, nothing claimed', async () => {
     const img = await createImage(s);
     const res = await create(img.id, 1024 ** 4 + 1);
