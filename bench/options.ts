@@ -1,6 +1,6 @@
 import { GiB, MiB } from './stats.js';
 
-export const SCENARIOS = ['references', 'transfer', 'ranges', 'import', 'cache', 'concurrent', 'metadata', 'metadata-during-upload'] as const;
+export const SCENARIOS = ['references', 'transfer', 'ranges', 'import', 'cache', 'concurrent', 'metadata', 'metadata-during-upload', 'resumable'] as const;
 export type ScenarioId = (typeof SCENARIOS)[number];
 
 export interface Sizes {

@@ -31,6 +31,7 @@ import { evaluateTargets } from './targets.js';
 import { measureS3References, startBenchS3, type BenchS3 } from './s3.js';
 import { chunkedUploadsMemory } from './scenarios/chunked.js';
 import { cacheScenario } from './scenarios/cache.js';
+import { resumableUploads } from './scenarios/resumable.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -160,6 +161,10 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
     const { count, size } = sizes.concurrent;
     results.push(await runScenario(ctx, 'cache', `image cache: hit vs filesystem store (${formatBytes(small)}); ${count} concurrent downloads of an uncached ${formatBytes(size)}`, (r) =>
       cacheScenario(r, ctx, repoRoot, file, files.get(size), count, sizes.repeats)));
+  }
+  if (only.has('resumable')) {
+    const file = files.get(small);
+    results.push(await runScenario(ctx, 'resumable', `resumable upload (tus) vs PUT, ${formatBytes(small)}; a drop at 40 % resumed`, (r) => resumableUploads(r, api, file, name('resumable'), sizes.repeats)));
   }
   if (small !== sizes.busyUpload) files.drop(small);
 

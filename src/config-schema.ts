@@ -165,6 +165,12 @@ export const ConfigSchema = T.Object({
     prefetchIntervalSeconds: T.Number({ exclusiveMinimum: 0, maximum: 86_400, default: 5, description: 'how often the prefetcher looks for images queued by `PUT /v2/cache/{id}` (an image is taken once it has been queued this long)' }),
     prefetchConcurrency: int(1, 64, { default: 2, description: 'queued images the prefetcher reads into the cache at once' }),
   }, { ...closed, default: {} }),
+  uploads: T.Object({
+    resumable: T.Boolean({ default: true, description: 'resumable uploads (tus 1.0) at `/v2/uploads`, see [api.md](api.md#resumable-uploads-tus)' }),
+    expirySeconds: int(60, 365 * 86_400, { default: 86_400, description: 'an upload no byte reached for this long expires: its partial data is removed and the image goes back to `queued`' }),
+    lockSeconds: int(5, 3_600, { default: 30, description: 'lease of the lock one request holds on an upload while it appends; renewed while it writes, so it only runs out when a node dies' }),
+    sweepSeconds: int(1, 86_400, { default: 60, description: 'how often each node looks for expired uploads' }),
+  }, { ...closed, default: {}, description: 'resumable uploads (tus)' }),
   hashWorkers: int(1, 64, { default: 2, description: 'worker threads hashing image data' }),
   metrics: T.Object({
     enabled: T.Boolean({ default: false, description: 'Prometheus metrics on a listener of their own' }),

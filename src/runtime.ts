@@ -25,6 +25,8 @@ import { LocationService } from './services/locations.js';
 import { DataService } from './services/image-data.js';
 import { DurableCommits } from './services/durable-commits.js';
 import { StagingService } from './services/staging.js';
+import { ResumableUploads } from './services/resumable-uploads.js';
+import { UploadsRepo } from './db/uploads-repo.js';
 import { ImportService } from './services/import.js';
 import { TaskService } from './services/tasks.js';
 import { MemberService } from './services/members.js';
@@ -70,6 +72,8 @@ export interface Runtime {
   locations: LocationService;
   data: DataService;
   staging: StagingService;
+  /** resumable uploads (tus, /v2/uploads); absent when uploads.resumable is off */
+  uploads?: ResumableUploads;
   importService: ImportService;
   tasks: TaskService;
   memberService: MemberService;
@@ -148,6 +152,9 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   // Services, each after the ones it calls: data ← staging ← images; data, staging ← tasks ← import.
   const data = new DataService({ access, policy, stores, images, writers, hashPool, commits, quotas, inspection, cache, nodeId, config, log, events });
   const staging = new StagingService({ access, policy, images, stores, data, repo: stagingRepo, config, log });
+  const uploads = config.uploads.resumable
+    ? new ResumableUploads({ access, policy, images, repo: new UploadsRepo(db), stores, hashPool, data, staging, quotas, inspection, config, log })
+    : undefined;
   const tasks = new TaskService({ access, policy, images, tasksRepo, stores, staging, data, writers, quotas, inspection, filter, nodes, metrics, nodeId, dialect, config, log, events, protections });
   const locations = new LocationService({ access, images, stores, policy, data, tasks, nodeId, config });
   const imageService = new ImageService({ access, images, policy, writers, data, staging, quotas, config, locations, events, protections, cache });
@@ -178,16 +185,18 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
   const unwatchPolicy = watchPolicy({ config, policy, log });
 
   let stopHeartbeat: (() => Promise<void>) | undefined;
+  let stopUploadSweep: (() => Promise<void>) | undefined;
   let closing: Promise<void> | undefined;
   const drain = (reason = new ServiceUnavailable('The server is shutting down; retry the upload.')) => writers.abortAll(reason);
   return {
     config, log, nodeId, db, dialect, images, members, stagingRepo, stores, hashPool, auth, policy, writers, access,
-    imageService, locations, data, staging, importService, tasks, memberService, storeInfo, metadefs, recovery, quotas, inspection, metrics, health, events,
+    imageService, locations, data, staging, uploads, importService, tasks, memberService, storeInfo, metadefs, recovery, quotas, inspection, metrics, health, events,
     cache, prefetcher, cacheService,
     async start() {
       // Embedded SQLite: this process owns the data, so anything no record owns is an orphan to sweep.
       await recovery.recoverAtStart({ sweepOrphans: dialect === 'sqlite' });
       stopHeartbeat = await recovery.startHeartbeat();
+      stopUploadSweep = uploads?.startSweeping();
       tasks.start();
       prefetcher?.start();
     },
@@ -197,6 +206,7 @@ export async function createRuntime(config: Config, log: Logger = createLogger(c
         await drain();
         await tasks.stop();
         await stopHeartbeat?.();
+        await stopUploadSweep?.();
         // Closing the cache stops the fills, so the prefetches in flight end now rather than after whole images.
         const prefetching = prefetcher?.stop();
         await cache?.close();

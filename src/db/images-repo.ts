@@ -531,7 +531,12 @@ export class ImagesRepo {
 
   /** Images whose writer claim belongs to a process other than `liveNodes`. */
   async orphanedWriters(liveNodes: string[]): Promise<Pick<ImagesTable, 'id' | 'status' | 'writer_id'>[]> {
-    let q = this.db.selectFrom('images').select(['id', 'status', 'writer_id']).where('writer_id', 'is not', null);
+    // A claim a resumable upload row holds belongs to the row, not to a process: only its expiry releases it.
+    let q = this.db
+      .selectFrom('images')
+      .select(['id', 'status', 'writer_id'])
+      .where('writer_id', 'is not', null)
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('uploads as u').select('u.id').whereRef('u.writer_id', '=', 'images.writer_id'))));
     if (liveNodes.length) q = q.where('writer_node', 'not in', liveNodes);
     return q.execute();
   }

@@ -121,6 +121,30 @@ export interface QuotaReservationsTable {
   created_at: string;
 }
 
+/** A resumable upload in progress (migration 0007, db/uploads-repo.ts). */
+export interface UploadsTable {
+  id: string;
+  image_id: string;
+  /** the image's owner: quota and visibility are the image's */
+  project: string | null;
+  /** 'data' (the image's store) or 'stage' (staging, for glance-direct) */
+  target: string;
+  store_id: string;
+  partial_key: string;
+  /** the claim the upload holds: images.writer_id */
+  writer_id: string;
+  upload_length: number;
+  upload_offset: number;
+  md5_state: string | null;
+  sha512_state: string | null;
+  /** the Upload-Metadata header as the client sent it, echoed by HEAD */
+  metadata: string | null;
+  created_at: string;
+  expires_at: string;
+  locked_by: string | null;
+  locked_until: string | null;
+}
+
 export interface Database extends MetadefTables {
   images: ImagesTable;
   image_properties: ImagePropertiesTable;
@@ -131,4 +155,5 @@ export interface Database extends MetadefTables {
   tasks: TasksTable;
   nodes: NodesTable;
   quota_reservations: QuotaReservationsTable;
+  uploads: UploadsTable;
 }

@@ -15,6 +15,7 @@ import { installExpectContinue } from './expect-continue.js';
 import { registerImages } from './images.js';
 import { registerLocations } from './locations.js';
 import { registerImageData } from './image-data.js';
+import { registerUploads } from './uploads.js';
 import { registerTags } from './tags.js';
 import { registerSchemas } from './schemas.js';
 import { registerInfo } from './info.js';
@@ -40,7 +41,7 @@ const MEDIA_TYPE = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+
 export type Registrar = (app: FastifyInstance, rt: Runtime) => void;
 
 /** Extra resources registered by other modules (import, members, tasks, metadefs...). */
-export const registrars: Registrar[] = [registerVersions, registerHealth, registerSchemas, registerInfo, registerImages, registerLocations, registerImageData, registerTags, registerMembers, registerUsage, registerMetadefs, registerImport, registerTasks, registerStores, registerCache, registerConsole];
+export const registrars: Registrar[] = [registerVersions, registerHealth, registerSchemas, registerInfo, registerImages, registerLocations, registerImageData, registerUploads, registerTags, registerMembers, registerUsage, registerMetadefs, registerImport, registerTasks, registerStores, registerCache, registerConsole];
 
 export function buildApp(rt: Runtime, extra: Registrar[] = []): FastifyInstance {
   const prefixes = versionPrefixes({ cache: rt.config.cache.enabled });

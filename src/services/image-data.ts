@@ -61,8 +61,13 @@ export interface UploadRequest {
   expected?: ExpectedDigest[];
 }
 
-/** One claimed write (DataService.claimedWrite): what differs between an upload and a stage. */
-export interface ClaimedWrite {
+/**
+ * How a claimed write ends (DataService.commitClaimed / rollbackClaimed):
+ * what differs between an upload and a stage at the commit, shared by the
+ * one-request write (claimedWrite) and the resumable uploads, whose bytes
+ * arrive over many requests (services/resumable-uploads.ts).
+ */
+export interface ClaimedCommit {
   /** the image, already checked visible, permitted and queued */
   image: Image;
   /** the status the claim moves the image to from queued */
@@ -70,13 +75,6 @@ export interface ClaimedWrite {
   /** for the 410 and the logs: "uploaded", "staged" */
   doing: string;
   store: Store;
-  body: Readable;
-  cap: { bytes: number; error: (n: number) => Error };
-  expectedSize?: number;
-  /** the quota the bytes are charged to, and what is known of them in advance */
-  quota: Pick<WriterAdmission, 'resource' | 'bytes' | 'what'>;
-  /** before any byte is read, once the claim is held (staging drops what was staged before) */
-  prepare?(): Promise<void>;
   /** records the written data; false when the image is gone (410); throwing rolls back */
   commit(written: Written, inspection: InspectionResult | null, writerId: string): Promise<boolean>;
   /** undoes what commit recorded before it failed, ahead of the object's removal */
@@ -89,6 +87,17 @@ export interface ClaimedWrite {
   claimed?(): void;
   /** after a rollback, with the reason (notifications: a failed image.upload) */
   failed?(reason: unknown): void;
+}
+
+/** One claimed write (DataService.claimedWrite): the commit's parts, and the bytes of one request. */
+export interface ClaimedWrite extends ClaimedCommit {
+  body: Readable;
+  cap: { bytes: number; error: (n: number) => Error };
+  expectedSize?: number;
+  /** the quota the bytes are charged to, and what is known of them in advance */
+  quota: Pick<WriterAdmission, 'resource' | 'bytes' | 'what'>;
+  /** before any byte is read, once the claim is held (staging drops what was staged before) */
+  prepare?(): Promise<void>;
 }
 
 function gone(imageId: string, doing: string): Gone {
@@ -179,30 +188,42 @@ export class DataService {
     // As Glance: an unknown store is the client's mistake whatever the image (UnknownStore, 400, before 404).
     const store = this.deps.stores.named(req.storeId);
     const { image, membership } = await this.deps.access.getVisible(imageId, ctx);
-    this.deps.policy.enforce('upload_image', ctx, targetOf(image, membership), 'You are not permitted to upload data to this image.');
-    assertTransition(image.status, 'saving');
-    const missing = (['disk_format', 'container_format'] as const).filter((k) => !(k === 'disk_format' ? image.diskFormat : image.containerFormat));
-    if (missing.length) throw new BadRequest(`${missing.length > 1 ? 'Properties' : 'Property'} ${missing.join(', ')} must be set prior to saving data.`);
-    store.assertWritable();
+    await this.assertUploadable(image, ctx, membership, store);
     const cap = await this.uploadCap(image, ctx);
     const known = req.declaredSize ?? req.contentLength;
     if (known !== undefined && known > cap.bytes) throw cap.error(cap.bytes);
     const limit = req.declaredSize !== undefined && req.declaredSize < cap.bytes ? { bytes: req.declaredSize, error: () => sizeMismatch(req.declaredSize!, 'more') } : cap;
 
     await this.claimedWrite({
-      image,
-      to: 'saving',
-      doing: 'uploaded',
-      store,
+      ...this.uploadCommit(image, store, req.declaredSize),
       body: req.body,
       cap: limit,
       expectedSize: known,
       quota: { resource: 'image_size_total', bytes: known },
       expected: req.expected,
+    });
+  }
+
+  /** The checks of an upload before its claim (PUT /file, and a resumable upload's creation): the image and the store. */
+  async assertUploadable(image: Image, ctx: RequestContext, membership: Parameters<typeof targetOf>[1], store: Store): Promise<void> {
+    this.deps.policy.enforce('upload_image', ctx, targetOf(image, membership), 'You are not permitted to upload data to this image.');
+    assertTransition(image.status, 'saving');
+    const missing = (['disk_format', 'container_format'] as const).filter((k) => !(k === 'disk_format' ? image.diskFormat : image.containerFormat));
+    if (missing.length) throw new BadRequest(`${missing.length > 1 ? 'Properties' : 'Property'} ${missing.join(', ')} must be set prior to saving data.`);
+    store.assertWritable();
+  }
+
+  /** How an upload ends: the image active with its data, its digests and its inspection's verdict (PUT /file and resumable uploads). */
+  uploadCommit(image: Image, store: Store, declaredSize?: number): ClaimedCommit {
+    return {
+      image,
+      to: 'saving',
+      doing: 'uploaded',
+      store,
       claimed: () => this.deps.events.imagePrepared({ ...image, status: 'saving' }, store.info.id),
       failed: (reason) => this.deps.events.imageUploadFailed(image.id, (reason as Error)?.message ?? String(reason)),
       commit: async (written, inspection, writerId) => {
-        if (req.declaredSize !== undefined && req.declaredSize !== written.size) throw sizeMismatch(req.declaredSize, written.size);
+        if (declaredSize !== undefined && declaredSize !== written.size) throw sizeMismatch(declaredSize, written.size);
         const virtualSize = inspection ? acceptUploaded(image, inspection) : defaultVirtualSize(image.diskFormat, written.size);
         crashPoint('upload:before-commit');
         const committed = await this.deps.images.commitData(image.id, writerId, {
@@ -218,7 +239,7 @@ export class DataService {
         }
         return committed;
       },
-    });
+    };
   }
 
   /**
@@ -232,13 +253,7 @@ export class DataService {
    */
   async claimedWrite(w: ClaimedWrite): Promise<void> {
     const { image } = w;
-    this.deps.writers.assertOpen();
-    const writerId = randomUUID();
-    if (!(await this.deps.images.claimWriter(image.id, ['queued'], w.to, writerId, this.deps.nodeId))) {
-      const now = await this.deps.images.get(image.id);
-      if (!now) throw imageNotFound(image.id);
-      throw statusTransition(now.status, w.to);
-    }
+    const writerId = await this.claim(image, w.to);
     w.claimed?.();
     const controller = new AbortController();
     const signal = controller.signal;
@@ -249,7 +264,7 @@ export class DataService {
         await w.prepare?.();
         quota = await this.deps.quotas?.admitWriter({ owner: image.owner, imageId: image.id, writerId, ...w.quota });
         const inspection = this.deps.inspection?.start();
-        const check = DigestCheck.of([...expectedFromProperties(image.properties), ...(w.expected ?? [])]);
+        const check = this.digestCheck(w);
         written = await this.write(w.store, image.id, w.body, {
           cap: w.cap.bytes,
           tooLarge: w.cap.error,
@@ -258,25 +273,55 @@ export class DataService {
           taps: [receivedBytesTap(this.deps.images, image.id, writerId), ...(inspection ? [inspection.tap] : []), ...(check?.taps ?? [])],
           expectedSize: w.expectedSize,
         });
-        // before the commit: a mismatch leaves the image queued with nothing stored
-        check?.verify(written);
-        if (!(await w.commit(written, inspection ? inspection.finish(written.size) : null, writerId))) throw gone(image.id, w.doing);
+        await this.commitClaimed(w, writerId, written, inspection ? inspection.finish(written.size) : null, check);
       } catch (err) {
-        if (written) {
-          const location = written.location;
-          await w.undo?.(written).catch(() => {});
-          await w.store.delete(location).catch((e) => this.deps.log.warn({ err: e, location }, `could not remove the data of a failed write (${w.doing})`));
-        }
-        const released = await this.deps.images.releaseWriter(image.id, writerId, 'queued', w.resetOnRollback);
-        if (!released && !(await this.deps.images.exists(image.id))) throw gone(image.id, w.doing);
         // An abort (delete, shutdown) explains the failure better than the stream error it caused.
-        const reason = signal.aborted ? signal.reason : err;
-        w.failed?.(reason);
-        throw reason instanceof ImagoError ? reason : err;
+        await this.rollbackClaimed(w, writerId, written, signal.aborted ? signal.reason : err, err);
       } finally {
         await quota?.release().catch(() => {});
       }
     });
+  }
+
+  /** The claim of invariant 2: one compare-and-set, queued → `to`; 409 (or 404) when another writer or a status is in the way. */
+  async claim(image: Pick<Image, 'id'>, to: ImageStatus): Promise<string> {
+    this.deps.writers.assertOpen();
+    const writerId = randomUUID();
+    if (!(await this.deps.images.claimWriter(image.id, ['queued'], to, writerId, this.deps.nodeId))) {
+      const now = await this.deps.images.get(image.id);
+      if (!now) throw imageNotFound(image.id);
+      throw statusTransition(now.status, to);
+    }
+    return writerId;
+  }
+
+  /** The declared digests of a claimed write: the image's owner_specified properties and the request's own. */
+  digestCheck(c: Pick<ClaimedCommit, 'image' | 'expected'>): DigestCheck | undefined {
+    return DigestCheck.of([...expectedFromProperties(c.image.properties), ...(c.expected ?? [])]);
+  }
+
+  /** Verifies the declared digests (a mismatch leaves the image queued with nothing stored), then commits; 410 when the image is gone. */
+  async commitClaimed(c: ClaimedCommit, writerId: string, written: Written, inspection: InspectionResult | null, check: DigestCheck | undefined): Promise<void> {
+    check?.verify(written);
+    if (!(await c.commit(written, inspection, writerId))) throw gone(c.image.id, c.doing);
+  }
+
+  /**
+   * Invariant 3 for a claimed write that failed: what commit recorded undone,
+   * the object removed, the claim released (the image queued again); always
+   * throws: the reason, or 410 when the image was deleted meanwhile.
+   */
+  async rollbackClaimed(c: ClaimedCommit, writerId: string, written: Written | undefined, reason: unknown, cause: unknown = reason): Promise<never> {
+    const { image } = c;
+    if (written) {
+      const location = written.location;
+      await c.undo?.(written).catch(() => {});
+      await c.store.delete(location).catch((e) => this.deps.log.warn({ err: e, location }, `could not remove the data of a failed write (${c.doing})`));
+    }
+    const released = await this.deps.images.releaseWriter(image.id, writerId, 'queued', c.resetOnRollback);
+    if (!released && !(await this.deps.images.exists(image.id))) throw gone(image.id, c.doing);
+    c.failed?.(reason);
+    throw reason instanceof ImagoError ? reason : cause;
   }
 
   /** The most bytes this upload may carry: the image size cap or the owner's remaining quota, whichever is smaller. */

@@ -9,7 +9,8 @@ import type { StoreRegistry } from '../stores/registry.js';
 import { NotFound, PayloadTooLarge } from '../domain/errors.js';
 import { assertTransition } from '../domain/status.js';
 import type { InspectionResult } from '../import/inspect/inspector.js';
-import type { DataService, Written } from './image-data.js';
+import type { ClaimedCommit, DataService, Written } from './image-data.js';
+import type { Image } from '../domain/image.js';
 import { targetOf, type ImageAccess } from './image-access.js';
 import { crashPoint } from './crash-points.js';
 import type { ExpectedDigest } from '../domain/expected-digests.js';
@@ -65,23 +66,37 @@ export class StagingService {
     const d = this.deps;
     this.assertEnabled();
     const { image, membership } = await d.access.getVisible(req.imageId, req.ctx);
-    d.policy.enforce('modify_image', req.ctx, targetOf(image, membership), 'You are not permitted to stage data for this image.');
-    assertTransition(image.status, 'uploading');
+    this.assertStageable(image, req.ctx, membership);
     // The staging quota (image_stage_total) is charged while streaming; the size cap bounds every image.
     const cap = { bytes: d.config.imageSizeCap, error: (n: number) => new PayloadTooLarge(`The incoming image is too large: the limit is ${n} bytes (image_size_cap).`) };
     if (req.contentLength !== undefined && req.contentLength > cap.bytes) throw cap.error(cap.bytes);
 
     await d.data.claimedWrite({
-      image,
-      to: 'uploading',
-      doing: 'staged',
-      store: d.stores.staging,
+      ...this.stageCommit(image),
       body: req.body,
       cap,
       expectedSize: req.contentLength,
       quota: { resource: 'image_stage_total', bytes: req.contentLength, what: 'this stage' },
       expected: req.expected,
       prepare: () => this.discard(image.id),
+    });
+  }
+
+  /** The checks of a stage before its claim (PUT /stage, and a resumable upload's creation with target stage). */
+  assertStageable(image: Image, ctx: RequestContext, membership: Parameters<typeof targetOf>[1]): void {
+    this.assertEnabled();
+    this.deps.policy.enforce('modify_image', ctx, targetOf(image, membership), 'You are not permitted to stage data for this image.');
+    assertTransition(image.status, 'uploading');
+  }
+
+  /** How a stage ends: the staging record, and the image uploading with its staged size (PUT /stage and resumable uploads). */
+  stageCommit(image: Image): ClaimedCommit {
+    const d = this.deps;
+    return {
+      image,
+      to: 'uploading',
+      doing: 'staged',
+      store: d.stores.staging,
       commit: async (written, inspection, writerId) => {
         await this.record(image.id, written, inspection);
         // Glance shows the staged size at once; checksums wait for the import.
@@ -89,7 +104,7 @@ export class StagingService {
       },
       undo: (written) => d.repo.forget(image.id, written.location),
       resetOnRollback: { size: null },
-    });
+    };
   }
 
   /** Records (or replaces) what is staged for the image. */

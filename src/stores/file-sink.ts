@@ -19,6 +19,8 @@ export interface FileSinkOptions {
    * little left to do. 0 turns it off.
    */
   syncEveryBytes?: number;
+  /** the file offset of the first byte (resumable uploads append to a partial file); 0 by default */
+  position?: number;
 }
 
 /**
@@ -46,6 +48,7 @@ export class FileSink extends Writable {
     super({ highWaterMark: opts.highWaterMark ?? 256 * 1024 });
     this.batchBytes = opts.batchBytes ?? 512 * 1024;
     this.syncEveryBytes = opts.syncEveryBytes ?? 32 * 1024 * 1024;
+    this.position = this.syncedFrom = opts.position ?? 0;
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {

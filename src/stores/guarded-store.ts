@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { InvalidObjectKey, StoreError, StoreReadOnly, StoreUnavailable, isPlainKey, passesThrough } from './errors.js';
-import type { ByteRange, PutOptions, PutResult, Store, StoreDriver, StoreInfo } from './store.js';
+import type { ByteRange, PartialObjects, PutOptions, PutResult, Store, StoreDriver, StoreInfo } from './store.js';
 
 /**
  * The wrapper every driver sits behind (the registry builds no other kind of
@@ -103,6 +103,33 @@ export class GuardedStore implements Store {
     } catch (err) {
       throw this.typed(err);
     }
+  }
+
+  /** The driver's partial objects behind the same rules as put: read-only, plain keys, typed errors. */
+  get partial(): PartialObjects | undefined {
+    const p = this.driver.partial;
+    if (!p) return undefined;
+    const guarded = async <T>(keys: string[], work: () => Promise<T>, source?: Readable, signal?: AbortSignal): Promise<T> => {
+      try {
+        this.assertWritable();
+        for (const k of keys) this.assertKey(k);
+      } catch (err) {
+        source?.destroy();
+        throw err;
+      }
+      try {
+        return await work();
+      } catch (err) {
+        if (signal?.aborted && err === signal.reason) throw err;
+        throw this.typed(err);
+      }
+    };
+    return {
+      appendPartial: (key, offset, source, opts = {}) => guarded([key], () => p.appendPartial(key, offset, source, opts), source, opts.signal),
+      readPartial: (key, end) => guarded([key], () => p.readPartial(key, end)),
+      completePartial: (key, finalKey) => guarded([key, finalKey], () => p.completePartial(key, finalKey)),
+      removePartial: (key) => guarded([key], () => p.removePartial(key)),
+    };
   }
 
   /** Adoption needs a writable store whose driver adopts, and two drivers on the same medium. */

@@ -24,9 +24,26 @@ import { BLOCKS_PER_SESSION, BLOCK_SIZE, CONTROL_SLOTS, DONE, IDLE, LENGTHS, SUB
 export interface Digests {
   md5: string;
   sha512: string;
+  /** resumable sessions only: both hash states after the last byte, to continue from in a later session */
+  states?: HashStates;
 }
 
-type Listener = (m: { op: string; id: number; block?: number; algo?: string; hex?: string }) => void;
+/** md5 and sha512 states saved by hash-wasm (base64), as a resumable upload keeps them between requests. */
+export interface HashStates {
+  md5: string;
+  sha512: string;
+}
+
+/**
+ * A resumable session hashes with hash-wasm instead of node's crypto (whose
+ * state cannot be saved), from `states` when given, and reports its states
+ * with its digests.
+ */
+export interface ResumableHashing {
+  states?: HashStates;
+}
+
+type Listener = (m: { op: string; id: number; block?: number; algo?: string; hex?: string; state?: string }) => void;
 
 /** A session's shared memory: the ring of blocks and its control array. */
 interface RingBuffers {
@@ -77,7 +94,7 @@ export class HashPool {
   }
 
   /** Starts hashing one stream; md5 and sha512 land on different workers when there are two or more. */
-  open(): HashSession {
+  open(resumable?: ResumableHashing): HashSession {
     const id = this.nextId++;
     const a = this.workers[this.nextWorker++ % this.workers.length];
     const b = this.workers[this.nextWorker % this.workers.length];
@@ -85,7 +102,7 @@ export class HashPool {
     new Int32Array(buffers.control).fill(0);
     return new HashSession(id, a, b, this.listeners, buffers, (done) => {
       if (this.idleRings.length < MAX_IDLE_RINGS) this.idleRings.push(done);
-    });
+    }, resumable);
   }
 
   /** Rings kept for reuse (for tests). */
@@ -136,6 +153,7 @@ export class HashSession {
     private readonly listeners: Map<number, Listener>,
     private readonly buffers: RingBuffers,
     private readonly recycle: (buffers: RingBuffers) => void,
+    resumable?: ResumableHashing,
   ) {
     this.ring = buffers.ring;
     this.view = new Uint8Array(buffers.ring);
@@ -144,8 +162,9 @@ export class HashSession {
     listeners.set(id, (m) => this.onMessage(m));
     Atomics.store(this.control, IDLE, 1);
     Atomics.store(this.control, IDLE + 1, 1);
-    md5Worker.postMessage({ op: 'open', id, algo: 'md5', role: 0, ring: this.ring, control: this.control.buffer });
-    shaWorker.postMessage({ op: 'open', id, algo: 'sha512', role: 1, ring: this.ring, control: this.control.buffer });
+    const r = resumable ? { resumable: true } : {};
+    md5Worker.postMessage({ op: 'open', id, algo: 'md5', role: 0, ring: this.ring, control: this.control.buffer, ...r, state: resumable?.states?.md5 });
+    shaWorker.postMessage({ op: 'open', id, algo: 'sha512', role: 1, ring: this.ring, control: this.control.buffer, ...r, state: resumable?.states?.sha512 });
   }
 
   /** Copies `chunk` into the ring; resolves when it is accepted (immediately unless the ring is full). */
@@ -251,7 +270,9 @@ export class HashSession {
     return this.submitted - done < BLOCKS_PER_SESSION;
   }
 
-  private onMessage(m: { op: string; block?: number; algo?: string; hex?: string }): void {
+  private states: Partial<HashStates> = {};
+
+  private onMessage(m: { op: string; block?: number; algo?: string; hex?: string; state?: string }): void {
     if (m.op === 'done') {
       const w = this.waiter;
       this.waiter = undefined;
@@ -261,6 +282,8 @@ export class HashSession {
     } else if (m.op === 'digest') {
       if (m.algo === 'md5') this.digests.md5 = m.hex;
       else this.digests.sha512 = m.hex;
+      if (m.state) this.states[m.algo === 'md5' ? 'md5' : 'sha512'] = m.state;
+      if (this.states.md5 && this.states.sha512) this.digests.states = this.states as HashStates;
       if (this.digests.md5 && this.digests.sha512) this.finish?.resolve(this.digests as Digests);
       this.releasedBy();
     } else if (m.op === 'error') {

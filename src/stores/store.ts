@@ -29,6 +29,30 @@ export interface StoreInfo {
 }
 
 /**
+ * Partial objects, for resumable uploads (docs/api.md#resumable-uploads):
+ * bytes appended across requests under a key of their own, outside what
+ * list() and removeTemporary() see (a live upload row owns them, not a
+ * process); one becomes an object only through completePartial().
+ */
+export interface PartialObjects {
+  /**
+   * Writes `source` at `offset` of the partial object `key` (created when
+   * `offset` is 0). Whatever lies past `offset` is cut off first: bytes a
+   * killed process wrote after the last recorded offset. Resolves once the
+   * bytes are durable, with the partial object's size; on failure the
+   * partial object is cut back to `offset` (an append lands whole or not at
+   * all), and ObjectNotFound when there is no partial object to append to.
+   */
+  appendPartial(key: string, offset: number, source: Readable, opts?: PutOptions): Promise<number>;
+  /** the first `end` bytes of the partial object `key` (a resume's hash states are computed from them) */
+  readPartial(key: string, end: number): Promise<Readable>;
+  /** makes the partial object `key` the complete object `finalKey` (durable, as put) */
+  completePartial(key: string, finalKey: string): Promise<PutResult>;
+  /** removes the partial object `key` (idempotent) */
+  removePartial(key: string): Promise<void>;
+}
+
+/**
  * A driver: one backend (a directory, an S3 bucket, memory). Drivers are small
  * on purpose: every policy (hashing, size caps, status changes) lives above
  * them, and the rules every store keeps whatever its backend (read-only, key
@@ -76,6 +100,8 @@ export interface StoreDriver {
   medium?(): string | undefined;
   /** moves an object of `other` (same medium) into this store as `key` */
   adopt?(other: StoreDriver, location: string, key: string): Promise<PutResult>;
+  /** resumable uploads: the driver keeps partial objects (filesystem); absent when it cannot */
+  readonly partial?: PartialObjects;
   /** checks the backend at start: rejects with a plain Error when the store cannot work as configured, with StoreUnavailable when it is only unreachable now */
   open?(): Promise<void>;
   /** health: resolves when the store can serve reads (and writes, unless read-only); throws saying why not */
@@ -104,6 +130,8 @@ export interface Store {
   readonly size?: (location: string) => Promise<number>;
   list(): AsyncIterable<string>;
   removeTemporary(key?: string): Promise<number>;
+  /** partial objects for resumable uploads, when the driver keeps them (read-only, keys and error typing as put) */
+  readonly partial?: PartialObjects;
   /** true when this store can take over an object of `other` without copying bytes */
   canAdopt(other: Store): boolean;
   /** moves an object of `other` into this store as `key`; only when canAdopt(other) */

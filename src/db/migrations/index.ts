@@ -5,6 +5,7 @@ import * as m0003 from './0003_import.js';
 import * as m0004 from './0004_quota_reservations.js';
 import * as m0005 from './0005_progress.js';
 import * as m0006 from './0006_location_metadata.js';
+import * as m0007 from './0007_uploads.js';
 
 /**
  * Migrations are listed here rather than discovered on disk, so the compiled
@@ -17,6 +18,7 @@ const migrations: Record<string, Migration> = {
   '0004_quota_reservations': m0004,
   '0005_progress': m0005,
   '0006_location_metadata': m0006,
+  '0007_uploads': m0007,
 };
 
 export const migrationProvider: MigrationProvider = {
