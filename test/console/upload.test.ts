@@ -10,7 +10,7 @@ import type { Page } from 'playwright-core';
 import { CHUNK_BYTES } from '../../console/src/upload.js';
 import { pattern } from '../support/bytes.js';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { assertSameOrigin, chromiumMissing, clientFor, openConsole, screenshot, signInWithToken, type ConsoleBrowser } from './helpers.js';
+import { assertAccessible, assertSameOrigin, chromiumMissing, clientFor, openConsole, screenshot, signInWithToken, type ConsoleBrowser } from './helpers.js';
 
 /**
  * Uploads from the browser through tus (tus-js-client against /v2/uploads):
@@ -241,6 +241,7 @@ describe('console uploads (tus)', { skip }, () => {
     await offer.waitFor();
     const text = await offer.textContent() ?? '';
     await screenshot(again, 'upload-resume');
+    await assertAccessible(again, 'the upload page offering to resume');
     assert.match(text, /An upload of this file to lid-closed stopped at \d+ % \(.+ of 200 MiB are on the server\)/);
     const stored = Number((await s.req('HEAD', new URL(uploadUrl).pathname, { headers: { 'tus-resumable': '1.0.0' } })).headers.get('upload-offset'));
     assert.ok(stored >= 48 * MiB && stored < SIZE, `stored ${stored}`);
