@@ -18,7 +18,7 @@ import { assertAccessible, assertSameOrigin, chromiumMissing, clientFor, openCon
  * PATCHes of one chunk at contiguous offsets); connections the test cuts
  * mid-PATCH (tus-js-client resumes from the server's offset by itself, at
  * most one chunk sent again per cut); a tab closed mid-upload (choosing the same
- * file again offers to resume, and only the rest is sent); the plain PUT where
+ * file again offers to resume, and only the rest is sent); Cancel; the plain PUT where
  * resumable uploads are off.
  */
 const skip = chromiumMissing();
@@ -265,6 +265,35 @@ describe('console uploads (tus)', { skip }, () => {
     assert.equal(done2.os_hash_value, digest);
     assert.equal(await again.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tus::')).length), 0);
     await again.close();
+  });
+
+  test('Cancel terminates the upload: the server drops what arrived, the image is queued again, retry starts over', async () => {
+    let reached!: () => void;
+    const at32 = new Promise<void>((r) => { reached = r; });
+    const onRequest = (req: IncomingMessage) => {
+      if (req.method === 'PATCH' && Number(req.headers['upload-offset']) >= 32 * MiB) reached();
+    };
+    s.app.server.on('request', onRequest);
+    let url: string | null;
+    try {
+      await startUpload(page, 'cancelled');
+      await at32;
+      url = await uploadUrlIn(page);
+      await page.getByRole('button', { name: 'Cancel' }).click();
+    } finally {
+      s.app.server.off('request', onRequest);
+    }
+    await page.getByRole('alert').filter({ hasText: 'The upload was cancelled. The image is still queued.' }).waitFor();
+    const im = await imageNamed('cancelled');
+    assert.equal((await clientFor(s).getImage(im.id)).status, 'queued');
+    assert.ok(url);
+    assert.equal((await s.req('HEAD', new URL(url).pathname, { headers: { 'tus-resumable': '1.0.0' } })).status, 404, 'the upload is gone');
+    assert.equal(await uploadUrlIn(page), null, 'and forgotten by the page');
+    await page.getByRole('button', { name: 'Retry upload' }).click();
+    await done(page);
+    const after = await clientFor(s).getImage(im.id);
+    assert.equal(after.status, 'active');
+    assert.equal(after.os_hash_value, digest);
   });
 
   test('every request stayed on the origin', () => {
