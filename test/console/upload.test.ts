@@ -130,10 +130,25 @@ describe('console uploads (tus)', { skip }, () => {
       await page.getByLabel('Image file (or drop it here)').setInputFiles(file);
       assert.equal(await page.getByLabel('Name').inputValue(), 'big-disk.raw');
       await recordProgress(page);
+      // the page's JavaScript heap while it uploads (DevTools protocol): the file is never in it
+      const cdp = await b.context.newCDPSession(page);
+      let heapMax = 0;
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          const { usedSize } = await cdp.send('Runtime.getHeapUsage');
+          heapMax = Math.max(heapMax, usedSize);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
       const t0 = Date.now();
       await page.getByRole('button', { name: 'Create and upload' }).click();
       await done(page);
-      console.log(`# 200 MiB through tus in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${server.patches.length} PATCHes`);
+      sampling = false;
+      await sampler;
+      await cdp.detach();
+      console.log(`# 200 MiB through tus in ${((Date.now() - t0) / 1000).toFixed(1)} s, ${server.patches.length} PATCHes; the page's JS heap at most ${(heapMax / MiB).toFixed(1)} MiB`);
+      assert.ok(heapMax < 32 * MiB, `the page's JS heap stayed small (${(heapMax / MiB).toFixed(1)} MiB): the file is not read into memory`);
     } finally {
       server.stop();
     }
