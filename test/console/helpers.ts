@@ -100,11 +100,13 @@ export interface ConsoleBrowser {
   close(): Promise<void>;
 }
 
-export async function openConsole(opts: Parameters<typeof openContext>[1] = {}): Promise<ConsoleBrowser> {
+/** `signIn`: the page is signed in there with the admin token (signInWithToken) before it is returned. */
+export async function openConsole(opts: Parameters<typeof openContext>[1] & { signIn?: TestServer } = {}): Promise<ConsoleBrowser> {
   const browser = await launchChromium();
   try {
     const { context, requests } = await openContext(browser, opts);
     const page = await context.newPage();
+    if (opts.signIn) await signInWithToken(page, opts.signIn);
     return { browser, context, requests, page, close: async () => { await context.close(); await browser.close(); } };
   } catch (err) {
     await browser.close();

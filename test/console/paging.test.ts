@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { toContext } from '../../src/auth/context.js';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { assertAccessible, assertSameOrigin, chromiumMissing, type ConsoleBrowser, openConsole, signInWithToken } from './helpers.js';
+import { assertAccessible, assertSameOrigin, chromiumMissing, type ConsoleBrowser, openConsole } from './helpers.js';
 
 /**
  * 2,000 images: paging with `marker` forwards and back, filters, and the time
@@ -31,9 +31,8 @@ describe('console: thousands of images', { skip }, () => {
       }
     }));
     console.log(`# created ${COUNT} images in ${Date.now() - t0} ms`);
-    b = await openConsole();
+    b = await openConsole({ signIn: s });
     page = b.page;
-    await signInWithToken(page, s);
   });
   after(async () => {
     await b?.close();

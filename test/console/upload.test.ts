@@ -99,9 +99,8 @@ describe('console uploads (tus)', { skip }, () => {
     file = path.join(dir, 'big-disk.raw');
     digest = writePatternFile(file, SIZE);
     s = await startTestServer();
-    b = await openConsole();
+    b = await openConsole({ signIn: s });
     page = b.page;
-    await signInWithToken(page, s);
   });
   after(async () => {
     await b?.close();
@@ -329,8 +328,7 @@ describe('console uploads where resumable uploads are off', { skip }, () => {
 
   before(async () => {
     s = await startTestServer({ config: { uploads: { resumable: false } } });
-    b = await openConsole();
-    await signInWithToken(b.page, s);
+    b = await openConsole({ signIn: s });
   });
   after(async () => {
     await b?.close();
