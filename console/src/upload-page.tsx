@@ -1,10 +1,10 @@
-import { useRef, useState } from 'preact/hooks';
+import { useMemo, useRef, useState } from 'preact/hooks';
 import type { Image } from './api/client.js';
 import { ApiError } from './api/client.js';
-import { UploadError, XhrUploader, type UploadProgress, type Uploader } from './upload.js';
+import { TusUploader, UploadError, XhrUploader, type Interrupted, type UploadProgress } from './upload.js';
+import { ErrorNote, formatBytes, formatDuration, useLoad, type AppContext } from './ui.js';
 
 const LOST = 'The connection to the server was lost during the upload; nothing of it was kept. Retry sends the file again.';
-import { ErrorNote, formatBytes, formatDuration, useLoad, type AppContext } from './ui.js';
 
 const DISK = ['raw', 'qcow2', 'iso', 'vmdk', 'vdi', 'vhd', 'vhdx', 'ami', 'ari', 'aki', 'ploop'];
 const CONTAINER = ['bare', 'ovf', 'ova', 'aki', 'ari', 'ami', 'docker', 'compressed'];
@@ -47,6 +47,11 @@ function meta(form: HTMLFormElement): Record<string, string> {
   };
 }
 
+/** An interrupted upload of the chosen file, with its image, that the page offers to resume. */
+interface Resumable extends Interrupted {
+  image: Image;
+}
+
 export function UploadPage({ ctx }: { ctx: AppContext }) {
   const [file, setFile] = useState<File | null>(null);
   const [name, setName] = useState('');
@@ -56,9 +61,23 @@ export function UploadPage({ ctx }: { ctx: AppContext }) {
   const [error, setError] = useState<unknown>(null);
   const [dragging, setDragging] = useState(false);
   const [retryReady, setRetryReady] = useState(false);
+  const [resumable, setResumable] = useState<Resumable | null>(null);
   const abort = useRef<AbortController | null>(null);
-  const uploader: Uploader = new XhrUploader((id) => ctx.client.fileUrl(id), () => ctx.session.token);
+  const uploader = useMemo(() => {
+    const token = () => ctx.session.token;
+    return new TusUploader(new URL('/v2/uploads', location.href).href, token, new XhrUploader((id) => ctx.client.fileUrl(id), token));
+  }, [ctx]);
 
+  // A closed tab or a lost network left an upload of this file behind: offer to continue it.
+  const lookForInterrupted = async (f: File) => {
+    for (const u of await uploader.interrupted(f).catch(() => [])) {
+      const im = await ctx.client.getImage(u.imageId).catch(() => null);
+      if (im && (im.status === 'saving' || im.status === 'queued')) {
+        setResumable({ ...u, image: im });
+        return;
+      }
+    }
+  };
   const choose = (f: File | null | undefined) => {
     if (!f) return;
     setFile(f);
@@ -67,29 +86,39 @@ export function UploadPage({ ctx }: { ctx: AppContext }) {
     setState('idle');
     setProgress(null);
     setError(null);
+    setResumable(null);
+    void lookForInterrupted(f);
   };
   const send = async (target: Image, f: File) => {
     setState('uploading');
     setError(null);
+    setResumable(null);
     abort.current = new AbortController();
     setRetryReady(false);
     try {
       await uploader.upload(target.id, f, setProgress, abort.current.signal);
       setState('done');
     } catch (e) {
-      // Chromium re-sends an upload whose connection broke; the server, still rolling back the broken
-      // write, refuses the second one with 409: for the person it is the same lost connection.
+      setState('failed');
+      if (e instanceof UploadError && e.resumable) {
+        // the server keeps what arrived and holds the image for this upload: resume at once
+        setError(e);
+        setRetryReady(true);
+        return;
+      }
+      // The plain PUT (no resumable uploads here). Chromium re-sends an upload whose connection broke; the
+      // server, still rolling back the broken write, refuses the second one with 409: for the person it is
+      // the same lost connection.
       let interrupted = e instanceof UploadError && e.status === 0 && !(abort.current?.signal.aborted);
       if (e instanceof ApiError && e.status === 409) {
         // still held by the broken write, or already released by it: either way no one else wrote the image
         interrupted = await ctx.client.getImage(target.id).then((im) => ['saving', 'uploading', 'queued'].includes(im.status), () => false);
       }
       setError(interrupted ? new UploadError(LOST, 0) : e);
-      setState('failed');
       await waitQueued(target.id);
     }
   };
-  // After a broken upload the server rolls the write back and the image is queued again
+  // After a broken plain upload the server rolls the write back and the image is queued again
   // (a moment later, when the connection merely dropped); retry is offered once it is.
   const waitQueued = async (id: string) => {
     for (let i = 0; i < 120; i++) {
@@ -115,6 +144,12 @@ export function UploadPage({ ctx }: { ctx: AppContext }) {
       setState('failed');
     }
   };
+  const resume = (r: Resumable) => {
+    if (!file) return;
+    setImage(r.image);
+    void send(r.image, file);
+  };
+  const resumableFailure = error instanceof UploadError && error.resumable;
   const pct = progress && progress.total > 0 ? Math.floor((progress.loaded / progress.total) * 100) : 0;
   return (
     <>
@@ -130,6 +165,15 @@ export function UploadPage({ ctx }: { ctx: AppContext }) {
           <input id="file" type="file" onChange={(e) => choose((e.target as HTMLInputElement).files?.[0])} />
           {file && <p>{file.name} · {formatBytes(file.size)}</p>}
         </div>
+        {resumable && state === 'idle' && (
+          <div class="notice" role="status" data-testid="resumable">
+            <p>
+              An upload of this file to <a href={`#/images/${resumable.image.id}`}>{resumable.image.name ?? resumable.image.id}</a> stopped
+              at {Math.floor((resumable.offset / resumable.size) * 100)} % ({formatBytes(resumable.offset)} of {formatBytes(resumable.size)} are on the server).
+            </p>
+            <button type="button" onClick={() => resume(resumable)}>Resume upload</button>
+          </div>
+        )}
         <MetaFields name={name} onName={setName} disk={file ? guessDisk(file.name) : 'raw'} />
         <button type="submit" disabled={state === 'uploading' || !file}>Create and upload</button>
       </form>
@@ -143,7 +187,7 @@ export function UploadPage({ ctx }: { ctx: AppContext }) {
           </p>
           {state === 'uploading' && <button type="button" onClick={() => abort.current?.abort()}>Cancel</button>}
           {state === 'failed' && image && file && !retryReady && <p aria-live="polite">Waiting for the server to release the interrupted upload…</p>}
-          {state === 'failed' && image && file && retryReady && <button type="button" onClick={() => send(image, file)}>Retry upload</button>}
+          {state === 'failed' && image && file && retryReady && <button type="button" onClick={() => send(image, file)}>{resumableFailure ? 'Resume upload' : 'Retry upload'}</button>}
           {image && <p><a href={`#/images/${image.id}`}>Open the image page</a></p>}
         </section>
       )}

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { pattern } from '../support/bytes.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 import { serveFiles, type FileServer } from '../import/helpers.js';
-import { assertAccessible, assertSameOrigin, chromiumMissing, clientFor, launchChromium, openContext, screenshot, signInWithToken } from './helpers.js';
+import { assertAccessible, assertSameOrigin, chromiumMissing, clientFor, openConsole, type ConsoleBrowser, screenshot, signInWithToken } from './helpers.js';
 
 /**
  * The console in Debian's chromium against a real Imago: sign-in with a
@@ -21,9 +21,7 @@ const skip = chromiumMissing();
 describe('console in a browser', { skip }, () => {
   let s: TestServer;
   let web: FileServer;
-  let browser: Browser;
-  let context: BrowserContext;
-  let requests: string[];
+  let b: ConsoleBrowser;
   let page: Page;
   const webBytes = pattern(3 * 1024 * 1024 + 17, 7);
 
@@ -41,13 +39,11 @@ describe('console in a browser', { skip }, () => {
         ],
       },
     });
-    browser = await launchChromium();
-    ({ context, requests } = await openContext(browser));
-    page = await context.newPage();
+    b = await openConsole();
+    page = b.page;
   });
   after(async () => {
-    await context?.close();
-    await browser?.close();
+    await b?.close();
     await s?.close();
     await web?.close();
   });
@@ -170,9 +166,9 @@ describe('console in a browser', { skip }, () => {
     const api = clientFor(s, 'member');
     const im = await api.createImage({ name: 'shared-one', visibility: 'shared' });
     // as the owner (p1)
-    const owner = await context.browser()!.newContext();
+    const owner = await b.browser.newContext();
     const op = await owner.newPage();
-    owner.on('request', (r) => { requests.push(r.url()); });
+    owner.on('request', (r) => { b.requests.push(r.url()); });
     await signInWithToken(op, s, 'member');
     await op.goto(`${s.url}/console/#/images/${im.id}`);
     await op.getByLabel('Share with project (id)').fill('p2');
@@ -181,8 +177,8 @@ describe('console in a browser', { skip }, () => {
     await memberRow.getByText('pending').waitFor();
     await owner.close();
     // as p2: pending images are listed with member_status=pending, then accepted on the image page
-    const consumer = await context.browser()!.newContext();
-    consumer.on('request', (r) => { requests.push(r.url()); });
+    const consumer = await b.browser.newContext();
+    consumer.on('request', (r) => { b.requests.push(r.url()); });
     const cp = await consumer.newPage();
     await signInWithToken(cp, s, 'other');
     assert.equal(await cp.getByRole('row', { name: /shared-one/ }).count(), 0, 'a pending image is not in the default list');
@@ -288,7 +284,7 @@ describe('console in a browser', { skip }, () => {
   });
 
   test('no request left the console\'s origin', () => {
-    assert.ok(requests.length > 20, `${requests.length} requests seen`);
-    assertSameOrigin(requests, s.url);
+    assert.ok(b.requests.length > 20, `${b.requests.length} requests seen`);
+    assertSameOrigin(b.requests, s.url);
   });
 });

@@ -89,3 +89,27 @@ export async function assertAccessible(page: Page, what: string): Promise<void> 
   const summary = violations.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
   assert.deepEqual(summary, [], `axe-core found WCAG 2 AA violations on ${what}`);
 }
+
+/** One browser, one recording context (openContext) and a page in it: the setup of every browser test file. */
+export interface ConsoleBrowser {
+  browser: Browser;
+  context: BrowserContext;
+  /** every URL the context asked for (assertSameOrigin) */
+  requests: string[];
+  page: Page;
+  close(): Promise<void>;
+}
+
+/** `signIn`: the page is signed in there with the admin token (signInWithToken) before it is returned. */
+export async function openConsole(opts: Parameters<typeof openContext>[1] & { signIn?: TestServer } = {}): Promise<ConsoleBrowser> {
+  const browser = await launchChromium();
+  try {
+    const { context, requests } = await openContext(browser, opts);
+    const page = await context.newPage();
+    if (opts.signIn) await signInWithToken(page, opts.signIn);
+    return { browser, context, requests, page, close: async () => { await context.close(); await browser.close(); } };
+  } catch (err) {
+    await browser.close();
+    throw err;
+  }
+}

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { ApiError, ImagoClient } from '../../console/src/api/client.js';
 import { keystoneUnavailableReason, startKeystone, type Keystone } from '../support/keystone.js';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { assertAccessible, assertSameOrigin, chromiumMissing, launchChromium, openContext, screenshot } from './helpers.js';
+import { assertAccessible, assertSameOrigin, chromiumMissing, type ConsoleBrowser, openConsole, screenshot } from './helpers.js';
 
 /**
  * Keystone sign-in through the console: POST /console/api/login exchanges user
@@ -17,9 +17,7 @@ const skip = process.env.IMAGO_TEST_SKIP_KEYSTONE === '1' ? 'IMAGO_TEST_SKIP_KEY
 describe('console sign-in with Keystone', { skip }, () => {
   let ks: Keystone;
   let s: TestServer;
-  let browser: Browser;
-  let context: BrowserContext;
-  let requests: string[];
+  let b: ConsoleBrowser;
   let page: Page;
   let anon: ImagoClient;
 
@@ -32,13 +30,11 @@ describe('console sign-in with Keystone', { skip }, () => {
     assert.equal(res.status, 204, await res.text());
     s = await startTestServer({ config: { auth: { mode: 'keystone', keystone: ks.keystoneConfig() } } });
     anon = new ImagoClient(s.url, null);
-    browser = await launchChromium();
-    ({ context, requests } = await openContext(browser));
-    page = await context.newPage();
+    b = await openConsole();
+    page = b.page;
   });
   after(async () => {
-    await context?.close();
-    await browser?.close();
+    await b?.close();
     await s?.close();
     await ks?.stop();
   });
@@ -110,6 +106,6 @@ describe('console sign-in with Keystone', { skip }, () => {
   });
 
   test('the page never asked anyone but Imago (not even Keystone)', () => {
-    assertSameOrigin(requests, s.url);
+    assertSameOrigin(b.requests, s.url);
   });
 });

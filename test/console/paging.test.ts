@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { toContext } from '../../src/auth/context.js';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { assertAccessible, assertSameOrigin, chromiumMissing, launchChromium, openContext, signInWithToken } from './helpers.js';
+import { assertAccessible, assertSameOrigin, chromiumMissing, type ConsoleBrowser, openConsole } from './helpers.js';
 
 /**
  * 2,000 images: paging with `marker` forwards and back, filters, and the time
@@ -15,9 +15,7 @@ const name = (i: number) => `bulk-${String(i).padStart(4, '0')}`;
 
 describe('console: thousands of images', { skip }, () => {
   let s: TestServer;
-  let browser: Browser;
-  let context: BrowserContext;
-  let requests: string[];
+  let b: ConsoleBrowser;
   let page: Page;
 
   before(async () => {
@@ -33,14 +31,11 @@ describe('console: thousands of images', { skip }, () => {
       }
     }));
     console.log(`# created ${COUNT} images in ${Date.now() - t0} ms`);
-    browser = await launchChromium();
-    ({ context, requests } = await openContext(browser));
-    page = await context.newPage();
-    await signInWithToken(page, s);
+    b = await openConsole({ signIn: s });
+    page = b.page;
   });
   after(async () => {
-    await context?.close();
-    await browser?.close();
+    await b?.close();
     await s?.close();
   });
 
@@ -109,7 +104,7 @@ describe('console: thousands of images', { skip }, () => {
   });
 
   test('no request left the origin', () => {
-    assertSameOrigin(requests, s.url);
+    assertSameOrigin(b.requests, s.url);
   });
 });
 
