@@ -2,53 +2,16 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import * as tus from 'tus-js-client';
 import { makeDataDir, TOKENS } from '../support/server.js';
 import { createTestDatabase, postgresAvailable } from '../support/postgres.js';
 import { spawnImago, type ChildImago } from '../recovery/child.js';
 import { pattern } from '../support/bytes.js';
+import { startRelay, type Relay } from '../support/relay.js';
 
 const MiB = 1024 * 1024;
 type Json = Record<string, any>;
-
-/**
- * A relay in front of "the service" that a test can point at another node,
- * as a load balancer does when a node dies; `onBytes` sees the running count
- * of bytes sent towards the server.
- */
-async function switchingRelay(firstPort: number, onBytes: (total: number) => void): Promise<{ port: number; target(port: number): void; dropAll(): void; close(): void }> {
-  let port = firstPort;
-  let up = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(port, '127.0.0.1');
-    for (const sock of [client, upstream]) {
-      sockets.add(sock);
-      sock.on('close', () => sockets.delete(sock));
-      sock.on('error', () => {});
-    }
-    client.on('data', (chunk: Buffer) => {
-      up += chunk.length;
-      onBytes(up);
-    });
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const dropAll = () => {
-    for (const s of sockets) s.destroy();
-  };
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    target: (p) => (port = p),
-    dropAll,
-    close: () => {
-      dropAll();
-      server.close();
-    },
-  };
-}
 
 /**
  * Two Imago processes on one PostgreSQL database and one filesystem store:
@@ -78,19 +41,21 @@ describe('resumable uploads across two nodes', { timeout: Number(process.env.IMA
     const env = { IMAGO_NODE_TIMEOUT_SECONDS: '2' };
     let a: ChildImago | undefined;
     let b: ChildImago | undefined;
-    let relay: Awaited<ReturnType<typeof switchingRelay>> | undefined;
+    let relay: Relay | undefined;
     try {
       [a, b] = await Promise.all([spawnImago(dirs[0], { config, env }), spawnImago(dirs[1], { config, env })]);
       const created = await fetch(`${a.url}/v2/images`, { method: 'POST', headers: { 'x-auth-token': TOKENS.admin, 'content-type': 'application/json' }, body: JSON.stringify({ disk_format: 'raw', container_format: 'bare' }) });
       const id = ((await created.json()) as Json).id;
       let killing: Promise<void> | undefined;
-      relay = await switchingRelay(Number(new URL(a.url).port), (total) => {
-        if (killing || total < 40 * MiB) return;
-        // A dies in the middle of its PATCH; the balancer sends everything to B from now on.
-        killing = a!.kill9().then(() => {
-          relay!.target(Number(new URL(b!.url).port));
-          relay!.dropAll();
-        });
+      relay = await startRelay('127.0.0.1', Number(new URL(a.url).port), {
+        onClientBytes: (total) => {
+          if (killing || total < 40 * MiB) return;
+          // A dies in the middle of its PATCH; the balancer sends everything to B from now on.
+          killing = a!.kill9().then(() => {
+            relay!.retarget(Number(new URL(b!.url).port));
+            relay!.drop();
+          });
+        },
       });
       const { createReadStream } = await import('node:fs');
       if (process.env.IMAGO_TUS_DEBUG) setTimeout(() => console.error('A:\n' + a?.logs.slice(-30).join('\n') + '\nB:\n' + b?.logs.slice(-60).join('\n')), 60_000).unref();
@@ -117,7 +82,7 @@ describe('resumable uploads across two nodes', { timeout: Number(process.env.IMA
       if (process.env.IMAGO_TUS_DEBUG) console.error('A:\n' + a?.logs.slice(-40).join('\n') + '\nB:\n' + b?.logs.slice(-60).join('\n'));
       throw err;
     } finally {
-      relay?.close();
+      relay?.stop();
       await a?.kill9().catch(() => {});
       await b?.terminate().catch(() => {});
       await db.drop();

@@ -3,60 +3,17 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tus from 'tus-js-client';
 import { createImage, startTestServer, TOKENS, type TestServer } from '../support/server.js';
 import { pattern } from '../support/bytes.js';
+import { startRelay } from '../support/relay.js';
 import type { PartialObjects } from '../../src/stores/store.js';
 
 /** Bytes uploaded (the issue's 1 GiB); IMAGO_TUS_BYTES changes it. */
 const SIZE = Number(process.env.IMAGO_TUS_BYTES ?? 1024 * 1024 * 1024);
 const CUTS = 10;
-
-/**
- * A TCP relay that cuts every connection the moment the bytes sent through
- * it towards the server pass the next of `cuts` (request headers included),
- * as a bad network does mid-PATCH.
- */
-async function cuttingRelay(port: number, cuts: number[]): Promise<{ port: number; cutsDone: () => number; close(): void }> {
-  let up = 0;
-  let next = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(port, '127.0.0.1');
-    for (const sock of [client, upstream]) {
-      sockets.add(sock);
-      sock.on('close', () => sockets.delete(sock));
-      sock.on('error', () => {});
-    }
-    client.on('data', (chunk: Buffer) => {
-      up += chunk.length;
-      if (next < cuts.length && up >= cuts[next]) {
-        next++;
-        client.destroy();
-        upstream.destroy();
-        return;
-      }
-      if (!upstream.write(chunk)) {
-        client.pause();
-        upstream.once('drain', () => client.resume());
-      }
-    });
-    client.on('end', () => upstream.end());
-    upstream.pipe(client);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    cutsDone: () => next,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      server.close();
-    },
-  };
-}
 
 /** Counts the bytes the store appends to partial objects: each byte should be stored exactly once. */
 function countAppends(partial: PartialObjects): { stored: () => number } {
@@ -127,14 +84,23 @@ describe('resumable uploads with tus-js-client through a connection cut 10 times
   test(`${SIZE} bytes: the image ends active with the right digests, and no byte is stored twice`, { timeout: 600_000 }, async () => {
     const img = await createImage(s);
     const cuts = Array.from({ length: CUTS }, () => Math.floor(Math.random() * SIZE)).sort((a, b) => a - b);
-    const relay = await cuttingRelay(Number(new URL(s.url).port), cuts);
+    // The bad network: every connection is cut the moment the bytes sent through it pass the next cut.
+    let cutsDone = 0;
+    const relay = await startRelay('127.0.0.1', Number(new URL(s.url).port), {
+      onClientBytes: (total) => {
+        if (cutsDone < cuts.length && total >= cuts[cutsDone]) {
+          cutsDone++;
+          return 'cut';
+        }
+      },
+    });
     const counter = countAppends(s.rt.stores.named('local').driver.partial!);
     try {
       await upload(file, `http://127.0.0.1:${relay.port}/v2/uploads`, img.id);
     } finally {
-      relay.close();
+      relay.stop();
     }
-    assert.equal(relay.cutsDone(), CUTS, 'every cut happened');
+    assert.equal(cutsDone, CUTS, 'every cut happened');
     const shown = (await (await s.req('GET', `/v2/images/${img.id}`)).json()) as Record<string, any>;
     assert.equal(shown.status, 'active');
     assert.equal(shown.size, SIZE);
