@@ -27,9 +27,10 @@ import { metadataScenarios } from './scenarios/metadata.js';
 import { metadataDuringUpload } from './scenarios/busy.js';
 import { RANGE_SEED, rangedReads } from './scenarios/ranges.js';
 import { timedDownload, timedUpload, uploadWithCurl } from './scenarios/transfer.js';
-import { formatBytes, GiB } from './stats.js';
+import { formatBytes, GiB, seededRandom } from './stats.js';
 import { evaluateTargets } from './targets.js';
-import { measureS3References, startBenchS3, type BenchS3 } from './s3.js';
+import { measureS3References, S3_REFERENCE_RANGES, startBenchS3, type BenchS3 } from './s3.js';
+import { randomRanges } from './curl-ranges.js';
 import { chunkedUploadsMemory } from './scenarios/chunked.js';
 import { cacheScenario } from './scenarios/cache.js';
 import { resumableUploads } from './scenarios/resumable.js';
@@ -147,8 +148,9 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
     const s3 = ctx.s3;
     if (s3 && file) {
       results.push(await runScenario(ctx, 's3-references', `S3 references: the SDK alone (${formatBytes(small)})`, async (r) => {
-        const got = await measureS3References(r, s3, file, sizes.repeats);
-        if (refs) Object.assign(refs, { s3SdkPut: got.sdkPut, s3SdkGet: got.sdkGet });
+        const ranges = randomRanges(seededRandom(RANGE_SEED + 1), S3_REFERENCE_RANGES, file.size, sizes.rangeSize);
+        const got = await measureS3References(r, s3, file, sizes.repeats, ranges);
+        if (refs) Object.assign(refs, { s3SdkPut: got.sdkPut, s3SdkGet: got.sdkGet, s3SdkRanges: got.sdkRanges });
       }));
     }
   }
