@@ -65,12 +65,18 @@ const rows: Row[] = [
     const v = s?.figure?.value;
     return v === undefined ? '' : `${fmt(v)}${ratio(v, metric(s, 'ceilingPerSec'))}${r.references?.s3SdkRanges ? `; ${(v / r.references.s3SdkRanges).toFixed(2)}×` : ''}`;
   }],
+  ['ranged reads: server CPU ms per range (all nodes)', (r) => fmt(metric(byId(r, 'ranges'), 'serverCpuMsPerRange'), 2)],
   ['8 concurrent uploads: aggregate MiB/s (× hash floor), CPU-s/GiB', (r) => {
     const s = byId(r, 'concurrent-upload');
     return s?.figure ? `${fmt(s.figure.value)}${ratio(s.figure.value, hashFloor(r))}, ${fmt(metric(s, 'serverCpuSecondsPerGiB'), 1)}` : '';
   }],
   ['8 concurrent downloads: aggregate MiB/s', (r) => fmt(byId(r, 'concurrent-download')?.figure?.value)],
   ['metadata create / show / patch / delete per s', (r) => ['create', 'show', 'patch', 'delete'].map((k) => fmt(byId(r, `metadata-${k}`)?.figure?.value)).join(' / ')],
+  ['metadata: server CPU ms per create / show / patch / delete (all nodes)', (r) => ['create', 'show', 'patch', 'delete'].map((k) => {
+    const s = byId(r, `metadata-${k}`);
+    const ops = metric(s, 'operations');
+    return s?.serverCpu && ops ? fmt((s.serverCpu.processSeconds * 1000) / ops, 2) : '';
+  }).join(' / ')],
   ['list page of 1000: p99 ms', (r) => fmt(byId(r, 'metadata-list')?.figure?.value, 1)],
   ['peak RSS per node, MB', (r) => fmt(Math.max(0, ...r.scenarios.filter((s) => s.rss).map((s) => s.rss!.peakMB)))],
   ['haproxy CPU-s, whole run', (r) => {
