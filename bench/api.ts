@@ -8,8 +8,15 @@ export interface Target {
   token: string;
   /** pid of a server process on this machine, for RSS (local Imago only) */
   pid?: number;
+  /** every server process behind baseUrl when there are several (the nodes of `--nodes N`); pid is the first */
+  pids?: number[];
   /** true when the endpoint runs on this machine, so local references describe its limits */
   sameMachine: boolean;
+}
+
+/** The processes whose CPU and memory are the server's: the nodes of a cluster, or the one local server. */
+export function serverPids(t: Target): number | number[] | undefined {
+  return t.pids ?? t.pid;
 }
 
 export interface ApiResponse {

@@ -40,8 +40,30 @@ function runQueueWait(pid: number): number | undefined {
   }
 }
 
+/** One server process, or every node of a cluster (`--nodes`): their figures add up. */
+export type Pids = number | readonly number[];
+
+function each(pids: Pids): readonly number[] {
+  return typeof pids === 'number' ? [pids] : pids;
+}
+
 /** CPU time is what a scenario costs the server whatever else runs on the machine: steadier than rates on a shared box. */
-export function cpuTimes(pid: number): CpuTimes | undefined {
+export function cpuTimes(pids: Pids): CpuTimes | undefined {
+  let sum: CpuTimes | undefined;
+  for (const pid of each(pids)) {
+    const t = cpuTimesOf(pid);
+    if (!t) return undefined;
+    if (!sum) sum = t;
+    else {
+      sum.processSeconds += t.processSeconds;
+      sum.mainThreadSeconds += t.mainThreadSeconds;
+      sum.runQueueWaitSeconds = sum.runQueueWaitSeconds === undefined || t.runQueueWaitSeconds === undefined ? undefined : sum.runQueueWaitSeconds + t.runQueueWaitSeconds;
+    }
+  }
+  return sum;
+}
+
+function cpuTimesOf(pid: number): CpuTimes | undefined {
   const all = ticksOf(`/proc/${pid}/stat`);
   const main = ticksOf(`/proc/${pid}/task/${pid}/stat`);
   if (!Number.isFinite(all)) return undefined;
@@ -63,7 +85,17 @@ export type ThreadKind = 'eventLoop' | 'hashWorkers' | 'v8Platform' | 'libuvAndO
 export const THREAD_KINDS: ThreadKind[] = ['eventLoop', 'hashWorkers', 'v8Platform', 'libuvAndOther'];
 const V8_PLATFORM_THREADS = 5;
 
-export function cpuByKind(pid: number): Record<ThreadKind, number> | undefined {
+export function cpuByKind(pids: Pids): Record<ThreadKind, number> | undefined {
+  const out: Record<ThreadKind, number> = { eventLoop: 0, hashWorkers: 0, v8Platform: 0, libuvAndOther: 0 };
+  for (const pid of each(pids)) {
+    const one = cpuByKindOf(pid);
+    if (!one) return undefined;
+    for (const k of THREAD_KINDS) out[k] += one[k];
+  }
+  return out;
+}
+
+function cpuByKindOf(pid: number): Record<ThreadKind, number> | undefined {
   let tids: number[];
   try {
     tids = readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
@@ -115,7 +147,7 @@ export class CpuMeter {
   private started: CpuTimes | undefined;
   private startedByKind: Record<ThreadKind, number> | undefined;
   private readonly totalByKind: Record<ThreadKind, number> = { eventLoop: 0, hashWorkers: 0, v8Platform: 0, libuvAndOther: 0 };
-  constructor(private readonly pid: number | undefined) {}
+  constructor(private readonly pid: Pids | undefined) {}
 
   start(): void {
     this.started = this.pid ? cpuTimes(this.pid) : undefined;

@@ -27,6 +27,8 @@ export interface References {
   /** `--store s3`: the same SDK uploading the file (multipart, the server's part size and queue) and reading it back with one GetObject */
   s3SdkPut?: number;
   s3SdkGet?: number;
+  /** `--store s3`: ranged GetObjects (the ranged reads' size) per second, one after the other, the SDK alone */
+  s3SdkRanges?: number;
 }
 
 /** One core: the bench's main thread hashes the file (read from page cache in 1 MiB reads). */

@@ -44,6 +44,7 @@ export function scenarioTable(results: ScenarioResult[]): string {
 export function threadTable(results: ScenarioResult[], refs?: References): string {
   const hashFloor = refs?.md5 && refs.sha512 ? 1024 / refs.md5 + 1024 / refs.sha512 : undefined;
   const isUpload = (r: ScenarioResult) => r.id.startsWith('upload') || r.id === 'concurrent-upload' || r.id === 'import';
+  const balanced = results.some((r) => r.metrics.balancerCpuSeconds !== undefined);
   const rows = results.filter((r) => r.serverCpuByKind).map((r) => {
     const k = r.serverCpuByKind!;
     const perGiB = r.metrics.serverCpuSecondsPerGiB;
@@ -51,9 +52,12 @@ export function threadTable(results: ScenarioResult[], refs?: References): strin
     const upload = hashFloor && typeof perGiB === 'number' && isUpload(r);
     const toHash = upload ? `${(perGiB / hashFloor).toFixed(2)}×` : '';
     const toFloor = upload && typeof write === 'number' ? `${(perGiB / (hashFloor + write)).toFixed(2)}×` : '';
-    return [r.title, k.eventLoop, k.hashWorkers, k.v8Platform, k.libuvAndOther, typeof perGiB === 'number' ? perGiB : '', toHash, typeof write === 'number' ? write : '', toFloor];
+    const row: (string | number)[] = [r.title, k.eventLoop, k.hashWorkers, k.v8Platform, k.libuvAndOther, typeof perGiB === 'number' ? perGiB : '', toHash, typeof write === 'number' ? write : '', toFloor];
+    if (balanced) row.push(r.metrics.balancerCpuSeconds ?? '');
+    return row;
   });
   const head = ['scenario', 'event loop s', 'hash workers s', 'V8 platform (GC helpers) s', 'libuv pool + other s', 'CPU-s per GiB', 'to the hash floor', 'write floor CPU-s/GiB', 'to hash + write floor'];
+  if (balanced) head.push('haproxy s (not in the nodes\' figures)');
   return table(head, rows) + (hashFloor ? `
 hash floor: ${hashFloor.toFixed(2)} CPU-s per GiB (md5 + sha512 on one core, this run's references); write floor: dd bs=1M conv=fsync of the same bytes into the store directory, just before the scenario (bench/write-floor.ts)` : '');
 }

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Api, BenchFailure, type Target } from './api.js';
 import { makeDataFile, removeDataFile, type DataFile } from './files.js';
 import { startFlags, startImago, type LocalImago } from './imago-process.js';
+import { clusterSkipReason, startCluster, type BenchCluster } from './cluster.js';
 import { keystoneToken } from './keystone.js';
 import { measureWriteFloor } from './write-floor.js';
 import { describeMachine } from './machine.js';
@@ -26,9 +27,10 @@ import { metadataScenarios } from './scenarios/metadata.js';
 import { metadataDuringUpload } from './scenarios/busy.js';
 import { RANGE_SEED, rangedReads } from './scenarios/ranges.js';
 import { timedDownload, timedUpload, uploadWithCurl } from './scenarios/transfer.js';
-import { formatBytes, GiB } from './stats.js';
+import { formatBytes, GiB, seededRandom } from './stats.js';
 import { evaluateTargets } from './targets.js';
-import { measureS3References, startBenchS3, type BenchS3 } from './s3.js';
+import { measureS3References, S3_REFERENCE_RANGES, startBenchS3, type BenchS3 } from './s3.js';
+import { randomRanges } from './curl-ranges.js';
 import { chunkedUploadsMemory } from './scenarios/chunked.js';
 import { cacheScenario } from './scenarios/cache.js';
 import { resumableUploads } from './scenarios/resumable.js';
@@ -48,14 +50,54 @@ function isLoopback(url: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
 }
 
-async function openTarget(o: Options, workDir: string, profDir: string, s3?: BenchS3): Promise<{ target: Target; local?: LocalImago }> {
+/** The server(s) under test: a --target, one local Imago, or (--postgres / --nodes) local nodes sharing PostgreSQL, behind haproxy when several. */
+interface Opened {
+  target: Target;
+  local?: LocalImago;
+  cluster?: BenchCluster;
+  /** what the results file records as the server's configuration */
+  config?: Record<string, unknown>;
+  /** the filesystem store's directory (shared by the nodes of a cluster): where upload scenarios measure the write floor */
+  storeDir?: string;
+  describe: string;
+  stop(): Promise<void>;
+}
+
+async function openTarget(o: Options, workDir: string, profDir: string, s3?: BenchS3): Promise<Opened> {
   if (o.target) {
     const token = o.token ?? (await keystoneToken(o.keystone!));
-    return { target: { baseUrl: o.target, token, sameMachine: isLoopback(o.target), pid: isLoopback(o.target) ? o.serverPid : undefined } };
+    return { target: { baseUrl: o.target, token, sameMachine: isLoopback(o.target), pid: isLoopback(o.target) ? o.serverPid : undefined }, describe: `target ${o.target}`, stop: async () => {} };
   }
   const nodeArgs = [...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...o.serverNodeArgs];
+  if (o.postgres) {
+    const why = await clusterSkipReason(o.nodes);
+    if (why) throw new Error(`--nodes/--postgres cannot run here: ${why}`);
+    const cluster = await startCluster({ repoRoot, workDir, count: o.nodes, nodeArgs, s3 });
+    const nodes = cluster.nodes.map((n) => `${n.target.baseUrl} (pid ${n.target.pid}, log ${n.logFile})`).join('; ');
+    return {
+      target: cluster.target,
+      cluster,
+      config: cluster.config,
+      storeDir: cluster.storeDir,
+      describe: cluster.haproxy ? `haproxy ${cluster.target.baseUrl} (pid ${cluster.haproxy.pid}) → ${nodes}` : `Imago on PostgreSQL ${nodes}`,
+      stop: async () => {
+        const codes = await cluster.stop();
+        if (codes.some((c) => c !== 0)) console.error(`  note: the nodes exited with ${codes.join(', ')}; see their logs`);
+      },
+    };
+  }
   const local = await startImago({ repoRoot, workDir, nodeArgs, extraConfig: s3?.serverConfig });
-  return { target: local.target, local };
+  return {
+    target: local.target,
+    local,
+    config: local.config,
+    storeDir: o.store === 'filesystem' ? path.join(local.dataDir, 'images') : undefined,
+    describe: `Imago ${local.target.baseUrl} (pid ${local.target.pid}, log ${local.logFile})`,
+    stop: async () => {
+      const code = await local.stop();
+      if (code !== 0) console.error(`  note: Imago exited with ${code}; see ${local.logFile}`);
+    },
+  };
 }
 
 /** Server CPU per GiB moved, for a scenario whose whole window moved `bytes` (the thread table's ratio to the hash floor). */
@@ -106,8 +148,9 @@ async function scenarios(ctx: BenchContext, files: Files): Promise<{ results: Sc
     const s3 = ctx.s3;
     if (s3 && file) {
       results.push(await runScenario(ctx, 's3-references', `S3 references: the SDK alone (${formatBytes(small)})`, async (r) => {
-        const got = await measureS3References(r, s3, file, sizes.repeats);
-        if (refs) Object.assign(refs, { s3SdkPut: got.sdkPut, s3SdkGet: got.sdkGet });
+        const ranges = randomRanges(seededRandom(RANGE_SEED + 1), S3_REFERENCE_RANGES, file.size, sizes.rangeSize);
+        const got = await measureS3References(r, s3, file, sizes.repeats, ranges);
+        if (refs) Object.assign(refs, { s3SdkPut: got.sdkPut, s3SdkGet: got.sdkGet, s3SdkRanges: got.sdkRanges });
       }));
     }
   }
@@ -233,7 +276,7 @@ async function main(): Promise<number> {
   console.log(`Imago bench (${opts.quick ? 'quick' : 'full'}) on ${machine.nproc} × ${machine.cpuModel}, ${machine.memoryGiB} GiB; work dir ${workDir}`);
   if (Number((machine.loadAtStart as number[])[0]) > 0.5) console.log(`  note: load average is ${(machine.loadAtStart as number[])[0].toFixed(2)} at start: other work will skew the figures`);
 
-  let local: LocalImago | undefined;
+  let opened: Opened | undefined;
   let s3: BenchS3 | undefined;
   let results: ScenarioResult[] = [];
   let refs: References | undefined;
@@ -244,15 +287,13 @@ async function main(): Promise<number> {
       s3 = await startBenchS3();
       console.log(`  S3: Swift s3api at ${s3.swift.endpoint}, bucket ${s3.bucket}`);
     }
-    const opened = await openTarget(opts, workDir, profDir, s3);
-    local = opened.local;
-    console.log(local ? `  Imago ${local.target.baseUrl} (pid ${local.target.pid}, log ${local.logFile})` : `  target ${opened.target.baseUrl}`);
+    opened = await openTarget(opts, workDir, profDir, s3);
+    console.log(`  ${opened.describe}`);
     const api = new Api(opened.target);
     const filesDir = path.join(workDir, 'files');
     const files = new Files(filesDir);
     const ref = opened.target.sameMachine ? await startRefServer(filesDir) : undefined;
-    const storeDir = local && opts.store === 'filesystem' ? path.join(local.dataDir, 'images') : undefined;
-    const ctx: BenchContext = { api, target: opened.target, opts, workDir, runId: stamp.slice(0, 19), ref, s3, storeDir };
+    const ctx: BenchContext = { api, target: opened.target, opts, workDir, runId: stamp.slice(0, 19), ref, s3, storeDir: opened.storeDir, balancerPid: opened.cluster?.haproxy?.pid };
     try {
       ({ results, refs } = await scenarios(ctx, files));
     } finally {
@@ -265,10 +306,7 @@ async function main(): Promise<number> {
     fatal = (err as Error).message;
     console.error(`bench: ${fatal}`);
   } finally {
-    if (local) {
-      const code = await local.stop();
-      if (code !== 0) console.error(`  note: Imago exited with ${code}; see ${local.logFile}`);
-    }
+    await opened?.stop();
     await s3?.stop();
   }
 
@@ -290,7 +328,9 @@ async function main(): Promise<number> {
         mode: opts.quick ? 'quick' : 'full',
         store: opts.store,
         target: opts.target ?? `local Imago (node ${[...startFlags(repoRoot), 'dist/src/main.js'].join(' ')})`,
-        serverConfig: local?.config,
+        nodes: opts.nodes,
+        database: opts.postgres ? 'postgres' : opts.target ? undefined : 'sqlite',
+        serverConfig: opened?.config,
         sizes: opts.sizes,
         scenariosRequested: [...opts.only],
         machine,
@@ -305,7 +345,7 @@ async function main(): Promise<number> {
     ) + '\n',
   );
   console.log(`\n${targets.filter((t) => t.verdict === 'PASS').length} PASS, ${targets.filter((t) => t.verdict === 'MISS').length} MISS, ${targets.filter((t) => t.verdict === 'FAIL').length} FAIL; results in ${path.relative(process.cwd(), out)}`);
-  if (opts.cpuProf && local) console.log(`server CPU profile in ${path.relative(process.cwd(), profDir)} (summarize: node dist/bench/profile-summary.js <file>)`);
+  if (opts.cpuProf && opened && !opts.target) console.log(`server CPU profile in ${path.relative(process.cwd(), profDir)} (summarize: node dist/bench/profile-summary.js <file>)`);
   if (!ok) console.log(`FAILED: ${fatal ?? failed.map((r) => `${r.title}: ${r.note ?? r.checks.filter((c) => !c.ok).map((c) => `${c.name} (${c.detail})`).join(', ')}`).join('; ')}`);
   if (opts.keep) console.log(`work dir kept: ${workDir}`);
   cleanup();

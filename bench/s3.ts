@@ -2,13 +2,19 @@ import { createReadStream } from 'node:fs';
 import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { startSwift, type Swift } from '../test/support/swift.js';
 import type { DataFile } from './files.js';
+import type { ByteRange } from './curl-ranges.js';
 import type { Recorder } from './scenario.js';
 import { MiB, mibPerSec, now, round } from './stats.js';
 import { CpuMeter } from './cpu.js';
+import { S3Store } from '../src/stores/s3.js';
+import type { Recycling } from '../src/stores/file-range-reader.js';
+import type { S3StoreSettings } from '../src/config.js';
 
 /** Part size and parts in flight of the bench's S3 store: the server's defaults (docs/stores.md). */
 export const S3_PART_MIB = 8;
 export const S3_QUEUE = 4;
+/** Ranged GetObjects in the S3 references: enough for a rate; Swift here serves tens to a few hundred a second. */
+export const S3_REFERENCE_RANGES = 200;
 
 /**
  * `--store s3`: a Swift all-in-one with s3api (the test harness's, test/support/swift.ts) and one
@@ -91,8 +97,56 @@ async function sdkDownload(s3: BenchS3, key: string): Promise<{ mibs: number; by
   return { mibs: mibPerSec(bytes, (now() - t0) / 1000), bytes };
 }
 
+/**
+ * Ranged GetObjects one after the other on one kept-alive connection, each read to the end and its
+ * length checked: what the ranged reads scenario could reach if Imago added nothing. Ranges per second.
+ */
+async function sdkRanges(s3: BenchS3, key: string, ranges: ByteRange[]): Promise<{ perSec: number; wrong: number }> {
+  let wrong = 0;
+  const t0 = now();
+  for (const { start, end } of ranges) {
+    const res = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key, Range: `bytes=${start}-${end}` }));
+    let bytes = 0;
+    for await (const chunk of res.Body as AsyncIterable<Buffer>) bytes += chunk.length;
+    if (bytes !== end - start + 1) wrong++;
+  }
+  return { perSec: round(ranges.length / ((now() - t0) / 1000), 0), wrong };
+}
+
+/**
+ * Imago's S3 store driver alone (src/stores/s3.ts, in this process): put() of the file read in 64 KiB
+ * chunks, as a socket delivers an upload, then get() read to the end, each chunk recycled as the HTTP
+ * layer does. Next to the SDK alone, this is what the driver adds; next to the server's figures, what
+ * the rest of Imago (HTTP, hashing, the database) adds.
+ */
+async function storeAlone(s3: BenchS3, file: DataFile, key: string): Promise<{ putMiBps: number; getMiBps: number; putCpu: number; getCpu: number; bytes: number }> {
+  const settings = (s3.serverConfig.stores as { s3: S3StoreSettings }[])[0].s3;
+  const store = new S3Store({ id: 'bench-reference', description: '', readOnly: false }, settings);
+  try {
+    const cpu = process.cpuUsage();
+    const t0 = now();
+    const put = await store.put(key, createReadStream(file.path, { highWaterMark: 64 * 1024 }), { expectedSize: file.size });
+    const putSeconds = (now() - t0) / 1000;
+    const putCpu = process.cpuUsage(cpu);
+    const t1 = now();
+    const body = (await store.get(put.location)) as AsyncIterable<Buffer> & Partial<Recycling>;
+    let bytes = 0;
+    for await (const chunk of body) {
+      bytes += chunk.length;
+      body.recycle?.(chunk);
+    }
+    const getSeconds = (now() - t1) / 1000;
+    const getCpu = process.cpuUsage(cpu);
+    await store.delete(put.location);
+    const sec = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
+    return { putMiBps: mibPerSec(file.size, putSeconds), getMiBps: mibPerSec(bytes, getSeconds), putCpu: sec(putCpu), getCpu: sec(getCpu) - sec(putCpu), bytes };
+  } finally {
+    await store.close();
+  }
+}
+
 /** The S3 references, best of `repeats`, on the file the single upload and download scenarios move. */
-export async function measureS3References(r: Recorder, s3: BenchS3, file: DataFile, repeats: number): Promise<{ sdkPut: number; sdkGet: number }> {
+export async function measureS3References(r: Recorder, s3: BenchS3, file: DataFile, repeats: number, ranges: ByteRange[] = []): Promise<{ sdkPut: number; sdkGet: number; sdkRanges?: number }> {
   const key = `reference/${file.size}`;
   const puts: number[] = [];
   const gets: number[] = [];
@@ -105,6 +159,27 @@ export async function measureS3References(r: Recorder, s3: BenchS3, file: DataFi
     r.equal(`GetObject ${i + 1} bytes`, got.bytes, file.size);
     gets.push(got.mibs);
   }
+  const getCpu = new CpuMeter(process.pid);
+  getCpu.start();
+  const oneGet = await sdkDownload(s3, key);
+  getCpu.stop();
+  r.equal('GetObject (CPU run) bytes', oneGet.bytes, file.size);
+  const getPer = getCpu.per(file.size / (1024 * MiB));
+  if (getPer) r.metric('sdkGetCpuSecondsPerGiB', round(getPer.process, 2));
+  const alone = await storeAlone(s3, file, `reference-${file.size}-store`);
+  r.equal('store get() bytes', alone.bytes, file.size);
+  const gib = file.size / (1024 * MiB);
+  r.metric('storePutMiBps', alone.putMiBps);
+  r.metric('storePutCpuSecondsPerGiB', round(alone.putCpu / gib, 2));
+  r.metric('storeGetMiBps', alone.getMiBps);
+  r.metric('storeGetCpuSecondsPerGiB', round(alone.getCpu / gib, 2));
+  let rangesPerSec: number | undefined;
+  if (ranges.length) {
+    const got = await sdkRanges(s3, key, ranges);
+    r.equal('ranged GetObjects of the wrong length', got.wrong, 0);
+    rangesPerSec = got.perSec;
+    r.metric('sdkRangesPerSec', got.perSec);
+  }
   await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: key }));
   const sdkPut = Math.max(...puts);
   const sdkGet = Math.max(...gets);
@@ -114,5 +189,5 @@ export async function measureS3References(r: Recorder, s3: BenchS3, file: DataFi
   r.metric('runs', `put ${puts.map((x) => round(x)).join(', ')}; get ${gets.map((x) => round(x)).join(', ')}`);
   const per = cpu.per((file.size * repeats) / (1024 * MiB));
   if (per) r.metric('sdkPutCpuSecondsPerGiB', round(per.process, 2));
-  return { sdkPut, sdkGet };
+  return { sdkPut, sdkGet, sdkRanges: rangesPerSec };
 }

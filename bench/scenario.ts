@@ -1,5 +1,5 @@
 import { loadavg } from 'node:os';
-import type { Api, Target } from './api.js';
+import { serverPids, type Api, type Target } from './api.js';
 import type { Options } from './options.js';
 import type { RefServer } from './references.js';
 import { RssSampler, type RssPeak } from './rss.js';
@@ -51,6 +51,8 @@ export interface BenchContext {
   s3?: import('./s3.js').BenchS3;
   /** the local server's filesystem store directory: where the upload scenarios measure the kernel's write floor */
   storeDir?: string;
+  /** `--nodes N`: haproxy's pid, whose CPU each scenario reports apart from the nodes' */
+  balancerPid?: number;
 }
 
 /** What a scenario body uses to report: a figure, metrics, and checks (a failed check fails the scenario). */
@@ -89,10 +91,13 @@ export async function runScenario(ctx: BenchContext, id: string, title: string, 
   const timeoutMs = ctx.opts.sizes.scenarioTimeoutMs;
   const started = performance.now();
   const rec = new Recorder(result, started + timeoutMs);
-  const sampler = ctx.target.pid ? new RssSampler(ctx.target.pid) : undefined;
-  sampler?.start();
-  const cpuBefore = ctx.target.pid ? cpuTimes(ctx.target.pid) : undefined;
-  const byKindBefore = ctx.target.pid ? cpuByKind(ctx.target.pid) : undefined;
+  const pids = serverPids(ctx.target);
+  // RSS is per process (each node's own peak counts against the per-server target); CPU adds up over the nodes.
+  const samplers = pids === undefined ? [] : (typeof pids === 'number' ? [pids] : pids).map((p) => new RssSampler(p));
+  for (const s of samplers) s.start();
+  const cpuBefore = pids ? cpuTimes(pids) : undefined;
+  const balancerBefore = ctx.balancerPid ? cpuTimes(ctx.balancerPid) : undefined;
+  const byKindBefore = pids ? cpuByKind(pids) : undefined;
   const benchBefore = process.cpuUsage();
   let timer: NodeJS.Timeout | undefined;
   process.stdout.write(`  ${title} ... `);
@@ -113,9 +118,11 @@ export async function runScenario(ctx: BenchContext, id: string, title: string, 
   } finally {
     clearTimeout(timer);
   }
-  if (sampler) result.rss = sampler.stop();
-  if (ctx.target.pid) result.serverCpu = cpuSpent(cpuBefore, cpuTimes(ctx.target.pid));
-  const byKindAfter = ctx.target.pid ? cpuByKind(ctx.target.pid) : undefined;
+  if (samplers.length) result.rss = samplers.map((s) => s.stop()).reduce((a, b) => (b.peakMB > a.peakMB ? b : a));
+  if (pids) result.serverCpu = cpuSpent(cpuBefore, cpuTimes(pids));
+  const balancer = ctx.balancerPid ? cpuSpent(balancerBefore, cpuTimes(ctx.balancerPid)) : undefined;
+  if (balancer) result.metrics.balancerCpuSeconds = balancer.processSeconds;
+  const byKindAfter = pids ? cpuByKind(pids) : undefined;
   if (byKindBefore && byKindAfter) result.serverCpuByKind = Object.fromEntries(THREAD_KINDS.map((k) => [k, Math.round(Math.max(0, byKindAfter[k] - byKindBefore[k]) * 100) / 100])) as Record<ThreadKind, number>;
   const bench = process.cpuUsage(benchBefore);
   result.benchCpuSeconds = Math.round((bench.user + bench.system) / 1e4) / 100;

@@ -65,6 +65,8 @@ export function evaluateTargets(results: ScenarioResult[], refs: References | un
       add(`${d.title} from S3 ≥ 0.9 × GetObject`, d.id, refs?.s3SdkGet ? `≥ ${round(0.9 * refs.s3SdkGet)} MiB/s` : 'needs the S3 references', refs?.s3SdkGet && 0.9 * refs.s3SdkGet, 'atLeast',
         refs?.s3SdkGet ? `one GetObject stream ${refs.s3SdkGet} MiB/s` : undefined);
     }
+    add('ranged reads from S3 ≥ 0.9 × ranged GetObjects', 'ranges', refs?.s3SdkRanges ? `≥ ${round(0.9 * refs.s3SdkRanges)} ranges/s` : 'needs the S3 references', refs?.s3SdkRanges && 0.9 * refs.s3SdkRanges, 'atLeast',
+      refs?.s3SdkRanges ? `the SDK alone, one range after the other: ${refs.s3SdkRanges}/s` : undefined);
     const bound = chunkedBoundMB(opts.s3Bound.count);
     add(`RSS rise, ${opts.s3Bound.count} chunked uploads to S3 < ${opts.s3Bound.count} × (queueSize + 1) parts`, 's3-chunked-uploads', `< ${bound} MB`, bound, 'below');
   }

@@ -50,6 +50,7 @@ async function waitCached(api: Api, id: string, deadline: number): Promise<boole
  */
 export async function cacheScenario(r: Recorder, ctx: BenchContext, repoRoot: string, file: DataFile, concurrentFile: DataFile, count: number, repeats: number): Promise<void> {
   if (!ctx.target.sameMachine || ctx.opts.target) throw new Skip('needs a local Imago started with the cache on');
+  if (ctx.opts.nodes > 1) throw new Skip('the cache is per node: measured on one node (run without --nodes)');
   const workDir = path.join(ctx.workDir, 'cache-server');
   mkdirSync(workDir, { recursive: true });
   const metricsPort = await freePort();

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Api } from '../api.js';
+import { serverPids, type Api } from '../api.js';
 import { curl } from '../curl.js';
 import type { DataFile } from '../files.js';
 import type { Recorder } from '../scenario.js';
@@ -7,9 +7,14 @@ import { MiB, mibPerSec, now, round } from '../stats.js';
 import { S3_PART_MIB, S3_QUEUE } from '../s3.js';
 import { checkImageMatches } from './transfer.js';
 
-function rssMB(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1000 : 0;
+/** Resident memory of the server, MB: summed over the nodes of a cluster (the uploads spread over them). */
+function rssMB(pids: number | number[]): number {
+  let kb = 0;
+  for (const pid of typeof pids === 'number' ? [pids] : pids) {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    kb += m ? Number(m[1]) : 0;
+  }
+  return kb / 1000;
 }
 
 /** What `count` uploads of unknown length may hold in memory at most: (queueSize + 1) parts each (docs/stores.md). */
@@ -23,7 +28,7 @@ export function chunkedBoundMB(count: number): number {
  * before, sampled every 20 ms; the target compares it with (queueSize + 1) parts per upload.
  */
 export async function chunkedUploadsMemory(r: Recorder, api: Api, file: DataFile, count: number, namePrefix: string): Promise<void> {
-  const pid = api.target.pid;
+  const pid = serverPids(api.target);
   if (!pid) throw new Error('needs the local server (its RSS)');
   const ids: string[] = [];
   for (let i = 0; i < count; i++) ids.push((await api.createImage(`${namePrefix}-${i}`)).id);

@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { Client } from 'undici';
-import type { Api } from '../api.js';
+import { serverPids, type Api } from '../api.js';
 import { curlRanges, randomRanges, type ByteRange } from '../curl-ranges.js';
 import type { DataFile } from '../files.js';
 import type { Recorder } from '../scenario.js';
@@ -23,7 +23,7 @@ export async function rangedReads(r: Recorder, api: Api, imageId: string, file: 
   const url = api.url(`/v2/images/${imageId}/file`);
   await curlRanges(url, api.authHeaders(), ranges.slice(0, WARMUP), r.secondsLeft(), scratchDir);
   const timed = ranges.slice(WARMUP);
-  const cpu = new CpuMeter(api.target.pid);
+  const cpu = new CpuMeter(serverPids(api.target));
   cpu.start();
   const run = await curlRanges(url, api.authHeaders(), timed, r.secondsLeft(), scratchDir);
   cpu.stop();

@@ -1,4 +1,4 @@
-import type { Api } from '../api.js';
+import { serverPids, type Api } from '../api.js';
 import { curl, type CurlResult } from '../curl.js';
 import type { RefServer } from '../references.js';
 import type { DataFile } from '../files.js';
@@ -48,7 +48,7 @@ export async function checkDownloadMatches(r: Recorder, api: Api, imageId: strin
  */
 export async function timedUpload(r: Recorder, api: Api, file: DataFile, name: string, repeats: number): Promise<string> {
   const runs: { id: string; seconds: number }[] = [];
-  const cpu = new CpuMeter(api.target.pid);
+  const cpu = new CpuMeter(serverPids(api.target));
   for (let i = 0; i < repeats; i++) {
     const image = await api.createImage(`${name}-${i}`);
     cpu.start();
@@ -73,7 +73,7 @@ export async function timedUpload(r: Recorder, api: Api, file: DataFile, name: s
 export async function timedDownload(r: Recorder, api: Api, imageId: string, file: DataFile, repeats: number, ref?: RefServer): Promise<void> {
   const seconds: number[] = [];
   const ceiling: number[] = [];
-  const cpu = new CpuMeter(api.target.pid);
+  const cpu = new CpuMeter(serverPids(api.target));
   const refCpu = new CpuMeter(ref?.pid);
   for (let i = 0; i < repeats; i++) {
     cpu.start();

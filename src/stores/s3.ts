@@ -16,6 +16,7 @@ import { createS3Client, describeS3Error, isNotFound, s3Error, statusOf } from '
 import { planParts, type PartSizing } from './s3-parts.js';
 import { uploadStream } from './s3-upload.js';
 import { copyObject } from './s3-copy.js';
+import { S3ObjectReader } from './s3-object-reader.js';
 import type { ByteRange, PutOptions, PutResult, StoreDriver, StoreInfo } from './store.js';
 
 const MiB = 1024 * 1024;
@@ -30,6 +31,7 @@ export class StoreStartError extends ConfigError {}
  * (whatever address it reaches S3 by) resolves the same location, and no
  * secret ever lands in the database or an API response.
  *
+ * Reads come back in 1 MiB chunks the HTTP layer recycles (s3-object-reader.ts).
  * Writes stream through s3-upload.ts (multipart, constant memory); the
  * object exists under its key only once complete. Unfinished writes are
  * multipart uploads, which is what removeTemporary() sweeps.
@@ -145,7 +147,8 @@ export class S3Store implements StoreDriver {
       const out = await this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
       );
-      return out.Body as Readable;
+      // Regrouped into 1 MiB recycled chunks: the download path's cost per GiB, not per socket read (s3-object-reader.ts).
+      return new S3ObjectReader(out.Body as Readable);
     } catch (err) {
       throw this.error('GetObject', err, location);
     }

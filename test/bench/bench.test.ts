@@ -5,6 +5,9 @@ import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { REPO } from '../recovery/child.js';
 import { startTestServer, TOKENS } from '../support/server.js';
+import { postgresAvailable } from '../support/postgres.js';
+import { haproxySkipReason } from '../support/haproxy.js';
+import { parseOptions, UsageError } from '../../bench/options.js';
 
 /**
  * The benchmark itself keeps working: it starts, checks every answer and
@@ -12,7 +15,9 @@ import { startTestServer, TOKENS } from '../support/server.js';
  * benchmark, not by tests); only that nothing it checked was wrong.
  */
 interface Results {
-  scenarios: { id: string; status: string; checks: { name: string; ok: boolean }[] }[];
+  nodes?: number;
+  database?: string;
+  scenarios: { id: string; status: string; checks: { name: string; ok: boolean }[]; metrics: Record<string, unknown>; serverCpu?: unknown }[];
   targets: { verdict: string }[];
 }
 
@@ -54,4 +59,27 @@ test('npm run bench --target: the same scenarios against a running endpoint with
   } finally {
     await s.close();
   }
+});
+
+test('npm run bench --nodes 3: three nodes behind haproxy on PostgreSQL, every answer checked through the balancer', { timeout: 300_000, skip: haproxySkipReason() }, async (t) => {
+  if (!(await postgresAvailable())) return t.skip('no PostgreSQL server');
+  const { code, out, results } = await runBench(['--quick', '--nodes', '3', '--only', 'ranges']);
+  assert.equal(code, 0, out);
+  assert.equal(results.nodes, 3);
+  assert.equal(results.database, 'postgres');
+  assertAllChecked(results, ['ranges'], out);
+  const ranges = results.scenarios.find((x) => x.id === 'ranges')!;
+  assert.ok(ranges.serverCpu, 'the nodes\' CPU is measured');
+  assert.equal(typeof ranges.metrics.balancerCpuSeconds, 'number', 'haproxy\'s CPU is measured apart');
+  assert.match(out, /haproxy http:\/\/127\.0\.0\.1:\d+ \(pid \d+\) → (http:\/\/127\.0\.0\.1:\d+ \(pid \d+, log [^)]+\)(; )?){3}/);
+});
+
+test('bench options: --nodes and --postgres start local servers, so they refuse a --target', () => {
+  assert.equal(parseOptions(['--nodes', '3']).postgres, true);
+  assert.equal(parseOptions(['--postgres']).nodes, 1);
+  assert.throws(() => parseOptions(['--nodes', '9']), UsageError);
+  assert.throws(() => parseOptions(['--nodes', '3', '--target', 'http://127.0.0.1:9292', '--token', 'x']), UsageError);
+  assert.throws(() => parseOptions(['--postgres', '--target', 'http://127.0.0.1:9292', '--token', 'x']), UsageError);
+  // S3 ranges are Swift requests: fewer of them, so the scenario keeps its deadline
+  assert.ok(parseOptions(['--quick', '--store', 's3']).sizes.ranges <= 500);
 });

@@ -1,8 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
@@ -13,6 +11,7 @@ import { inspectDataDir, spawnImago, type ChildImago } from '../recovery/child.j
 import { md5, serveFiles, sha512, type FileServer } from '../import/helpers.js';
 import { pattern as payload } from '../support/bytes.js';
 import { waitFor } from '../support/wait.js';
+import { haproxySkipReason, startHaproxy, type Haproxy } from '../support/haproxy.js';
 
 /** Waits as the shared helper does, with room for a cluster on a busy machine (30 s unless told). */
 const settle = <T>(what: string, probe: () => Promise<T | undefined | false>, ms = 30_000) => waitFor(what, probe, ms);
@@ -20,16 +19,7 @@ import { ManualUpload } from '../server/image-data-helpers.js';
 
 const MiB = 1024 * 1024;
 type Json = Record<string, any>;
-const HAPROXY = '/usr/sbin/haproxy';
-const skip = swiftSkipReason() ?? (existsSync(HAPROXY) ? undefined : 'haproxy is not installed (apt-get install haproxy)');
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+const skip = swiftSkipReason() ?? haproxySkipReason();
 
 /**
  * Three stateless Imago nodes behind Debian's haproxy (round robin, checked
@@ -44,9 +34,8 @@ describe('three nodes behind haproxy on PostgreSQL and S3', { skip, concurrency:
   let s3: S3Client;
   let db: { url: string; drop(): Promise<void> };
   let web: FileServer;
-  let proxy: ChildProcess;
+  let proxy: Haproxy | undefined;
   let lb = '';
-  let statsUrl = '';
   const buckets: Record<'fast' | 'cheap' | 'staging', string> = { fast: '', cheap: '', staging: '' };
   const dirs: Record<string, string> = {};
   const nodes: Record<string, ChildImago | undefined> = {};
@@ -68,47 +57,8 @@ describe('three nodes behind haproxy on PostgreSQL and S3', { skip, concurrency:
     return nodes[name]!;
   }
 
-  function haproxyConfig(ports: Record<string, number>, front: number, stats: number): string {
-    const servers = Object.entries(ports).map(([n, p]) => `    server ${n} 127.0.0.1:${p} check inter 300ms fall 2 rise 1`).join('\n');
-    const pins = Object.keys(ports).map((n) => `    use-server ${n} if { req.hdr(x-test-node) -m str ${n} }`).join('\n');
-    return `global
-    maxconn 512
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 120s
-    timeout server 120s
-frontend image_api
-    bind 127.0.0.1:${front}
-    default_backend imago
-backend imago
-    balance roundrobin
-    option httpchk GET /healthcheck
-    http-check expect status 200
-${pins}
-${servers}
-listen stats
-    bind 127.0.0.1:${stats}
-    stats enable
-    stats uri /stats
-`;
-  }
-
-  /** haproxy's view of each server: UP, DOWN, MAINT... */
-  async function serverStates(): Promise<Record<string, string>> {
-    const csv = await (await fetch(`${statsUrl};csv`)).text();
-    const [head, ...rows] = csv.trim().split('\n');
-    const cols = head.replace(/^# /, '').split(',');
-    const out: Record<string, string> = {};
-    for (const row of rows) {
-      const f = row.split(',');
-      if (f[cols.indexOf('pxname')] === 'imago' && !['FRONTEND', 'BACKEND'].includes(f[cols.indexOf('svname')])) out[f[cols.indexOf('svname')]] = f[cols.indexOf('status')];
-    }
-    return out;
-  }
-
   async function waitState(name: string, state: RegExp): Promise<void> {
-    await settle(`haproxy to see node ${name} ${state}`, async () => state.test((await serverStates())[name] ?? ''), 30_000);
+    await proxy!.waitState(name, state, 30_000);
   }
 
   function call(method: string, p: string, opts: { json?: unknown; body?: Buffer; node?: string; headers?: Record<string, string>; base?: string } = {}): Promise<Response> {
@@ -198,23 +148,14 @@ listen stats
     };
     for (const n of ['a', 'b', 'c']) dirs[n] = makeDataDir();
     for (const n of ['a', 'b', 'c']) await startNode(n);
-    const front = await freePort();
-    const stats = await freePort();
-    lb = `http://127.0.0.1:${front}`;
-    statsUrl = `http://127.0.0.1:${stats}/stats`;
-    const cfg = path.join(haproxyDir, 'haproxy.cfg');
-    writeFileSync(cfg, haproxyConfig(ports, front, stats));
-    const check = spawnSync(HAPROXY, ['-c', '-f', cfg], { encoding: 'utf8' });
-    assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
-    proxy = spawn(HAPROXY, ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-    await settle('haproxy to listen', async () => (await serverStates().catch(() => ({}))) && (await fetch(`${lb}/healthcheck`).then((r) => r.status === 200, () => false)), 30_000);
-    for (const n of ['a', 'b', 'c']) await waitState(n, /^UP/);
+    proxy = await startHaproxy(ports, haproxyDir);
+    lb = proxy.url;
   });
 
   after(async () => {
     if (process.env.IMAGO_TEST_KEEP_LOGS) for (const [n, c] of Object.entries(nodes)) writeFileSync(path.join(process.env.IMAGO_TEST_KEEP_LOGS, `node-${n}.log`), (c?.logs ?? []).join('\n'));
     for (const w of heldWeb.splice(0)) w();
-    proxy?.kill('SIGTERM');
+    await proxy?.stop();
     for (const n of Object.values(nodes)) await n?.kill9().catch(() => {});
     await web?.close();
     await db?.drop();
