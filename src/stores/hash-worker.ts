@@ -4,7 +4,7 @@
  * hash-ring.ts). The pool's comment explains the protocol.
  */
 import { createHash } from 'node:crypto';
-import { createMD5, createSHA512, type IHasher } from 'hash-wasm';
+import type { IHasher } from 'hash-wasm';
 import { writeFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -90,6 +90,9 @@ function drain(m: Message, s: Session): void {
 
 /** A resumable session's hasher: hash-wasm, fresh or continuing from a saved state. */
 async function wasmHasher(algo: string, state: string | undefined): Promise<IHasher> {
+  // Loaded on the first resumable session only: hash-wasm carries every algorithm's module, which a
+  // worker that only ever hashes plain uploads (node's crypto) need not hold in memory.
+  const { createMD5, createSHA512 } = await import('hash-wasm');
   const h = algo === 'md5' ? await createMD5() : await createSHA512();
   if (state) h.load(Buffer.from(state, 'base64'));
   else h.init();
