@@ -1,6 +1,5 @@
-import { Readable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
-import type { Recycling } from '../stores/file-range-reader.js';
+import { RecyclingFileReader } from '../stores/file-range-reader.js';
 
 /** What a reader of a filling cache entry sees of the fill. */
 export interface FillProgress {
@@ -12,8 +11,6 @@ export interface FillProgress {
   onProgress(cb: () => void): void;
 }
 
-const PER_READER = 4;
-
 /**
  * Reads an image from the cache file a fill is still writing: bytes up to
  * `fill.written` are read from the file (positional reads on the fill's own
@@ -21,25 +18,21 @@ const PER_READER = 4;
  * reader waits for the fill when it has caught up. A reader therefore goes
  * at the speed of the store, or of its client when that is slower; the fill
  * does not wait for its readers, so memory stays at a few chunks per reader
- * (invariant 7). Chunks the consumer hands back through recycle() are reused
- * as FileRangeReader does. `release` is called once, when the reader ends or
+ * (invariant 7). Chunks come from RecyclingFileReader's reused buffers. The
+ * handle stays the fill's; `release` is called once, when the reader ends or
  * is destroyed.
  */
-export class FollowReader extends Readable implements Recycling {
-  private position = 0;
-  private readonly free: Buffer[] = [];
-  private readonly owned = new Set<ArrayBuffer>();
-  private readonly lent = new Set<ArrayBuffer>();
+export class FollowReader extends RecyclingFileReader {
   private released = false;
 
   constructor(
     private readonly fill: FillProgress,
-    private readonly handle: FileHandle,
+    handle: FileHandle,
     private readonly size: number,
-    private readonly chunkSize: number,
+    chunkSize: number,
     private readonly release: () => void,
   ) {
-    super({ highWaterMark: 1 });
+    super(handle, 0, chunkSize);
   }
 
   override _read(): void {
@@ -55,41 +48,15 @@ export class FollowReader extends Readable implements Recycling {
       });
       return;
     }
-    const buf = this.free.pop() ?? this.allocate();
-    const want = Math.min(available, buf.length);
-    this.handle.read(buf, 0, want, this.position).then(
-      ({ bytesRead }) => {
-        if (this.destroyed) return;
-        if (bytesRead === 0) {
-          this.destroy(new Error(`the cache file ended at ${this.position}, before the ${this.fill.written} bytes written`));
-          return;
-        }
-        this.position += bytesRead;
-        if (this.owned.has(buf.buffer as ArrayBuffer)) this.lent.add(buf.buffer as ArrayBuffer);
-        this.push(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
-      },
-      (err) => this.destroy(err),
-    );
-  }
-
-  recycle(chunk: Buffer): void {
-    const memory = chunk.buffer as ArrayBuffer;
-    if (!this.lent.delete(memory) || this.destroyed) return;
-    this.free.push(Buffer.from(memory, 0, this.chunkSize));
+    this.readChunk(available, () => new Error(`the cache file ended at ${this.position}, before the ${this.fill.written} bytes written`));
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    this.free.length = 0;
+    this.releaseBuffers();
     if (!this.released) {
       this.released = true;
       this.release();
     }
     cb(err);
-  }
-
-  private allocate(): Buffer {
-    const b = Buffer.allocUnsafeSlow(this.chunkSize);
-    if (this.owned.size < PER_READER) this.owned.add(b.buffer as ArrayBuffer);
-    return b;
   }
 }

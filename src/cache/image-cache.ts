@@ -9,6 +9,7 @@ import type { HashPool } from '../stores/hash-pool.js';
 import type { ByteRange } from '../stores/store.js';
 import { FileRangeReader, isRecycling } from '../stores/file-range-reader.js';
 import { FollowReader, type FillProgress } from './follow-reader.js';
+import { syncDir } from '../stores/filesystem.js';
 
 /** Opens the image's object in its store: the whole object, or `range` of it. */
 export type Opener = (range?: ByteRange) => Promise<Readable>;
@@ -412,14 +413,5 @@ async function writeAll(handle: FileHandle, chunk: Buffer, position: number): Pr
   while (off < chunk.length) {
     const { bytesWritten } = await handle.write(chunk, off, chunk.length - off, position + off);
     off += bytesWritten;
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const h = await open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
   }
 }

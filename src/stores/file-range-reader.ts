@@ -22,47 +22,41 @@ function release(b: Buffer): void {
 }
 
 /**
- * Reads bytes [start, end] of an open file in `chunkSize` reads. A plain
- * fs.ReadStream allocates a fresh buffer per read; at gigabytes per minute
- * that is tens of megabytes of garbage waiting for V8 to notice it, and a
- * thousand 1 MiB range requests are a thousand 1 MiB buffers. This stream
- * reuses buffers its consumer hands back through recycle() (the HTTP layer
- * does once the socket has taken a chunk), and passes them on to the next
- * reader when it ends. A consumer that never recycles simply gets fresh
- * buffers, as with fs. The handle is closed when the stream ends or is
- * destroyed.
+ * Reads a file in positional chunks into buffers that its consumer hands
+ * back through recycle() (the HTTP layer does once the socket has taken a
+ * chunk). A plain fs.ReadStream allocates a fresh buffer per read; at
+ * gigabytes per minute that is tens of megabytes of garbage waiting for V8
+ * to notice it, and a thousand 1 MiB range requests are a thousand 1 MiB
+ * buffers. Buffers go on to the next reader when one ends. A consumer that
+ * never recycles simply gets fresh buffers, as with fs. Subclasses say how
+ * much to read next (FileRangeReader: a range; the cache's FollowReader: what
+ * a fill has written so far).
  */
-export class FileRangeReader extends Readable implements Recycling {
-  private position: number;
+export abstract class RecyclingFileReader extends Readable implements Recycling {
+  protected position: number;
   private readonly free: Buffer[] = [];
   /** the buffers this reader may reuse, by their memory, and those of them lent to the consumer now */
   private readonly owned = new Map<ArrayBuffer, Buffer>();
   private readonly lent = new Set<ArrayBuffer>();
 
   constructor(
-    private readonly handle: FileHandle,
+    protected readonly handle: FileHandle,
     start: number,
-    private readonly end: number,
-    private readonly chunkSize: number,
+    protected readonly chunkSize: number,
   ) {
     // One chunk buffered ahead is enough: the socket holds the other.
     super({ highWaterMark: 1 });
     this.position = start;
   }
 
-  override _read(): void {
-    const left = this.end - this.position + 1;
-    if (left <= 0) {
-      this.push(null);
-      return;
-    }
+  /** Reads up to `want` (≤ chunkSize) bytes at the position and pushes them; `short()` is the error when the file has none there. */
+  protected readChunk(want: number, short: () => Error): void {
     const buf = this.free.pop() ?? this.allocate();
-    const want = Math.min(left, this.chunkSize);
-    this.handle.read(buf, 0, want, this.position).then(
+    this.handle.read(buf, 0, Math.min(want, this.chunkSize), this.position).then(
       ({ bytesRead }) => {
         if (this.destroyed) return;
         if (bytesRead === 0) {
-          this.destroy(new Error(`the file ended at ${this.position}, before byte ${this.end}`));
+          this.destroy(short());
           return;
         }
         this.position += bytesRead;
@@ -81,10 +75,9 @@ export class FileRangeReader extends Readable implements Recycling {
     else this.free.push(buf);
   }
 
-  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    // Buffers still lent come back through recycle() once the socket is done with them.
+  /** Hands the idle buffers on to the next reader (buffers still lent come back through recycle()). */
+  protected releaseBuffers(): void {
     for (const b of this.free.splice(0)) release(b);
-    this.handle.close().then(() => cb(err), () => cb(err));
   }
 
   private allocate(): Buffer {
@@ -92,5 +85,25 @@ export class FileRangeReader extends Readable implements Recycling {
     const b = reused ?? Buffer.allocUnsafeSlow(this.chunkSize);
     if (this.owned.size < PER_READER) this.owned.set(b.buffer as ArrayBuffer, b);
     return b;
+  }
+}
+
+/** Bytes [start, end] of an open file; the handle is closed when the stream ends or is destroyed. */
+export class FileRangeReader extends RecyclingFileReader {
+  constructor(handle: FileHandle, start: number, private readonly end: number, chunkSize: number) {
+    super(handle, start, chunkSize);
+  }
+
+  override _read(): void {
+    if (this.end - this.position + 1 <= 0) {
+      this.push(null);
+      return;
+    }
+    this.readChunk(this.end - this.position + 1, () => new Error(`the file ended at ${this.position}, before byte ${this.end}`));
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.releaseBuffers();
+    this.handle.close().then(() => cb(err), () => cb(err));
   }
 }

@@ -305,7 +305,8 @@ function deviceOf(dir: string): number | undefined {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
+/** fsyncs a directory, so that a rename or an unlink in it survives a power loss. */
+export async function syncDir(dir: string): Promise<void> {
   const h = await open(dir, 'r');
   try {
     await h.sync();
